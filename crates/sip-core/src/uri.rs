@@ -1,0 +1,190 @@
+//! SIP and SIPS URIs (RFC 3261 §19.1), enough to route on and to compare bindings (§19.1.4).
+
+use crate::header::{Param, find_param, parse_host_port};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scheme {
+    Sip,
+    Sips,
+    Tel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    /// Answered 416 (RFC 3261 §8.2.2.1).
+    #[error("Unsupported URI Scheme")]
+    UnsupportedScheme,
+    #[error("Malformed URI")]
+    Malformed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri {
+    pub scheme: Scheme,
+    /// userinfo user part, still %-escaped; for `tel:` the number.
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Vec<Param>,
+    /// `?h=v&...` text after the `?`, if any.
+    pub headers: Option<String>,
+}
+
+impl Uri {
+    pub fn parse(s: &str) -> Result<Uri, UriError> {
+        let (scheme, rest) = s.split_once(':').ok_or(UriError::Malformed)?;
+        let scheme = if scheme.eq_ignore_ascii_case("sip") {
+            Scheme::Sip
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            Scheme::Sips
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            Scheme::Tel
+        } else if !scheme.is_empty()
+            && scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            return Err(UriError::UnsupportedScheme);
+        } else {
+            return Err(UriError::Malformed);
+        };
+        if rest.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(UriError::Malformed);
+        }
+        if scheme == Scheme::Tel {
+            let end = rest.find(';').unwrap_or(rest.len());
+            let (num, params) = rest.split_at(end);
+            if num.is_empty() {
+                return Err(UriError::Malformed);
+            }
+            return Ok(Uri {
+                scheme,
+                user: Some(num.to_owned()),
+                host: String::new(),
+                port: None,
+                params: parse_uri_params(params)?,
+                headers: None,
+            });
+        }
+        let (rest, headers) = match rest.split_once('?') {
+            Some((r, h)) => (r, Some(h.to_owned())),
+            None => (rest, None),
+        };
+        // The user part may itself hold ';' (RFC 4475 semiuri), so find '@' first.
+        let (user, hostpart) = match rest.rfind('@') {
+            Some(at) => (Some(rest.get(..at).ok_or(UriError::Malformed)?), rest.get(at + 1..).unwrap_or("")),
+            None => (None, rest),
+        };
+        let user = match user {
+            Some(u) => {
+                let u = u.split_once(':').map_or(u, |(name, _password)| name);
+                if u.is_empty() {
+                    return Err(UriError::Malformed);
+                }
+                Some(u.to_owned())
+            }
+            None => None,
+        };
+        let end = hostpart.find(';').unwrap_or(hostpart.len());
+        let (hostport, params) = hostpart.split_at(end);
+        let (host, port) = parse_host_port(hostport).ok_or(UriError::Malformed)?;
+        Ok(Uri { scheme, user, host, port, params: parse_uri_params(params)?, headers })
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name).map(|p| p.value.as_deref().unwrap_or(""))
+    }
+
+    /// A string equal for URIs that RFC 3261 §19.1.4 calls equal, in the common cases: scheme and host compared
+    /// without case, user with case, the params that must match (user, ttl, method, maddr, transport) kept, others
+    /// dropped.
+    pub fn comparison_key(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+            Scheme::Tel => "tel",
+        };
+        let mut key = format!("{scheme}:");
+        if let Some(u) = &self.user {
+            key.push_str(&unescape(u));
+            key.push('@');
+        }
+        key.push_str(&self.host);
+        if let Some(p) = self.port {
+            key.push_str(&format!(":{p}"));
+        }
+        let mut kept: Vec<String> = self
+            .params
+            .iter()
+            .filter(|p| ["user", "ttl", "method", "maddr", "transport"].iter().any(|n| p.name.eq_ignore_ascii_case(n)))
+            .map(|p| format!(";{}={}", p.name.to_ascii_lowercase(), p.value.as_deref().unwrap_or("").to_ascii_lowercase()))
+            .collect();
+        kept.sort();
+        key.extend(kept);
+        key
+    }
+}
+
+fn parse_uri_params(s: &str) -> Result<Vec<Param>, UriError> {
+    let mut out = Vec::new();
+    for part in s.split(';').skip(1) {
+        if part.is_empty() {
+            return Err(UriError::Malformed);
+        }
+        let (name, value) = match part.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (part, None),
+        };
+        if name.is_empty() {
+            return Err(UriError::Malformed);
+        }
+        out.push(Param { name: name.to_owned(), value });
+    }
+    Ok(out)
+}
+
+/// Decodes %HH escapes; invalid escapes are kept as they are.
+pub fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_and_odd_uris() {
+        let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user.as_deref(), Some("user;par=u%40example.net"));
+        assert_eq!(u.host, "example.com");
+        let u = Uri::parse("sip:alice:secret@[2001:db8::1]:5070;transport=tcp?subject=x").unwrap();
+        assert_eq!(u.user.as_deref(), Some("alice"));
+        assert_eq!(u.port, Some(5070));
+        assert_eq!(u.param("transport"), Some("tcp"));
+        assert_eq!(Uri::parse("nobodyKnowsThisScheme:x"), Err(UriError::UnsupportedScheme));
+        assert!(Uri::parse("sip:").is_err());
+    }
+
+    #[test]
+    fn comparison_key_follows_equality_rules() {
+        let a = Uri::parse("sip:%61lice@EXAMPLE.com;transport=TCP;foo=1").unwrap();
+        let b = Uri::parse("SIP:alice@example.com;Transport=tcp").unwrap();
+        assert_eq!(a.comparison_key(), b.comparison_key());
+        let c = Uri::parse("sip:ALICE@example.com").unwrap();
+        assert_ne!(a.comparison_key(), c.comparison_key());
+    }
+}

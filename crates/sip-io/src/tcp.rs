@@ -1,0 +1,138 @@
+//! Stream connections: accept, read with the framer, write from a bounded queue, close when idle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use switchboard_sip_core::{Frame, StreamFramer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::{Flow, FlowId, Peer, Proto, Transport};
+
+/// Messages queued for one connection before further ones are dropped.
+const WRITE_QUEUE: usize = 256;
+
+pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener) {
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = t.shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tcp accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if t.flows.len() >= t.config.max_connections {
+            tracing::warn!(%addr, "connection limit reached; refusing");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (id, rx) = register_flow(&t, addr);
+        t.tracker.spawn(run_flow(t.clone(), stream, addr, id, rx));
+    }
+}
+
+fn register_flow(t: &Arc<Transport>, addr: SocketAddr) -> (FlowId, mpsc::Receiver<Vec<u8>>) {
+    let id = t.next_flow.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    t.flows.insert(id, Flow { tx });
+    t.flow_by_addr.insert(addr, id);
+    (id, rx)
+}
+
+/// Opens a connection to `addr` for a request or response whose flow is gone, and sends `first` on it.
+pub(crate) fn connect_and_send(t: Arc<Transport>, addr: SocketAddr, first: Vec<u8>) {
+    let tracker = t.tracker.clone();
+    tracker.spawn(async move {
+        let connect = tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr)).await;
+        let stream = match connect {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return tracing::debug!(%addr, error = %e, "tcp connect failed"),
+            Err(_) => return tracing::debug!(%addr, "tcp connect timed out"),
+        };
+        let _ = stream.set_nodelay(true);
+        let (id, rx) = register_flow(&t, addr);
+        if let Some(f) = t.flows.get(&id) {
+            let _ = f.tx.try_send(first);
+        }
+        run_flow(t, stream, addr, id, rx).await;
+    });
+}
+
+async fn run_flow(
+    t: Arc<Transport>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    id: FlowId,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut framer = StreamFramer::new(t.config.limits);
+    let mut buf = vec![0u8; 16 * 1024];
+    let peer = Peer { addr, proto: Proto::Tcp, flow: Some(id) };
+    let idle = t.config.tcp_idle;
+    loop {
+        let deadline = tokio::time::sleep(idle);
+        tokio::select! {
+            _ = t.shutdown.cancelled() => break,
+            _ = deadline => {
+                tracing::debug!(%addr, "tcp flow idle; closing");
+                break;
+            }
+            out = rx.recv() => match out {
+                Some(bytes) => if let Err(e) = wr.write_all(&bytes).await {
+                    tracing::debug!(%addr, error = %e, "tcp write failed");
+                    break;
+                },
+                None => break,
+            },
+            r = rd.read(&mut buf) => {
+                let n = match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                framer.push(buf.get(..n).unwrap_or_default());
+                let mut fatal = false;
+                while let Some(frame) = framer.next_frame() {
+                    match frame {
+                        Ok(Frame::Ping) => {
+                            // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
+                            if wr.write_all(b"\r\n").await.is_err() {
+                                fatal = true;
+                                break;
+                            }
+                        }
+                        Ok(Frame::Message(msg)) => {
+                            if let Some(inbound) = t.deliver(Ok(msg), peer) {
+                                if t.inbound.send(inbound).await.is_err() {
+                                    fatal = true;
+                                    break;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            // The stream cannot be re-synchronised after a framing error: answer and close.
+                            t.deliver(Err(e), peer);
+                            while let Ok(bytes) = rx.try_recv() {
+                                let _ = wr.write_all(&bytes).await;
+                            }
+                            fatal = true;
+                            break;
+                        }
+                    }
+                }
+                if fatal {
+                    break;
+                }
+            }
+        }
+    }
+    t.flows.remove(&id);
+    t.flow_by_addr.remove_if(&addr, |_, v| *v == id);
+    let _ = wr.shutdown().await;
+}
