@@ -1,0 +1,318 @@
+//! Customers, services and devices: the provisioned directory. Every write appends to the change log in the same
+//! transaction, so other nodes' caches learn about it by polling `changes_since`.
+
+use crate::backend::{SqlStore, WritePool, log_change, now_ms, with_pool};
+use crate::errors::WriteCtx;
+use crate::rows::{
+    CustomerRow, DeviceRow, ServiceRow, convert_all, device_columns, encode_list, service_columns,
+};
+use crate::{
+    Customer, Device, DeviceUpdate, Entity, NewDevice, NewService, Result, Service, StoreError,
+};
+
+const INSERT_SERVICE: &str = concat!(
+    "INSERT INTO services (customer_id, name, mode, region, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING ",
+    service_columns!()
+);
+
+const INSERT_DEVICE: &str = concat!(
+    "INSERT INTO devices (service_id, name, auth_id, realm, ha1_md5, ha1_sha256, ha1_sha512_256, caller_id, \
+     call_types, max_contacts, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
+    device_columns!()
+);
+
+const UPDATE_DEVICE: &str = concat!(
+    "UPDATE devices SET name = $2, realm = $3, ha1_md5 = $4, ha1_sha256 = $5, ha1_sha512_256 = $6, \
+     caller_id = $7, call_types = $8, max_contacts = $9, updated_at = $10 WHERE id = $1 RETURNING ",
+    device_columns!()
+);
+
+impl SqlStore {
+    pub(crate) async fn create_customer(&self, name: &str) -> Result<Customer> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let row: CustomerRow = sqlx::query_as(
+                "INSERT INTO customers (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
+            )
+            .bind(name)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| WriteCtx::new("customer", &[("name", name)]).error(e))?;
+            let customer = Customer::from(row);
+            log_change!(tx, Entity::Customer, customer.id, now);
+            tx.commit().await?;
+            Ok(customer)
+        })
+    }
+
+    pub(crate) async fn customer_by_name(&self, name: &str) -> Result<Option<Customer>> {
+        with_pool!(self, pool => {
+            let row: Option<CustomerRow> =
+                sqlx::query_as("SELECT id, name, created_at FROM customers WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.map(Customer::from))
+        })
+    }
+
+    pub(crate) async fn list_customers(&self) -> Result<Vec<Customer>> {
+        with_pool!(self, pool => {
+            let rows: Vec<CustomerRow> = sqlx::query_as("SELECT id, name, created_at FROM customers ORDER BY id")
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().map(Customer::from).collect())
+        })
+    }
+
+    pub(crate) async fn create_service(&self, new: &NewService) -> Result<Service> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let row: ServiceRow = sqlx::query_as(INSERT_SERVICE)
+                .bind(new.customer_id)
+                .bind(&new.name)
+                .bind(new.mode.as_str())
+                .bind(&new.region)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| {
+                    WriteCtx::new("service", &[("name", &new.name)]).parent("customer", new.customer_id).error(e)
+                })?;
+            let service = Service::try_from(row)?;
+            log_change!(tx, Entity::Service, service.id, now);
+            tx.commit().await?;
+            Ok(service)
+        })
+    }
+
+    pub(crate) async fn service_by_name(&self, name: &str) -> Result<Option<Service>> {
+        with_pool!(self, pool => {
+            let row: Option<ServiceRow> =
+                sqlx::query_as(concat!("SELECT ", service_columns!(), " FROM services WHERE name = $1"))
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(Service::try_from).transpose()
+        })
+    }
+
+    pub(crate) async fn service(&self, id: i64) -> Result<Option<Service>> {
+        with_pool!(self, pool => {
+            let row: Option<ServiceRow> =
+                sqlx::query_as(concat!("SELECT ", service_columns!(), " FROM services WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(Service::try_from).transpose()
+        })
+    }
+
+    pub(crate) async fn list_services(&self, customer_id: Option<i64>) -> Result<Vec<Service>> {
+        with_pool!(self, pool => {
+            let rows: Vec<ServiceRow> = sqlx::query_as(concat!(
+                "SELECT ", service_columns!(), " FROM services WHERE ($1 IS NULL OR customer_id = $1) ORDER BY id"
+            ))
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await?;
+            convert_all(rows)
+        })
+    }
+
+    /// All or nothing: the first failing row rolls back the whole batch (the transaction is dropped uncommitted).
+    pub(crate) async fn create_devices(&self, new: &[NewDevice]) -> Result<Vec<Device>> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let mut created = Vec::with_capacity(new.len());
+            for d in new {
+                let row: DeviceRow = sqlx::query_as(INSERT_DEVICE)
+                    .bind(d.service_id)
+                    .bind(&d.name)
+                    .bind(&d.auth_id)
+                    .bind(&d.credentials.realm)
+                    .bind(&d.credentials.ha1_md5)
+                    .bind(&d.credentials.ha1_sha256)
+                    .bind(&d.credentials.ha1_sha512_256)
+                    .bind(&d.caller_id)
+                    .bind(encode_list(&d.call_types))
+                    .bind(d.max_contacts)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| device_ctx(&d.auth_id, &d.name, Some(d.service_id)).error(e))?;
+                log_change!(tx, Entity::Device, row.id, now);
+                created.push(Device::try_from(row)?);
+            }
+            tx.commit().await?;
+            Ok(created)
+        })
+    }
+
+    pub(crate) async fn device(&self, id: i64) -> Result<Option<Device>> {
+        with_pool!(self, pool => {
+            let row: Option<DeviceRow> =
+                sqlx::query_as(concat!("SELECT ", device_columns!(), " FROM devices WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(Device::try_from).transpose()
+        })
+    }
+
+    pub(crate) async fn device_by_auth_id(&self, auth_id: &str) -> Result<Option<Device>> {
+        with_pool!(self, pool => {
+            let row: Option<DeviceRow> =
+                sqlx::query_as(concat!("SELECT ", device_columns!(), " FROM devices WHERE auth_id = $1"))
+                    .bind(auth_id)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(Device::try_from).transpose()
+        })
+    }
+
+    pub(crate) async fn device_by_name(
+        &self,
+        service_id: i64,
+        name: &str,
+    ) -> Result<Option<Device>> {
+        with_pool!(self, pool => {
+            let row: Option<DeviceRow> = sqlx::query_as(concat!(
+                "SELECT ", device_columns!(), " FROM devices WHERE service_id = $1 AND name = $2"
+            ))
+            .bind(service_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+            row.map(Device::try_from).transpose()
+        })
+    }
+
+    pub(crate) async fn list_devices(&self, service_id: Option<i64>) -> Result<Vec<Device>> {
+        with_pool!(self, pool => {
+            let rows: Vec<DeviceRow> = sqlx::query_as(concat!(
+                "SELECT ", device_columns!(), " FROM devices WHERE ($1 IS NULL OR service_id = $1) ORDER BY id"
+            ))
+            .bind(service_id)
+            .fetch_all(pool)
+            .await?;
+            convert_all(rows)
+        })
+    }
+
+    /// Read, merge in Rust, write back: one UPDATE statement for any combination of fields. The change-log lock
+    /// taken by `begin_logged` serialises directory writers, so the read cannot go stale before the write.
+    pub(crate) async fn update_device(&self, id: i64, update: &DeviceUpdate) -> Result<Device> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let current: Option<DeviceRow> =
+                sqlx::query_as(concat!("SELECT ", device_columns!(), " FROM devices WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(current) = current else {
+                return Err(device_not_found(id));
+            };
+            let mut d = Device::try_from(current)?;
+            merge(&mut d, update);
+            let row: DeviceRow = sqlx::query_as(UPDATE_DEVICE)
+                .bind(id)
+                .bind(&d.name)
+                .bind(&d.credentials.realm)
+                .bind(&d.credentials.ha1_md5)
+                .bind(&d.credentials.ha1_sha256)
+                .bind(&d.credentials.ha1_sha512_256)
+                .bind(&d.caller_id)
+                .bind(encode_list(&d.call_types))
+                .bind(d.max_contacts)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| device_ctx(&d.auth_id, &d.name, None).error(e))?;
+            log_change!(tx, Entity::Device, id, now);
+            tx.commit().await?;
+            Device::try_from(row)
+        })
+    }
+
+    /// Bindings and state go with the device (`ON DELETE CASCADE`).
+    pub(crate) async fn delete_device(&self, id: i64) -> Result<()> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let deleted = sqlx::query("DELETE FROM devices WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(device_not_found(id));
+            }
+            log_change!(tx, Entity::Device, id, now);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+/// The constraints a device write can break: `auth_id` (global) and `name` (within the service).
+fn device_ctx<'a>(auth_id: &'a str, name: &'a str, service_id: Option<i64>) -> DeviceCtx<'a> {
+    DeviceCtx {
+        unique: [("auth_id", auth_id), ("name", name)],
+        service_id,
+    }
+}
+
+/// Owns the unique-field list so the borrowed [`WriteCtx`] can be built from it.
+struct DeviceCtx<'a> {
+    unique: [(&'static str, &'a str); 2],
+    service_id: Option<i64>,
+}
+
+impl DeviceCtx<'_> {
+    fn error(&self, err: sqlx::Error) -> StoreError {
+        let ctx = WriteCtx::new("device", &self.unique);
+        match self.service_id {
+            Some(service_id) => ctx.parent("service", service_id).error(err),
+            None => ctx.error(err),
+        }
+    }
+}
+
+fn merge(d: &mut Device, update: &DeviceUpdate) {
+    let DeviceUpdate {
+        name,
+        caller_id,
+        call_types,
+        max_contacts,
+        credentials,
+    } = update;
+    if let Some(name) = name {
+        d.name.clone_from(name);
+    }
+    if let Some(caller_id) = caller_id {
+        d.caller_id.clone_from(caller_id);
+    }
+    if let Some(call_types) = call_types {
+        d.call_types.clone_from(call_types);
+    }
+    if let Some(max_contacts) = max_contacts {
+        d.max_contacts = *max_contacts;
+    }
+    if let Some(credentials) = credentials {
+        d.credentials.clone_from(credentials);
+    }
+}
+
+fn device_not_found(id: i64) -> StoreError {
+    StoreError::NotFound {
+        entity: "device",
+        key: id.to_string(),
+    }
+}

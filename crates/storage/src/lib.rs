@@ -1,0 +1,92 @@
+//! The `Store`: every piece of persistent state, in domain terms, on SQLite (the default, embedded) or PostgreSQL
+//! (multi-node). One contract test suite (`tests/contract.rs`) runs against both.
+//!
+//! Invariants:
+//! - Device passwords are never stored; only HA1 values per digest algorithm.
+//! - Every write to customers, services and devices appends to the change log in the same transaction, so a
+//!   running daemon (any node) sees CLI and API changes by polling [`Store::changes_since`].
+//! - Times are Unix milliseconds.
+
+mod backend;
+mod directory;
+mod errors;
+mod location;
+mod model;
+mod rows;
+mod store;
+
+pub use backend::open;
+pub use model::*;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique field already holds this value (`field` names it, e.g. `auth_id`).
+    #[error("{entity} with this {field} already exists: {value}")]
+    Conflict {
+        entity: &'static str,
+        field: &'static str,
+        value: String,
+    },
+    /// A referenced record does not exist.
+    #[error("no such {entity}: {key}")]
+    NotFound { entity: &'static str, key: String },
+    /// The database URL is not one we support.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    BadUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Persistent state. Implementations must be safe to share between tasks and nodes.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // customers
+    async fn create_customer(&self, name: &str) -> Result<Customer>;
+    async fn customer_by_name(&self, name: &str) -> Result<Option<Customer>>;
+    async fn list_customers(&self) -> Result<Vec<Customer>>;
+
+    // services
+    async fn create_service(&self, new: &NewService) -> Result<Service>;
+    async fn service_by_name(&self, name: &str) -> Result<Option<Service>>;
+    async fn service(&self, id: i64) -> Result<Option<Service>>;
+    /// All services, or those of one customer.
+    async fn list_services(&self, customer_id: Option<i64>) -> Result<Vec<Service>>;
+
+    // devices
+    async fn create_device(&self, new: &NewDevice) -> Result<Device>;
+    /// Creates all devices in one transaction: either all exist afterwards or none.
+    async fn create_devices(&self, new: &[NewDevice]) -> Result<Vec<Device>>;
+    async fn device(&self, id: i64) -> Result<Option<Device>>;
+    async fn device_by_auth_id(&self, auth_id: &str) -> Result<Option<Device>>;
+    async fn device_by_name(&self, service_id: i64, name: &str) -> Result<Option<Device>>;
+    /// All devices, or those of one service, ordered by id.
+    async fn list_devices(&self, service_id: Option<i64>) -> Result<Vec<Device>>;
+    async fn update_device(&self, id: i64, update: &DeviceUpdate) -> Result<Device>;
+    /// Removes the device with its bindings and state.
+    async fn delete_device(&self, id: i64) -> Result<()>;
+
+    // bindings (the location service's persistent copy)
+    /// Applies the operations in order, in one transaction.
+    async fn apply_bindings(&self, ops: &[BindingOp]) -> Result<()>;
+    /// Every stored binding, including expired ones not yet purged.
+    async fn list_bindings(&self) -> Result<Vec<Binding>>;
+    async fn bindings_for_device(&self, device_id: i64) -> Result<Vec<Binding>>;
+    /// Deletes bindings with `expires_at <= now`; returns how many.
+    async fn purge_expired_bindings(&self, now: Millis) -> Result<u64>;
+
+    // device liveness
+    async fn set_device_state(&self, state: &DeviceState) -> Result<()>;
+    async fn device_states(&self) -> Result<Vec<DeviceState>>;
+
+    // change log
+    /// Changes with `seq > after`, oldest first, at most `limit`.
+    async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>>;
+    /// The newest change's seq (0 if none).
+    async fn last_change(&self) -> Result<i64>;
+}

@@ -1,0 +1,173 @@
+//! Domain records as the rest of the daemon sees them.
+//!
+//! Times are Unix milliseconds (`i64`) so that both backends store them the same way.
+//! Device passwords never appear here: only digest HA1 values (RFC 7616 §3.4.2), one per algorithm.
+
+use serde::{Deserialize, Serialize};
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: i64,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+/// How a customer service connects: one endpoint, or a PBX trunk that receives every number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceMode {
+    Direct,
+    Trunk,
+}
+
+impl ServiceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceMode::Direct => "direct",
+            ServiceMode::Trunk => "trunk",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(ServiceMode::Direct),
+            "trunk" => Some(ServiceMode::Trunk),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: i64,
+    pub customer_id: i64,
+    /// Unique across the platform.
+    pub name: String,
+    pub mode: ServiceMode,
+    pub region: Option<String>,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewService {
+    pub customer_id: i64,
+    pub name: String,
+    pub mode: ServiceMode,
+    pub region: Option<String>,
+}
+
+/// Digest HA1 values, hex, one per algorithm: H(auth_id ":" realm ":" password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub realm: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+    pub ha1_sha512_256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: i64,
+    pub service_id: i64,
+    /// Unique within its service.
+    pub name: String,
+    /// The SIP username; unique across the platform.
+    pub auth_id: String,
+    #[serde(skip_serializing)]
+    pub credentials: Credentials,
+    /// Default outbound caller ID (E.164 or national digits), if any.
+    pub caller_id: Option<String>,
+    /// Enabled call types, lower-case names (`local`, `national`, `mobile`, `international`, ...).
+    pub call_types: Vec<String>,
+    /// How many contacts may be bound at once (1 for Direct Mode).
+    pub max_contacts: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    pub service_id: i64,
+    pub name: String,
+    pub auth_id: String,
+    pub credentials: Credentials,
+    pub caller_id: Option<String>,
+    pub call_types: Vec<String>,
+    pub max_contacts: i64,
+}
+
+/// A partial update: `None` leaves the field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceUpdate {
+    pub name: Option<String>,
+    /// `Some(None)` clears the caller ID.
+    pub caller_id: Option<Option<String>>,
+    pub call_types: Option<Vec<String>>,
+    pub max_contacts: Option<i64>,
+    pub credentials: Option<Credentials>,
+}
+
+/// One registered contact of a device (RFC 3261 §10.3), as the location service keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub device_id: i64,
+    /// The address-of-record the binding was made for (To URI of the REGISTER).
+    pub aor: String,
+    /// The Contact URI, as sent; bindings are keyed by (device_id, contact).
+    pub contact: String,
+    /// q value in thousandths (RFC 3261 §20.10: 0.000 .. 1.000), if the contact gave one.
+    pub q: Option<i64>,
+    pub expires_at: Millis,
+    pub call_id: String,
+    pub cseq: i64,
+    /// Where the REGISTER came from, `ip:port` (the NAT-facing address).
+    pub source: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// The local socket the REGISTER arrived on, `ip:port`.
+    pub local: String,
+    /// Path header values (RFC 3327), in order.
+    pub path: Vec<String>,
+    /// `+sip.instance` (RFC 5626), without the quotes.
+    pub instance_id: Option<String>,
+    pub reg_id: Option<i64>,
+    pub user_agent: Option<String>,
+    /// The node that holds the device's flow.
+    pub node: String,
+    pub updated_at: Millis,
+}
+
+/// A change to bindings, applied in batches by the daemon's write-behind task.
+// Upserts dominate the batches and are moved straight into the queue; boxing them would add an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindingOp {
+    Upsert(Binding),
+    Remove { device_id: i64, contact: String },
+    RemoveAll { device_id: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    pub device_id: i64,
+    pub online: bool,
+    pub since: Millis,
+}
+
+/// What a change-log entry is about; the daemon drops cached copies when it sees one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Entity {
+    Customer,
+    Service,
+    Device,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub entity: Entity,
+    pub entity_id: i64,
+}

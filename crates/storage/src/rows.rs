@@ -1,0 +1,239 @@
+//! Row shapes as both drivers decode them, and their conversion into domain records.
+//!
+//! Storage formats that are not plain columns:
+//! - `devices.call_types` and `bindings.path` are JSON arrays of strings stored as TEXT (`["local","mobile"]`),
+//!   because SIP Path values can themselves contain commas.
+//! - `services.mode` is `direct` / `trunk`; `change_log.entity` is `customer` / `service` / `device`.
+
+use sqlx::FromRow;
+
+use crate::{
+    Binding, Change, Credentials, Customer, Device, DeviceState, Entity, Result, Service,
+    ServiceMode, StoreError,
+};
+
+/// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
+macro_rules! device_columns {
+    () => {
+        "id, service_id, name, auth_id, realm, ha1_md5, ha1_sha256, ha1_sha512_256, caller_id, call_types, \
+         max_contacts, created_at, updated_at"
+    };
+}
+pub(crate) use device_columns;
+
+/// Column list matching [`BindingRow`].
+macro_rules! binding_columns {
+    () => {
+        "device_id, aor, contact, q, expires_at, call_id, cseq, source, transport, local, path, instance_id, \
+         reg_id, user_agent, node, updated_at"
+    };
+}
+pub(crate) use binding_columns;
+
+/// Column list matching [`ServiceRow`].
+macro_rules! service_columns {
+    () => {
+        "id, customer_id, name, mode, region, created_at"
+    };
+}
+pub(crate) use service_columns;
+
+#[derive(Debug, FromRow)]
+pub(crate) struct CustomerRow {
+    id: i64,
+    name: String,
+    created_at: i64,
+}
+
+impl From<CustomerRow> for Customer {
+    fn from(r: CustomerRow) -> Self {
+        Customer {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct ServiceRow {
+    id: i64,
+    customer_id: i64,
+    name: String,
+    mode: String,
+    region: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<ServiceRow> for Service {
+    type Error = StoreError;
+    fn try_from(r: ServiceRow) -> Result<Self> {
+        let mode = ServiceMode::parse(&r.mode)
+            .ok_or_else(|| corrupt(format!("services.mode {:?}", r.mode)))?;
+        Ok(Service {
+            id: r.id,
+            customer_id: r.customer_id,
+            name: r.name,
+            mode,
+            region: r.region,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct DeviceRow {
+    pub(crate) id: i64,
+    service_id: i64,
+    name: String,
+    auth_id: String,
+    realm: String,
+    ha1_md5: String,
+    ha1_sha256: String,
+    ha1_sha512_256: String,
+    caller_id: Option<String>,
+    call_types: String,
+    max_contacts: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<DeviceRow> for Device {
+    type Error = StoreError;
+    fn try_from(r: DeviceRow) -> Result<Self> {
+        Ok(Device {
+            id: r.id,
+            service_id: r.service_id,
+            name: r.name,
+            auth_id: r.auth_id,
+            credentials: Credentials {
+                realm: r.realm,
+                ha1_md5: r.ha1_md5,
+                ha1_sha256: r.ha1_sha256,
+                ha1_sha512_256: r.ha1_sha512_256,
+            },
+            caller_id: r.caller_id,
+            call_types: decode_list("devices.call_types", &r.call_types)?,
+            max_contacts: r.max_contacts,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct BindingRow {
+    device_id: i64,
+    aor: String,
+    contact: String,
+    q: Option<i64>,
+    expires_at: i64,
+    call_id: String,
+    cseq: i64,
+    source: String,
+    transport: String,
+    local: String,
+    path: String,
+    instance_id: Option<String>,
+    reg_id: Option<i64>,
+    user_agent: Option<String>,
+    node: String,
+    updated_at: i64,
+}
+
+impl TryFrom<BindingRow> for Binding {
+    type Error = StoreError;
+    fn try_from(r: BindingRow) -> Result<Self> {
+        Ok(Binding {
+            device_id: r.device_id,
+            aor: r.aor,
+            contact: r.contact,
+            q: r.q,
+            expires_at: r.expires_at,
+            call_id: r.call_id,
+            cseq: r.cseq,
+            source: r.source,
+            transport: r.transport,
+            local: r.local,
+            path: decode_list("bindings.path", &r.path)?,
+            instance_id: r.instance_id,
+            reg_id: r.reg_id,
+            user_agent: r.user_agent,
+            node: r.node,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct DeviceStateRow {
+    device_id: i64,
+    online: bool,
+    since: i64,
+}
+
+impl From<DeviceStateRow> for DeviceState {
+    fn from(r: DeviceStateRow) -> Self {
+        DeviceState {
+            device_id: r.device_id,
+            online: r.online,
+            since: r.since,
+        }
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct ChangeRow {
+    seq: i64,
+    entity: String,
+    entity_id: i64,
+}
+
+impl TryFrom<ChangeRow> for Change {
+    type Error = StoreError;
+    fn try_from(r: ChangeRow) -> Result<Self> {
+        let entity = match r.entity.as_str() {
+            "customer" => Entity::Customer,
+            "service" => Entity::Service,
+            "device" => Entity::Device,
+            other => return Err(corrupt(format!("change_log.entity {other:?}"))),
+        };
+        Ok(Change {
+            seq: r.seq,
+            entity,
+            entity_id: r.entity_id,
+        })
+    }
+}
+
+/// Converts every row, failing on the first that does not decode.
+pub(crate) fn convert_all<R, T>(rows: Vec<R>) -> Result<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// How `change_log.entity` spells each entity.
+pub(crate) fn entity_str(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Customer => "customer",
+        Entity::Service => "service",
+        Entity::Device => "device",
+    }
+}
+
+/// A list column's stored text: a JSON array of strings.
+pub(crate) fn encode_list(items: &[String]) -> String {
+    serde_json::to_string(items).expect("a list of strings always serialises")
+}
+
+fn decode_list(column: &str, text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text)
+        .map_err(|e| corrupt(format!("{column} is not a JSON string array: {e}")))
+}
+
+/// A stored value we did not write (or a schema drift): reported as a decode error.
+fn corrupt(what: String) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(what.into()))
+}

@@ -1,0 +1,90 @@
+//! The [`Store`] trait, implemented by delegating to the SQL in `directory` and `location`.
+
+use async_trait::async_trait;
+
+use crate::backend::SqlStore;
+use crate::{
+    Binding, BindingOp, Change, Customer, Device, DeviceState, DeviceUpdate, Millis, NewDevice,
+    NewService, Result, Service, Store,
+};
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_customer(&self, name: &str) -> Result<Customer> {
+        SqlStore::create_customer(self, name).await
+    }
+    async fn customer_by_name(&self, name: &str) -> Result<Option<Customer>> {
+        SqlStore::customer_by_name(self, name).await
+    }
+    async fn list_customers(&self) -> Result<Vec<Customer>> {
+        SqlStore::list_customers(self).await
+    }
+
+    async fn create_service(&self, new: &NewService) -> Result<Service> {
+        SqlStore::create_service(self, new).await
+    }
+    async fn service_by_name(&self, name: &str) -> Result<Option<Service>> {
+        SqlStore::service_by_name(self, name).await
+    }
+    async fn service(&self, id: i64) -> Result<Option<Service>> {
+        SqlStore::service(self, id).await
+    }
+    async fn list_services(&self, customer_id: Option<i64>) -> Result<Vec<Service>> {
+        SqlStore::list_services(self, customer_id).await
+    }
+
+    async fn create_device(&self, new: &NewDevice) -> Result<Device> {
+        let mut created = SqlStore::create_devices(self, std::slice::from_ref(new)).await?;
+        Ok(created
+            .pop()
+            .expect("create_devices returns one device per input"))
+    }
+    async fn create_devices(&self, new: &[NewDevice]) -> Result<Vec<Device>> {
+        SqlStore::create_devices(self, new).await
+    }
+    async fn device(&self, id: i64) -> Result<Option<Device>> {
+        SqlStore::device(self, id).await
+    }
+    async fn device_by_auth_id(&self, auth_id: &str) -> Result<Option<Device>> {
+        SqlStore::device_by_auth_id(self, auth_id).await
+    }
+    async fn device_by_name(&self, service_id: i64, name: &str) -> Result<Option<Device>> {
+        SqlStore::device_by_name(self, service_id, name).await
+    }
+    async fn list_devices(&self, service_id: Option<i64>) -> Result<Vec<Device>> {
+        SqlStore::list_devices(self, service_id).await
+    }
+    async fn update_device(&self, id: i64, update: &DeviceUpdate) -> Result<Device> {
+        SqlStore::update_device(self, id, update).await
+    }
+    async fn delete_device(&self, id: i64) -> Result<()> {
+        SqlStore::delete_device(self, id).await
+    }
+
+    async fn apply_bindings(&self, ops: &[BindingOp]) -> Result<()> {
+        SqlStore::apply_bindings(self, ops).await
+    }
+    async fn list_bindings(&self) -> Result<Vec<Binding>> {
+        SqlStore::list_bindings(self).await
+    }
+    async fn bindings_for_device(&self, device_id: i64) -> Result<Vec<Binding>> {
+        SqlStore::bindings_for_device(self, device_id).await
+    }
+    async fn purge_expired_bindings(&self, now: Millis) -> Result<u64> {
+        SqlStore::purge_expired_bindings(self, now).await
+    }
+
+    async fn set_device_state(&self, state: &DeviceState) -> Result<()> {
+        SqlStore::set_device_state(self, state).await
+    }
+    async fn device_states(&self) -> Result<Vec<DeviceState>> {
+        SqlStore::device_states(self).await
+    }
+
+    async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
+        SqlStore::changes_since(self, after, limit).await
+    }
+    async fn last_change(&self) -> Result<i64> {
+        SqlStore::last_change(self).await
+    }
+}
