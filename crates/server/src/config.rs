@@ -1,0 +1,246 @@
+//! The daemon's configuration: every key has a default, so an empty file (or none) runs a working node.
+//! Unknown keys are refused at start (`deny_unknown_fields`), so a typo cannot silently leave a default in place.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub sip: SipConfig,
+    pub registrar: RegistrarConfig,
+    pub keepalive: KeepaliveConfig,
+    pub auth: AuthConfig,
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node: NodeConfig::default(),
+            sip: SipConfig::default(),
+            registrar: RegistrarConfig::default(),
+            keepalive: KeepaliveConfig::default(),
+            auth: AuthConfig::default(),
+            database: DatabaseConfig::default(),
+            api: ApiConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's name, recorded on the bindings it holds.
+    pub name: String,
+    /// The region this node serves.
+    pub region: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { name: "node1".into(), region: "default".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP and TCP are both bound here.
+    pub listen: SocketAddr,
+    /// The SIP domain; also the digest realm.
+    pub domain: String,
+    /// Largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most header lines in one message.
+    pub max_headers: usize,
+    /// A TCP connection with no traffic for this long is closed.
+    pub tcp_idle_secs: u64,
+    /// Most TCP connections at once.
+    pub max_connections: usize,
+    /// RFC 3261 T1 (round-trip estimate), milliseconds.
+    pub t1_ms: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            domain: "switchboard.local".into(),
+            max_message_bytes: 65_535,
+            max_headers: 128,
+            tcp_idle_secs: 600,
+            max_connections: 10_000,
+            t1_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrarConfig {
+    /// Shortest registration accepted (shorter gets 423 Interval Too Brief).
+    pub min_expires: u32,
+    /// Longest registration granted.
+    pub max_expires: u32,
+    /// Granted when the device asks for no particular expiry.
+    pub default_expires: u32,
+    /// Contacts a Trunk Mode device may bind at once (Direct Mode devices always have one).
+    pub trunk_max_contacts: u32,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig { min_expires: 60, max_expires: 3600, default_expires: 3600, trunk_max_contacts: 5 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeepaliveConfig {
+    /// Seconds between OPTIONS (UDP) or CRLF (TCP) keepalives to each binding.
+    pub interval_secs: u64,
+    /// Keepalives missed in a row before the device counts as offline.
+    pub max_misses: u32,
+    /// How long an OPTIONS keepalive waits for any answer, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig { interval_secs: 30, max_misses: 2, timeout_ms: 5000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long a nonce is accepted; after that the client is told `stale=true`.
+    pub nonce_lifetime_secs: u64,
+    /// Algorithms offered, in order of preference (one WWW-Authenticate each): `SHA-256`, `MD5`, `SHA-512-256`.
+    pub algorithms: Vec<String>,
+    /// Failed authentications from one source (or for one Auth ID from one source) before refusals start.
+    pub max_failures: u32,
+    /// The window in which failures are counted, seconds.
+    pub failure_window_secs: u64,
+    /// How long refusals last once the limit is hit, seconds.
+    pub cooldown_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            nonce_lifetime_secs: 300,
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
+            max_failures: 10,
+            failure_window_secs: 60,
+            cooldown_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created and migrated at start) or `postgres://...`.
+    pub url: String,
+    /// Seconds between looks at the change log (CLI and API edits reach the running daemon this fast).
+    pub poll_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: "sqlite://./data/switchboard.db".into(), poll_ms: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// REST API and portal listen address (served from a later release; reserved now).
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `switchboard_server=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Checks what serde cannot: values that parse but make no sense. The error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let r = &self.registrar;
+        if r.min_expires == 0 || r.min_expires > r.max_expires {
+            return Err("registrar.min_expires must be between 1 and registrar.max_expires".into());
+        }
+        if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+            return Err("registrar.default_expires must lie between min_expires and max_expires".into());
+        }
+        if r.trunk_max_contacts == 0 {
+            return Err("registrar.trunk_max_contacts must be at least 1".into());
+        }
+        if self.keepalive.interval_secs == 0 {
+            return Err("keepalive.interval_secs must be at least 1".into());
+        }
+        if self.keepalive.max_misses == 0 {
+            return Err("keepalive.max_misses must be at least 1".into());
+        }
+        if self.keepalive.timeout_ms == 0 || self.keepalive.timeout_ms > self.keepalive.interval_secs * 1000 {
+            return Err("keepalive.timeout_ms must be between 1 and keepalive.interval_secs * 1000".into());
+        }
+        if self.auth.algorithms.is_empty() {
+            return Err("auth.algorithms must name at least one algorithm".into());
+        }
+        for a in &self.auth.algorithms {
+            if a.parse::<switchboard_sip_core::digest::Algorithm>().is_err() {
+                return Err(format!("auth.algorithms: unknown algorithm {a:?} (use SHA-256, MD5, SHA-512-256)"));
+            }
+        }
+        if self.auth.max_failures == 0 {
+            return Err("auth.max_failures must be at least 1".into());
+        }
+        if self.auth.nonce_lifetime_secs == 0 {
+            return Err("auth.nonce_lifetime_secs must be at least 1".into());
+        }
+        if self.sip.domain.is_empty() || self.sip.domain.contains(['"', ' ', '\\']) {
+            return Err("sip.domain must be a host name".into());
+        }
+        if self.sip.max_message_bytes < 1024 || self.sip.max_message_bytes > 65_535 {
+            return Err("sip.max_message_bytes must be between 1024 and 65535".into());
+        }
+        if self.sip.max_headers < 16 {
+            return Err("sip.max_headers must be at least 16".into());
+        }
+        if self.sip.t1_ms == 0 {
+            return Err("sip.t1_ms must be at least 1".into());
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err("log.format must be \"text\" or \"json\"".into());
+        }
+        if self.database.poll_ms == 0 {
+            return Err("database.poll_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+}

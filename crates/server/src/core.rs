@@ -1,0 +1,428 @@
+//! The registrar driver: one task that owns the transaction layer, the registrar, the authenticator, the device
+//! directory and the keepalive prober, and feeds them messages, device updates and time.
+//!
+//! Nothing in this task waits on the network or the database: sends are non-blocking and persistence is queued
+//! to the write-behind task, so one slow peer or a slow disk cannot stall registration for everyone else.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use switchboard_registrar::{Binding, OfflineReason, Output, RegisterRequest, RegisterResult, Registrar};
+use switchboard_sip_core::header::{contacts, parse_delta_seconds, response_target, top_via};
+use switchboard_sip_core::transaction::{self, Incoming, TransactionLayer};
+use switchboard_sip_core::validate::{Essentials, check_request, response_to};
+use switchboard_sip_core::{HeaderName, Message, Method};
+use switchboard_sip_io::{Inbound, Peer, Proto, Transport};
+use switchboard_storage::{BindingOp, DeviceState};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{AuthOutcome, Authenticator};
+use crate::clock::Clock;
+use crate::devices::{DeviceCache, DeviceUpdate};
+use crate::prober::{ProbeEvent, Prober};
+use crate::writer::WriteOp;
+use crate::{DeviceEvent, Rng, httpdate};
+
+const ALLOW: &str = "REGISTER, OPTIONS";
+/// Option tags we support (RFC 3327 Path).
+const SUPPORTED: &[&str] = &["path"];
+
+pub(crate) struct Core {
+    pub domain: String,
+    pub node: String,
+    pub server_header: String,
+    pub transport: Arc<Transport>,
+    pub registrar: Registrar,
+    pub tx: TransactionLayer<Peer>,
+    pub auth: Authenticator,
+    pub devices: DeviceCache,
+    pub prober: Prober,
+    pub writer: mpsc::UnboundedSender<WriteOp>,
+    pub events: broadcast::Sender<DeviceEvent>,
+    pub clock: Clock,
+    pub rng: Rng,
+    /// Our address as seen from each peer address (route lookup), for Via in requests we originate.
+    pub local_ips: HashMap<IpAddr, IpAddr>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+pub(crate) async fn run(
+    mut core: Core,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut updates: mpsc::Receiver<DeviceUpdate>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        let next = [core.registrar.poll_timeout(), core.tx.poll_timeout(), core.prober.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        let deadline = next.map(|t| core.clock.instant_at(t));
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            n = inbound.recv_many(&mut batch, 64) => {
+                if n == 0 {
+                    break;
+                }
+                for m in batch.drain(..) {
+                    core.on_inbound(m);
+                }
+            }
+            Some(u) = updates.recv() => core.on_device_update(u),
+            _ = sleep_until(deadline) => core.on_timeout(),
+        }
+        core.flush();
+    }
+    core.flush();
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Core {
+    fn on_inbound(&mut self, m: Inbound) {
+        let now = self.clock.now();
+        let Inbound { msg, peer, local } = m;
+        if msg.is_request() {
+            let reply_peer = response_peer(&msg, peer);
+            match self.tx.on_request(msg, reply_peer, peer.proto.is_reliable(), now) {
+                Some(Incoming::Request { key, msg }) | Some(Incoming::Cancel { key, msg, .. }) => {
+                    self.on_request(key, msg, peer, local, now);
+                }
+                // ACKs for 2xx and unmatched ACKs concern dialogs, which the registrar has none of.
+                Some(_) | None => {}
+            }
+        } else {
+            let branch = top_via(&msg.headers).ok().and_then(|v| v.branch().map(str::to_owned));
+            if let Some((device_id, key)) = branch.and_then(|b| self.prober.on_response(&b)) {
+                self.registrar.on_probe_result(device_id, &key, true, now);
+                return;
+            }
+            // We originate no other requests yet; the layer absorbs or reports strays.
+            let _ = self.tx.on_response(msg, now);
+        }
+    }
+
+    fn on_request(&mut self, key: transaction::Key, msg: Message, peer: Peer, local: SocketAddr, now: u64) {
+        let method = msg.method().cloned().unwrap_or(Method::Extension(String::new()));
+        if method == Method::Ack {
+            return; // an ACK outside any transaction of ours: nothing to do
+        }
+        let ess = match check_request(&msg) {
+            Ok(e) => e,
+            Err(rej) => return self.reply(key, &msg, rej.code, &rej.reason, Vec::new(), now),
+        };
+        // RFC 3261 §8.2.2.3: refuse extensions we do not support (never for CANCEL).
+        if method != Method::Cancel {
+            let unsupported: Vec<&str> = msg
+                .headers
+                .get_list(&HeaderName::Require)
+                .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+                .collect();
+            if !unsupported.is_empty() {
+                let extra = vec![(HeaderName::Unsupported, unsupported.join(", "))];
+                return self.reply(key, &msg, 420, "Bad Extension", extra, now);
+            }
+        }
+        match method {
+            Method::Register => self.on_register(key, &msg, ess, peer, local, now),
+            Method::Options => {
+                let extra = vec![
+                    (HeaderName::Allow, ALLOW.to_owned()),
+                    (HeaderName::Accept, "application/sdp".to_owned()),
+                    (HeaderName::Supported, SUPPORTED.join(", ")),
+                ];
+                self.reply(key, &msg, 200, "OK", extra, now);
+            }
+            Method::Cancel => self.reply(key, &msg, 481, "Call/Transaction Does Not Exist", Vec::new(), now),
+            Method::Extension(_) => self.reply(key, &msg, 501, "Not Implemented", Vec::new(), now),
+            _ => {
+                let extra = vec![(HeaderName::Allow, ALLOW.to_owned())];
+                self.reply(key, &msg, 405, "Method Not Allowed", extra, now);
+            }
+        }
+    }
+
+    fn on_register(
+        &mut self,
+        key: transaction::Key,
+        msg: &Message,
+        ess: Essentials,
+        peer: Peer,
+        local: SocketAddr,
+        now: u64,
+    ) {
+        let devices = &self.devices;
+        let outcome = self.auth.check(
+            msg.headers.get_all(&HeaderName::Authorization),
+            "REGISTER",
+            peer.addr.ip(),
+            |id| devices.get(id),
+            now,
+        );
+        let device = match outcome {
+            AuthOutcome::Authenticated(d) => d,
+            AuthOutcome::Challenge { stale } => {
+                let extra =
+                    self.auth.challenges(stale, now).into_iter().map(|c| (HeaderName::WwwAuthenticate, c)).collect();
+                return self.reply(key, msg, 401, "Unauthorized", extra, now);
+            }
+            AuthOutcome::Throttled => return self.reply(key, msg, 403, "Too Many Failed Attempts", Vec::new(), now),
+            AuthOutcome::Malformed(reason) => return self.reply(key, msg, 400, reason, Vec::new(), now),
+        };
+        let contacts = match contacts(&msg.headers) {
+            Ok(c) => c,
+            Err(e) => return self.reply(key, msg, 400, &e.to_string(), Vec::new(), now),
+        };
+        let expires = match msg.headers.get(&HeaderName::Expires) {
+            None => None,
+            Some(v) => match parse_delta_seconds(v) {
+                Some(e) => Some(e),
+                None => return self.reply(key, msg, 400, "Malformed Expires Header", Vec::new(), now),
+            },
+        };
+        let path: Vec<String> = msg.headers.get_list(&HeaderName::Path).map(str::to_owned).collect();
+        let req = RegisterRequest {
+            device_id: device.device.id,
+            max_contacts: device.max_contacts(),
+            aor: ess.to.uri.clone(),
+            call_id: ess.call_id.clone(),
+            cseq: ess.cseq.seq,
+            contacts,
+            expires,
+            source: peer.addr.to_string(),
+            transport: peer.proto.as_str().to_owned(),
+            local: local.to_string(),
+            path: path.clone(),
+            user_agent: msg.headers.get(&HeaderName::UserAgent).map(str::to_owned),
+        };
+        match self.registrar.on_register(req, now) {
+            RegisterResult::Ok(bindings) => {
+                let mut extra: Vec<(HeaderName, String)> =
+                    bindings.iter().map(|b| (HeaderName::Contact, b.contact_value(now))).collect();
+                // RFC 3327 §5.3: the registrar returns the Path it stored.
+                extra.extend(path.into_iter().map(|p| (HeaderName::Path, p)));
+                extra.push((HeaderName::Date, httpdate(now)));
+                self.reply(key, msg, 200, "OK", extra, now);
+            }
+            RegisterResult::IntervalTooBrief(min) => {
+                let extra = vec![(HeaderName::MinExpires, min.to_string())];
+                self.reply(key, msg, 423, "Interval Too Brief", extra, now);
+            }
+            RegisterResult::Rejected { code, reason } => self.reply(key, msg, code, reason, Vec::new(), now),
+        }
+    }
+
+    fn reply(
+        &mut self,
+        key: transaction::Key,
+        req: &Message,
+        code: u16,
+        reason: &str,
+        extra: Vec<(HeaderName, String)>,
+        now: u64,
+    ) {
+        let tag = self.rng.token();
+        let mut resp = response_to(&req.headers, code, reason, Some(&tag));
+        for (name, value) in extra {
+            resp.headers.push(name, value);
+        }
+        resp.headers.push(HeaderName::Server, self.server_header.clone());
+        if let Err(e) = self.tx.respond(key, resp, now) {
+            tracing::debug!(error = %e, "response not sent");
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        let now = self.clock.now();
+        self.tx.on_timeout(now);
+        self.registrar.on_timeout(now);
+        for e in self.prober.on_timeout(now) {
+            match e {
+                ProbeEvent::Resend { peer, bytes } => self.transport.send(&peer, bytes),
+                ProbeEvent::Failed { device_id, key } => {
+                    self.registrar.on_probe_result(device_id, &key, false, now);
+                }
+            }
+        }
+    }
+
+    fn on_device_update(&mut self, u: DeviceUpdate) {
+        match u {
+            DeviceUpdate::Upsert(d) => {
+                tracing::debug!(auth_id = %d.device.auth_id, "device updated");
+                self.devices.upsert(*d);
+            }
+            DeviceUpdate::Removed(id) => {
+                tracing::debug!(device = id, "device removed");
+                self.devices.remove(id);
+                self.registrar.remove_device(id, self.clock.now());
+            }
+        }
+    }
+
+    /// Carries out what the cores asked for: sends, persistence, probes and device events.
+    fn flush(&mut self) {
+        for out in self.tx.drain_outputs() {
+            if let transaction::Output::Send { peer, bytes, .. } = out {
+                self.transport.send(&peer, bytes);
+            }
+        }
+        for out in self.registrar.drain_outputs() {
+            match out {
+                Output::Upsert(b) => self.write(WriteOp::Binding(BindingOp::Upsert(to_stored(&b, &self.node)))),
+                Output::Remove { device_id, contact } => {
+                    self.write(WriteOp::Binding(BindingOp::Remove { device_id, contact }));
+                }
+                Output::Probe(b) => self.probe(&b),
+                Output::DeviceOnline { device_id, at } => self.device_state(device_id, true, at, None),
+                Output::DeviceOffline { device_id, at, reason } => {
+                    self.device_state(device_id, false, at, Some(reason));
+                }
+            }
+        }
+    }
+
+    fn write(&self, op: WriteOp) {
+        if self.writer.send(op).is_err() {
+            tracing::error!("write-behind queue closed; change not persisted");
+        }
+    }
+
+    fn device_state(&mut self, device_id: i64, online: bool, at: u64, reason: Option<OfflineReason>) {
+        let since = i64::try_from(at).unwrap_or(i64::MAX);
+        tracing::info!(device = device_id, online, ?reason, "device state changed");
+        self.write(WriteOp::State(DeviceState { device_id, online, since }));
+        let _ = self.events.send(DeviceEvent { device_id, online, at, reason });
+    }
+
+    /// Sends a keepalive to a binding: an OPTIONS over UDP, a CRLF ping over TCP (RFC 5626 §3.5.1), where the
+    /// flow being open is the proof of life.
+    fn probe(&mut self, b: &Binding) {
+        let now = self.clock.now();
+        let Ok(addr) = b.source.parse::<SocketAddr>() else { return };
+        if b.transport == "tcp" {
+            let ok = self.transport.ping_addr(addr);
+            self.registrar.on_probe_result(b.device_id, &b.key, ok, now);
+            return;
+        }
+        let peer = Peer { addr, proto: Proto::Udp, flow: None };
+        let branch = transaction::new_branch(self.rng.next());
+        let local_ip = self.local_ip_for(addr.ip());
+        let port = self.transport.local_addr().port();
+        let mut m = Message::request(Method::Options, b.contact.clone());
+        let h = &mut m.headers;
+        h.push(HeaderName::Via, format!("SIP/2.0/UDP {};branch={branch};rport", fmt_host_port(local_ip, port)));
+        h.push(HeaderName::MaxForwards, "70");
+        // RFC 3327 §5.2: requests to a registered contact carry its Path as Route.
+        for p in &b.path {
+            h.push(HeaderName::Route, p.clone());
+        }
+        h.push(HeaderName::To, format!("<{}>", b.contact));
+        h.push(HeaderName::From, format!("<sip:keepalive@{}>;tag={}", self.domain, self.rng.token()));
+        h.push(HeaderName::CallId, format!("{}@{}", self.rng.token(), self.domain));
+        h.push(HeaderName::CSeq, "1 OPTIONS");
+        h.push(HeaderName::UserAgent, self.server_header.clone());
+        let bytes = m.to_bytes();
+        self.transport.send(&peer, bytes.clone());
+        self.prober.sent(branch, b.device_id, b.key.clone(), peer, bytes, now);
+    }
+
+    fn local_ip_for(&mut self, peer: IpAddr) -> IpAddr {
+        let bound = self.transport.local_addr().ip();
+        if !bound.is_unspecified() {
+            return bound;
+        }
+        *self.local_ips.entry(peer).or_insert_with(|| route_source(peer).unwrap_or(bound))
+    }
+}
+
+/// Where responses to this request go (RFC 3261 §18.2.2): over a stream, back on the same flow; over UDP, to the
+/// Via's `received`/`rport` target when that is the source's own IP, else to the source.
+fn response_peer(msg: &Message, source: Peer) -> Peer {
+    if source.proto.is_reliable() {
+        return source;
+    }
+    let target = top_via(&msg.headers).ok().as_ref().and_then(response_target);
+    match target {
+        Some(t) if t.ip() == source.addr.ip() => Peer { addr: t, ..source },
+        _ => source,
+    }
+}
+
+/// The local address the kernel would use to reach `peer` (a connected UDP socket sends nothing).
+fn route_source(peer: IpAddr) -> Option<IpAddr> {
+    let any: SocketAddr = if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect(SocketAddr::new(peer, 9)).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+fn fmt_host_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}
+
+/// The stored form of a binding.
+pub(crate) fn to_stored(b: &Binding, node: &str) -> switchboard_storage::Binding {
+    switchboard_storage::Binding {
+        device_id: b.device_id,
+        aor: b.aor.clone(),
+        contact: b.contact.clone(),
+        q: b.q.map(i64::from),
+        expires_at: i64::try_from(b.expires_at).unwrap_or(i64::MAX),
+        call_id: b.call_id.clone(),
+        cseq: i64::from(b.cseq),
+        source: b.source.clone(),
+        transport: b.transport.clone(),
+        local: b.local.clone(),
+        path: b.path.clone(),
+        instance_id: b.instance_id.clone(),
+        reg_id: b.reg_id.map(i64::from),
+        user_agent: b.user_agent.clone(),
+        node: node.to_owned(),
+        updated_at: i64::try_from(b.updated_at).unwrap_or(i64::MAX),
+    }
+}
+
+/// A stored binding back in the registrar's form (at start).
+pub(crate) fn from_stored(b: switchboard_storage::Binding) -> Binding {
+    let key = switchboard_sip_core::uri::Uri::parse(&b.contact)
+        .map(|u| u.comparison_key())
+        .unwrap_or_else(|_| b.contact.clone());
+    Binding {
+        device_id: b.device_id,
+        key,
+        aor: b.aor,
+        contact: b.contact,
+        q: b.q.and_then(|q| u16::try_from(q).ok()),
+        expires_at: u64::try_from(b.expires_at).unwrap_or(0),
+        call_id: b.call_id,
+        cseq: u32::try_from(b.cseq).unwrap_or(0),
+        source: b.source,
+        transport: b.transport,
+        local: b.local,
+        path: b.path,
+        instance_id: b.instance_id,
+        reg_id: b.reg_id.and_then(|r| u32::try_from(r).ok()),
+        user_agent: b.user_agent,
+        updated_at: u64::try_from(b.updated_at).unwrap_or(0),
+        misses: 0,
+        next_probe: 0,
+    }
+}

@@ -1,0 +1,236 @@
+//! The running daemon as a library: binds the transport, loads the device directory and the stored bindings,
+//! and runs the registrar driver, the write-behind task and the change-log follower until shutdown.
+//!
+//! Tests start it in-process on `127.0.0.1:0`; the binary starts it from the configuration file.
+
+pub mod config;
+
+mod auth;
+mod clock;
+mod core;
+mod devices;
+mod prober;
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+pub use devices::CachedDevice;
+use switchboard_registrar::OfflineReason;
+use switchboard_sip_core::transaction::{TimerConfig, TransactionLayer};
+use switchboard_sip_io::{Transport, TransportConfig};
+use switchboard_storage::{DeviceState, Store, StoreError};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A device came online or went offline. Published for later capabilities (offline divert, alert email).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceEvent {
+    pub device_id: i64,
+    pub online: bool,
+    /// Unix milliseconds.
+    pub at: u64,
+    pub reason: Option<OfflineReason>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot bind SIP on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no randomness available: {0}")]
+    Random(String),
+}
+
+/// A started daemon. Dropping it does not stop it: call [`Running::shutdown`].
+#[derive(Debug)]
+pub struct Running {
+    sip_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    writer: tokio::task::JoinHandle<()>,
+    events: broadcast::Sender<DeviceEvent>,
+    transport: Arc<Transport>,
+}
+
+impl Running {
+    /// The address SIP is bound to (UDP and TCP).
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip_addr
+    }
+
+    /// Device online/offline events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DeviceEvent> {
+        self.events.subscribe()
+    }
+
+    /// Datagrams dropped because the registrar's queue was full (overload indicator).
+    pub fn dropped_datagrams(&self) -> u64 {
+        self.transport.dropped()
+    }
+
+    /// Stops accepting, finishes the registrar task, then flushes every queued write before returning.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        let _ = self.writer.await;
+    }
+}
+
+/// Starts the daemon on `store` with `config`.
+pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, ServerError> {
+    config.validate().map_err(ServerError::Config)?;
+    let clock = clock::Clock::new();
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    // The change log position is read before the devices, so no edit made in between is missed.
+    let last_change = store.last_change().await?;
+    let devices = devices::DeviceCache::load(store.as_ref()).await?;
+    let mut registrar = switchboard_registrar::Registrar::new(registrar_config(&config));
+    let now = clock.now();
+    registrar.restore(store.list_bindings().await?.into_iter().map(core::from_stored).collect(), now);
+    // Devices the database still shows online but that hold no live binding went away while we were down.
+    let mut stale_states = Vec::new();
+    for s in store.device_states().await? {
+        if s.online && !registrar.is_online(s.device_id) {
+            stale_states.push(DeviceState { device_id: s.device_id, online: false, since: now as i64 });
+        }
+    }
+    tracing::info!(devices = devices.len(), bindings = registrar.binding_count(), "loaded directory and bindings");
+
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    for s in stale_states {
+        let _ = writer_tx.send(writer::WriteOp::State(s));
+    }
+    let writer = tokio::spawn(writer::run(store.clone(), writer_rx));
+
+    let (inbound_tx, inbound_rx) = mpsc::channel(8192);
+    let tcfg = TransportConfig {
+        listen: config.sip.listen,
+        limits: switchboard_sip_core::Limits {
+            max_message: config.sip.max_message_bytes,
+            max_headers: config.sip.max_headers,
+        },
+        tcp_idle: Duration::from_secs(config.sip.tcp_idle_secs),
+        max_connections: config.sip.max_connections,
+        inbound_queue: 8192,
+    };
+    let transport = Transport::bind(tcfg, inbound_tx, shutdown.clone(), tracker.clone())
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.sip.listen, source })?;
+    let sip_addr = transport.local_addr();
+
+    let (events, _) = broadcast::channel(1024);
+    let (updates_tx, updates_rx) = mpsc::channel(1024);
+    tracker.spawn(devices::follow_changes(
+        store.clone(),
+        last_change,
+        Duration::from_millis(config.database.poll_ms),
+        updates_tx,
+        shutdown.clone(),
+    ));
+
+    let timers = TimerConfig { t1: config.sip.t1_ms, ..TimerConfig::default() };
+    let core = core::Core {
+        domain: config.sip.domain.clone(),
+        node: config.node.name.clone(),
+        server_header: format!("Switchboard/{}", env!("CARGO_PKG_VERSION")),
+        transport: transport.clone(),
+        registrar,
+        tx: TransactionLayer::new(timers),
+        auth: auth::Authenticator::new(&config.sip.domain, &config.auth, random_key()?, random_key()?),
+        devices,
+        prober: prober::Prober::new(config.sip.t1_ms, config.keepalive.timeout_ms),
+        writer: writer_tx,
+        events: events.clone(),
+        clock,
+        rng: Rng::new()?,
+        local_ips: Default::default(),
+    };
+    tracker.spawn(core::run(core, inbound_rx, updates_rx, shutdown.clone()));
+    tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
+    Ok(Running { sip_addr, shutdown, tracker, writer, events, transport })
+}
+
+fn registrar_config(c: &Config) -> switchboard_registrar::Config {
+    switchboard_registrar::Config {
+        min_expires: c.registrar.min_expires,
+        max_expires: c.registrar.max_expires,
+        default_expires: c.registrar.default_expires,
+        keepalive_interval_ms: c.keepalive.interval_secs * 1000,
+        max_misses: c.keepalive.max_misses,
+    }
+}
+
+fn random_key() -> Result<[u8; 32], ServerError> {
+    let mut k = [0u8; 32];
+    getrandom::fill(&mut k).map_err(|e| ServerError::Random(e.to_string()))?;
+    Ok(k)
+}
+
+/// A fast non-cryptographic generator (xorshift64*) for tags, Call-IDs and branches, seeded from the OS. These
+/// values must be unique, not secret; secrets (nonce keys) come from the OS directly.
+#[derive(Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    fn new() -> Result<Self, ServerError> {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).map_err(|e| ServerError::Random(e.to_string()))?;
+        Ok(Rng(u64::from_le_bytes(b) | 1))
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A 16-hex-digit token.
+    pub(crate) fn token(&mut self) -> String {
+        format!("{:016x}", self.next())
+    }
+}
+
+/// RFC 1123 date as used in the SIP Date header (RFC 3261 §20.17), from Unix milliseconds.
+pub(crate) fn httpdate(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = DAYS.get((days % 7) as usize).copied().unwrap_or("Thu");
+    let mon = MONTHS.get((m - 1) as usize).copied().unwrap_or("Jan");
+    format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn httpdate_matches_known_dates() {
+        assert_eq!(super::httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(super::httpdate(1_014_326_096_000), "Thu, 21 Feb 2002 21:14:56 GMT");
+        assert_eq!(super::httpdate(1_795_651_200_000), "Thu, 26 Nov 2026 00:00:00 GMT");
+    }
+}

@@ -1,0 +1,72 @@
+//! Write-behind persistence of bindings and device state.
+//!
+//! The core task never waits on the database: it queues operations here, and this task applies them in batches
+//! (one transaction per batch), so a burst of 10,000 REGISTERs costs a few dozen commits. Superseded upserts of
+//! the same binding within a batch are coalesced. A failed batch is retried with back-off, never dropped while
+//! the daemon runs; at shutdown the queue is drained before the process exits, so a clean restart loses nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_storage::{BindingOp, DeviceState, Store};
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+pub enum WriteOp {
+    Binding(BindingOp),
+    State(DeviceState),
+}
+
+const BATCH: usize = 2000;
+
+/// Runs until every sender is dropped and the queue is empty.
+pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut bindings: Vec<BindingOp> = Vec::with_capacity(batch.len());
+        let mut states = Vec::new();
+        for op in batch.drain(..) {
+            match op {
+                WriteOp::Binding(b) => push_coalesced(&mut bindings, b),
+                WriteOp::State(s) => states.push(s),
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1.. {
+            match apply(store.as_ref(), &bindings, &states).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, ops = bindings.len(), "persisting bindings failed; retrying");
+                    if rx.is_closed() && attempt >= 5 {
+                        tracing::error!(ops = bindings.len(), "giving up on persisting bindings at shutdown");
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+async fn apply(store: &dyn Store, bindings: &[BindingOp], states: &[DeviceState]) -> switchboard_storage::Result<()> {
+    if !bindings.is_empty() {
+        store.apply_bindings(bindings).await?;
+    }
+    for s in states {
+        store.set_device_state(s).await?;
+    }
+    Ok(())
+}
+
+/// An upsert replaces an earlier upsert of the same binding still in the batch; order is otherwise kept.
+fn push_coalesced(ops: &mut Vec<BindingOp>, op: BindingOp) {
+    if let BindingOp::Upsert(b) = &op {
+        if let Some(BindingOp::Upsert(last)) = ops.last() {
+            if last.device_id == b.device_id && last.contact == b.contact {
+                ops.pop();
+            }
+        }
+    }
+    ops.push(op);
+}

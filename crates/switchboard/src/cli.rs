@@ -1,0 +1,251 @@
+//! Command-line interface: `run` starts the daemon; the other commands provision and inspect through the store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use switchboard_server::Config;
+use switchboard_storage::Store;
+
+use crate::provision;
+use crate::settings;
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "Switchboard SIP softswitch and registrar")]
+pub struct Cli {
+    /// Configuration file (TOML); without it the built-in defaults apply.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (SIP on UDP and TCP) until SIGINT or SIGTERM.
+    Run {
+        /// Log format: text or json (overrides log.format).
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+    /// Print the effective configuration (defaults, file and environment merged) as TOML.
+    Config,
+    /// Customers.
+    #[command(subcommand)]
+    Customer(CustomerCmd),
+    /// Customer services (Direct Mode or Trunk Mode).
+    #[command(subcommand)]
+    Service(ServiceCmd),
+    /// SIP devices (endpoints and PBX trunks).
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Current registrations: every binding with its contact, source, transport, expiry and device state.
+    Registrations {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCmd {
+    /// Add a customer.
+    Add { name: String },
+    /// List customers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCmd {
+    /// Add a service to a customer.
+    Add {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        name: String,
+        /// direct (one endpoint) or trunk (a PBX that receives every number).
+        #[arg(long)]
+        mode: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List services.
+    List {
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// Add a device; without --password a strong one is generated and printed once.
+    Add(DeviceAdd),
+    /// List devices.
+    List {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one device (by Auth ID).
+    Show {
+        auth_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a device (by Auth ID).
+    Edit(DeviceEdit),
+    /// Remove a device (by Auth ID) and its registrations.
+    Remove { auth_id: String },
+    /// Issue a new password (printed once) for a device (by Auth ID).
+    ResetPassword {
+        auth_id: String,
+        /// Use this password instead of a generated one.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Create devices from a CSV file with columns name,auth_id,password (all or none are created).
+    Import {
+        #[arg(long)]
+        service: String,
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceAdd {
+    #[arg(long)]
+    pub service: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub auth_id: String,
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Default outbound caller ID.
+    #[arg(long)]
+    pub caller_id: Option<String>,
+    /// Enabled call types, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub call_types: Option<Vec<String>>,
+    /// Contacts a trunk may bind at once (Direct Mode devices always have one).
+    #[arg(long)]
+    pub max_contacts: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceEdit {
+    pub auth_id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, conflicts_with = "clear_caller_id")]
+    pub caller_id: Option<String>,
+    #[arg(long)]
+    pub clear_caller_id: bool,
+    #[arg(long, value_delimiter = ',')]
+    pub call_types: Option<Vec<String>>,
+    #[arg(long)]
+    pub max_contacts: Option<i64>,
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let mut config = settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Run { log_format } => {
+            if let Some(f) = log_format {
+                config.log.format = f;
+                if let Err(e) = config.validate() {
+                    bail!("--log-format: {e}");
+                }
+            }
+            run(config).await
+        }
+        Command::Config => {
+            print!("{}", toml::to_string_pretty(&config).context("cannot print the configuration")?);
+            Ok(())
+        }
+        other => {
+            let store = open_store(&config).await?;
+            provision::execute(other, store.as_ref(), &config).await
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    switchboard_storage::open(&config.database.url)
+        .await
+        .with_context(|| format!("cannot open database {}", redact(&config.database.url)))
+}
+
+/// Hides a password in a database URL for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    init_logging(&config)?;
+    let store = open_store(&config).await?;
+    let running = switchboard_server::start(config, store).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .with_context(|| format!("log.level {:?} is not a valid filter", config.log.level))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let result = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+}
