@@ -13,6 +13,7 @@ pub mod digest;
 pub mod header;
 pub mod message;
 pub mod parse;
+pub mod transaction;
 pub mod uri;
 pub mod validate;
 

@@ -190,6 +190,12 @@ impl Transport {
         self.flows.get(&flow).is_some_and(|f| f.tx.try_send(b"\r\n\r\n".to_vec()).is_ok())
     }
 
+    /// Sends a CRLFCRLF keepalive over the open flow to `addr`, if there is one. Returns false if none is open.
+    pub fn ping_addr(&self, addr: SocketAddr) -> bool {
+        let flow = self.flow_by_addr.get(&addr).map(|f| *f);
+        flow.is_some_and(|f| self.ping_flow(f))
+    }
+
     /// Hands a parsed message up, or answers a request that could not be parsed.
     fn deliver(self: &Arc<Self>, result: Result<Message, ParseError>, peer: Peer) -> Option<Inbound> {
         match result {
