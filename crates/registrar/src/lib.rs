@@ -66,11 +66,21 @@ pub enum Output {
     /// Store (or replace) this binding.
     Upsert(Binding),
     /// Remove one binding of a device.
-    Remove { device_id: i64, contact: String },
+    Remove {
+        device_id: i64,
+        contact: String,
+    },
     /// Send a keepalive to this binding and report back with [`Registrar::on_probe_result`].
     Probe(Binding),
-    DeviceOnline { device_id: i64, at: Millis },
-    DeviceOffline { device_id: i64, at: Millis, reason: OfflineReason },
+    DeviceOnline {
+        device_id: i64,
+        at: Millis,
+    },
+    DeviceOffline {
+        device_id: i64,
+        at: Millis,
+        reason: OfflineReason,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -158,11 +168,7 @@ impl Registrar {
 
     /// Drains what the caller must carry out.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if self.outputs.is_empty() {
-            None
-        } else {
-            Some(self.outputs.remove(0))
-        }
+        if self.outputs.is_empty() { None } else { Some(self.outputs.remove(0)) }
     }
 
     /// Drains every pending output at once (cheaper than repeated `poll_output`).

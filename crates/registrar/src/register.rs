@@ -80,18 +80,20 @@ impl Registrar {
         if wanted.iter().any(|w| w.expires != 0 && w.expires < min) {
             return RegisterResult::IntervalTooBrief(min);
         }
+        let same = |b: &Binding, w: &Wanted<'_>| {
+            b.key == w.key || (w.instance_id.is_some() && b.instance_id == w.instance_id && b.reg_id == w.reg_id)
+        };
+        // Step 7: for a binding that exists, the same Call-ID needs a higher CSeq, or this is an old request
+        // arriving late. Checked against the bindings as they were, so a contact listed twice in one request
+        // simply takes its last listing.
+        for w in &wanted {
+            if existing.iter().any(|b| same(b, w) && b.call_id == req.call_id && req.cseq <= b.cseq) {
+                return RegisterResult::Rejected { code: 400, reason: "CSeq Out Of Order" };
+            }
+        }
         let mut next = existing.clone();
         for w in &wanted {
-            let pos = next.iter().position(|b| {
-                b.key == w.key
-                    || (w.instance_id.is_some() && b.instance_id == w.instance_id && b.reg_id == w.reg_id)
-            });
-            if let Some(b) = pos.and_then(|p| next.get(p)) {
-                // Step 7: same Call-ID needs a higher CSeq, or this is an old request arriving late.
-                if b.call_id == req.call_id && req.cseq <= b.cseq {
-                    return RegisterResult::Rejected { code: 400, reason: "CSeq Out Of Order" };
-                }
-            }
+            let pos = next.iter().position(|b| same(b, w));
             if let Some(p) = pos {
                 next.remove(p);
             }

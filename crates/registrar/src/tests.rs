@@ -250,3 +250,11 @@ fn restore_drops_expired_and_probes_soon() {
     assert_eq!(r2.drain_outputs(), vec![Output::Remove { device_id: 1, contact: "sip:a@h1".into() }]);
     assert_eq!(r2.poll_timeout(), Some(T0 + 205_000));
 }
+
+#[test]
+fn a_contact_listed_twice_takes_its_last_listing() {
+    let mut r = reg();
+    let b = ok(r.on_register(req(1, 5, "c1", 1, contacts(&["<sip:a@h1>", "<sip:a@h1>;expires=120"]), Some(600)), T0));
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].expires_at - T0, 120_000);
+}

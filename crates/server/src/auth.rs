@@ -27,7 +27,9 @@ use crate::devices::CachedDevice;
 #[derive(Debug)]
 pub enum AuthOutcome {
     /// 401/407 with fresh challenges; `stale` when only the nonce was old (RFC 7616 §3.3).
-    Challenge { stale: bool },
+    Challenge {
+        stale: bool,
+    },
     /// 403: the source or account is cooling down after too many failures.
     Throttled,
     /// 400: the credentials header is malformed.
@@ -47,6 +49,8 @@ pub struct Authenticator {
     /// Last source address each Auth ID authenticated from (bounded).
     last_good: HashMap<String, IpAddr>,
     dummy_key: [u8; 32],
+    /// Counts nonces issued, so each is unique even within one millisecond.
+    issued: u64,
 }
 
 const TRACKED: usize = 100_000;
@@ -68,13 +72,14 @@ impl Authenticator {
             per_account: FailureThrottle::new(cfg.max_failures.saturating_mul(3), window, cooldown, TRACKED),
             last_good: HashMap::new(),
             dummy_key,
+            issued: 0,
         }
     }
 
-
     /// The WWW-Authenticate (or Proxy-Authenticate) values for a challenge, most preferred algorithm first.
-    pub fn challenges(&self, stale: bool, now: u64) -> Vec<String> {
-        let nonce = self.nonces.issue(now, self.realm.as_bytes());
+    pub fn challenges(&mut self, stale: bool, now: u64) -> Vec<String> {
+        self.issued = self.issued.wrapping_add(1);
+        let nonce = self.nonces.issue(now, self.issued, self.realm.as_bytes());
         self.algorithms.iter().map(|&alg| challenge_header_value(&self.realm, &nonce, alg, stale, None)).collect()
     }
 

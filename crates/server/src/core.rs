@@ -11,7 +11,7 @@ use std::sync::Arc;
 use switchboard_registrar::{Binding, OfflineReason, Output, RegisterRequest, RegisterResult, Registrar};
 use switchboard_sip_core::header::{contacts, parse_delta_seconds, response_target, top_via};
 use switchboard_sip_core::transaction::{self, Incoming, TransactionLayer};
-use switchboard_sip_core::validate::{Essentials, check_request, response_to};
+use switchboard_sip_core::validate::{Essentials, check_request, check_response, response_to};
 use switchboard_sip_core::{HeaderName, Message, Method};
 use switchboard_sip_io::{Inbound, Peer, Proto, Transport};
 use switchboard_storage::{BindingOp, DeviceState};
@@ -106,6 +106,15 @@ impl Core {
                 Some(_) | None => {}
             }
         } else {
+            // RFC 3261 §8.1.3.3, §18.1.2: a malformed response, or one with more than one Via, is not for us.
+            if let Err(e) = check_response(&msg) {
+                tracing::debug!(source = %peer.addr, error = %e, "response dropped");
+                return;
+            }
+            if msg.headers.get_list(&HeaderName::Via).count() > 1 {
+                tracing::debug!(source = %peer.addr, "response with several Vias dropped");
+                return;
+            }
             let branch = top_via(&msg.headers).ok().and_then(|v| v.branch().map(str::to_owned));
             if let Some((device_id, key)) = branch.and_then(|b| self.prober.on_response(&b)) {
                 self.registrar.on_probe_result(device_id, &key, true, now);
@@ -365,7 +374,8 @@ fn response_peer(msg: &Message, source: Peer) -> Peer {
 
 /// The local address the kernel would use to reach `peer` (a connected UDP socket sends nothing).
 fn route_source(peer: IpAddr) -> Option<IpAddr> {
-    let any: SocketAddr = if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let any: SocketAddr =
+        if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
     let s = std::net::UdpSocket::bind(any).ok()?;
     s.connect(SocketAddr::new(peer, 9)).ok()?;
     s.local_addr().ok().map(|a| a.ip())

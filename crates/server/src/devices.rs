@@ -63,7 +63,6 @@ impl DeviceCache {
         self.by_auth.len()
     }
 
-
     pub fn upsert(&mut self, d: CachedDevice) {
         let id = d.device.id;
         if let Some(old_auth) = self.auth_by_id.get(&id) {

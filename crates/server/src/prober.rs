@@ -65,7 +65,6 @@ impl Prober {
         self.deadlines.first().map(|d| d.0)
     }
 
-
     pub fn on_timeout(&mut self, now: u64) -> Vec<ProbeEvent> {
         let mut events = Vec::new();
         while self.deadlines.first().is_some_and(|d| d.0 <= now) {

@@ -101,7 +101,5 @@ pub enum DigestError {
 
 /// Clips untrusted text for inclusion in an error (at most 64 bytes, on a char boundary).
 fn clip(s: &str) -> String {
-    s.get(..s.floor_char_boundary(64))
-        .unwrap_or_default()
-        .to_owned()
+    s.get(..s.floor_char_boundary(64)).unwrap_or_default().to_owned()
 }

@@ -2,6 +2,8 @@
 //! Each parser is strict about the grammar (RFC 3261 §25.1) but tolerant of linear white space where the grammar
 //! allows it (`SWS`, `LWS` around `;`, `=`, `/` and `:`).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::message::{HeaderName, Headers, Method};
 use crate::parse::is_token_byte;
 
@@ -182,10 +184,8 @@ pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
             None if after.trim().is_empty() => None,
             None => return None,
         };
-        let inner = host.get(1..host.len() - 1)?;
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
-            return None;
-        }
+        // IPv6reference = "[" IPv6address "]" (RFC 3261 §25.1): the address itself must be valid.
+        parse_ipv6(host.get(1..host.len() - 1)?)?;
         (host, port)
     } else {
         let (h, p) = match s.split_once(':') {
@@ -207,6 +207,30 @@ pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
         None => None,
     };
     Some((host.to_ascii_lowercase(), port))
+}
+
+/// The IP address a host (as kept in [`Via::host`], [`crate::uri::Uri::host`] or a `received` value) names, if it
+/// names one: an IPv4 address, an IPv6 reference in brackets, or a bare IPv6 address (`received` may be written
+/// either way, RFC 5118 §4.5).
+pub fn host_ip(host: &str) -> Option<IpAddr> {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => parse_ipv6(inner).map(IpAddr::V6),
+        None => host.parse::<Ipv4Addr>().ok().map(IpAddr::V4).or_else(|| parse_ipv6(host).map(IpAddr::V6)),
+    }
+}
+
+/// Parses an IPv6 address (RFC 4291 §2.2). RFC 3261's own `IPv6address` ABNF, taken from the obsoleted RFC 2373,
+/// also derives `hexpart "::"` followed by `":" IPv4address`, three colons before an embedded IPv4 address
+/// (`2001:db8:::192.0.2.1`); RFC 5118 §4.10 says implementations must tolerate it, so that one form, and only it,
+/// is read as `::`.
+fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
+    if let Ok(ip) = s.parse::<Ipv6Addr>() {
+        return Some(ip);
+    }
+    let (head, v4) = s.rsplit_once(':')?;
+    v4.parse::<Ipv4Addr>().ok()?;
+    let head = head.strip_suffix("::")?;
+    format!("{head}::{v4}").parse().ok()
 }
 
 /// `name-addr` or `addr-spec` with header parameters: From, To, Contact, Route, Record-Route, Path elements.
@@ -367,12 +391,27 @@ mod tests {
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.rport(), Some(None));
         assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_err());
+        assert!(Via::parse("SIP/2.0/UDP [2001:db8::10::1];branch=z9hG4bK1").is_err());
+        assert!(Via::parse("SIP/2.0/UDP [1.2.3.4];branch=z9hG4bK1").is_err());
+    }
+
+    #[test]
+    fn ipv6_references_and_the_rfc_3261_abnf_bug() {
+        let want: IpAddr = "2001:db8::c000:201".parse().unwrap();
+        assert_eq!(host_ip("[2001:db8::192.0.2.1]"), Some(want));
+        assert_eq!(host_ip("[2001:db8:::192.0.2.1]"), Some(want));
+        assert_eq!(host_ip("2001:db8::9:255"), "2001:db8::9:255".parse().ok());
+        assert_eq!(host_ip("192.0.2.1"), "192.0.2.1".parse().ok());
+        assert_eq!(host_ip("[192.0.2.1]"), None);
+        assert_eq!(host_ip("[2001:db8:::10]"), None);
+        assert_eq!(host_ip("[::::192.0.2.1]"), None);
+        assert_eq!(host_ip("example.com"), None);
     }
 
     #[test]
     fn name_addr_forms() {
-        let n = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ; tag = 98asjd8"#, "From")
-            .unwrap();
+        let n =
+            NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ; tag = 98asjd8"#, "From").unwrap();
         assert_eq!(n.display.as_deref(), Some("J Rosenberg \\\""));
         assert_eq!(n.tag(), Some("98asjd8"));
         let n = NameAddr::parse("sip:user@example.com;tag=1;expires=30", "To").unwrap();
@@ -409,8 +448,7 @@ pub fn stamp_received(headers: &mut Headers, ip: std::net::IpAddr, port: u16) ->
     let top = items.next().ok_or(HeaderError::Missing("Via"))?;
     let rest: Vec<&str> = items.collect();
     let mut via = Via::parse(top)?;
-    let host = via.host.trim_start_matches('[').trim_end_matches(']');
-    if host.parse::<std::net::IpAddr>().ok() != Some(ip) {
+    if host_ip(&via.host) != Some(ip) {
         via.set_param("received", Some(ip.to_string()));
     }
     if via.rport().is_some() {
@@ -427,7 +465,7 @@ pub fn response_target(via: &Via) -> Option<std::net::SocketAddr> {
         Some(r) => r,
         None => via.host.as_str(),
     };
-    let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let ip = host_ip(host)?;
     let port = via.rport().flatten().or(via.port).unwrap_or(5060);
     Some(std::net::SocketAddr::new(ip, port))
 }

@@ -311,10 +311,8 @@ impl Headers {
             if let Some(h) = self.0.get_mut(i) {
                 h.value = value;
             }
-            let mut at = i + 1;
-            for v in extra {
+            for (at, v) in (i + 1..).zip(extra) {
                 self.0.insert(at, Header { name: name.clone(), value: v });
-                at += 1;
             }
         }
     }

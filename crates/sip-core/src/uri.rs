@@ -65,14 +65,16 @@ impl Uri {
                 headers: None,
             });
         }
-        let (rest, headers) = match rest.split_once('?') {
+        // The userinfo ends at the first '@': RFC 3261 §25.1 allows an unescaped '@' nowhere else in a SIP-URI,
+        // while the user part may hold ';', '?' and '/' (user-unreserved; RFC 4475 §3.1.1.2, §3.1.1.9). So '@' is
+        // looked for before the '?' of the headers and the ';' of the parameters.
+        let (user, rest) = match rest.split_once('@') {
+            Some((u, r)) => (Some(u), r),
+            None => (None, rest),
+        };
+        let (hostpart, headers) = match rest.split_once('?') {
             Some((r, h)) => (r, Some(h.to_owned())),
             None => (rest, None),
-        };
-        // The user part may itself hold ';' (RFC 4475 semiuri), so find '@' first.
-        let (user, hostpart) = match rest.rfind('@') {
-            Some(at) => (Some(rest.get(..at).ok_or(UriError::Malformed)?), rest.get(at + 1..).unwrap_or("")),
-            None => (None, rest),
         };
         let user = match user {
             Some(u) => {
@@ -116,7 +118,9 @@ impl Uri {
             .params
             .iter()
             .filter(|p| ["user", "ttl", "method", "maddr", "transport"].iter().any(|n| p.name.eq_ignore_ascii_case(n)))
-            .map(|p| format!(";{}={}", p.name.to_ascii_lowercase(), p.value.as_deref().unwrap_or("").to_ascii_lowercase()))
+            .map(|p| {
+                format!(";{}={}", p.name.to_ascii_lowercase(), p.value.as_deref().unwrap_or("").to_ascii_lowercase())
+            })
             .collect();
         kept.sort();
         key.extend(kept);
@@ -177,6 +181,10 @@ mod tests {
         assert_eq!(u.param("transport"), Some("tcp"));
         assert_eq!(Uri::parse("nobodyKnowsThisScheme:x"), Err(UriError::UnsupportedScheme));
         assert!(Uri::parse("sip:").is_err());
+        // '?' and ';' belong to the user part when they come before the '@'.
+        let u = Uri::parse("sip:a?b;c/d:pw@example.com;lr?h=v").unwrap();
+        assert_eq!((u.user.as_deref(), u.host.as_str()), (Some("a?b;c/d"), "example.com"));
+        assert_eq!((u.param("lr"), u.headers.as_deref()), (Some(""), Some("h=v")));
     }
 
     #[test]

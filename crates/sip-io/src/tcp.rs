@@ -64,13 +64,7 @@ pub(crate) fn connect_and_send(t: Arc<Transport>, addr: SocketAddr, first: Vec<u
     });
 }
 
-async fn run_flow(
-    t: Arc<Transport>,
-    stream: TcpStream,
-    addr: SocketAddr,
-    id: FlowId,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-) {
+async fn run_flow(t: Arc<Transport>, stream: TcpStream, addr: SocketAddr, id: FlowId, mut rx: mpsc::Receiver<Vec<u8>>) {
     let (mut rd, mut wr) = stream.into_split();
     let mut framer = StreamFramer::new(t.config.limits);
     let mut buf = vec![0u8; 16 * 1024];

@@ -8,10 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::Transaction;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
-use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{Millis, Result, Store, StoreError};
 
@@ -43,22 +40,15 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 
 /// The file path of a SQLite URL, or `None` if `url` is not a usable SQLite URL.
 fn sqlite_path(url: &str) -> Option<&str> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     // Query parameters (`?mode=...`) would end up in the file name; the settings are ours to choose anyway.
     let usable = !path.is_empty() && !path.contains('?') && !path.contains(":memory:");
     usable.then_some(path)
 }
 
 async fn open_sqlite(path: &str) -> Result<SqlitePool> {
-    if let Some(parent) = Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent).await.map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -67,20 +57,14 @@ async fn open_sqlite(path: &str) -> Result<SqlitePool> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(SQLITE_MAX_CONNECTIONS)
-        .connect_with(options)
-        .await?;
+    let pool = SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS).connect_with(options).await?;
     SQLITE_MIGRATIONS.run(&pool).await?;
     tracing::info!(path, "opened SQLite store");
     Ok(pool)
 }
 
 async fn open_postgres(url: &str) -> Result<PgPool> {
-    let pool = PgPoolOptions::new()
-        .max_connections(POSTGRES_MAX_CONNECTIONS)
-        .connect(url)
-        .await?;
+    let pool = PgPoolOptions::new().max_connections(POSTGRES_MAX_CONNECTIONS).connect(url).await?;
     POSTGRES_MIGRATIONS.run(&pool).await?;
     // Not the URL: it may carry a password.
     tracing::info!("opened PostgreSQL store");
@@ -153,9 +137,7 @@ impl WritePool for PgPool {
     async fn begin_logged(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
         let mut tx = self.begin().await?;
         // An arbitrary key reserved for "change log writer"; released at commit or rollback.
-        sqlx::query("SELECT pg_advisory_xact_lock(7305915240372207713)")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7305915240372207713)").execute(&mut *tx).await?;
         Ok(tx)
     }
 }
@@ -175,9 +157,7 @@ pub(crate) use log_change;
 
 /// The current time in Unix milliseconds.
 pub(crate) fn now_ms() -> Millis {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Millis::try_from(since_epoch.as_millis()).unwrap_or(Millis::MAX)
 }
 
@@ -188,10 +168,7 @@ mod tests {
     #[test]
     fn sqlite_urls() {
         assert_eq!(sqlite_path("sqlite://data/sb.db"), Some("data/sb.db"));
-        assert_eq!(
-            sqlite_path("sqlite:///var/lib/sb.db"),
-            Some("/var/lib/sb.db")
-        );
+        assert_eq!(sqlite_path("sqlite:///var/lib/sb.db"), Some("/var/lib/sb.db"));
         assert_eq!(sqlite_path("sqlite:sb.db"), Some("sb.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("sqlite://"), None);

@@ -3,12 +3,8 @@
 
 use crate::backend::{SqlStore, WritePool, log_change, now_ms, with_pool};
 use crate::errors::WriteCtx;
-use crate::rows::{
-    CustomerRow, DeviceRow, ServiceRow, convert_all, device_columns, encode_list, service_columns,
-};
-use crate::{
-    Customer, Device, DeviceUpdate, Entity, NewDevice, NewService, Result, Service, StoreError,
-};
+use crate::rows::{CustomerRow, DeviceRow, ServiceRow, convert_all, device_columns, encode_list, service_columns};
+use crate::{Customer, Device, DeviceUpdate, Entity, NewDevice, NewService, Result, Service, StoreError};
 
 const INSERT_SERVICE: &str = concat!(
     "INSERT INTO services (customer_id, name, mode, region, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING ",
@@ -176,11 +172,7 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn device_by_name(
-        &self,
-        service_id: i64,
-        name: &str,
-    ) -> Result<Option<Device>> {
+    pub(crate) async fn device_by_name(&self, service_id: i64, name: &str) -> Result<Option<Device>> {
         with_pool!(self, pool => {
             let row: Option<DeviceRow> = sqlx::query_as(concat!(
                 "SELECT ", device_columns!(), " FROM devices WHERE service_id = $1 AND name = $2"
@@ -263,10 +255,7 @@ impl SqlStore {
 
 /// The constraints a device write can break: `auth_id` (global) and `name` (within the service).
 fn device_ctx<'a>(auth_id: &'a str, name: &'a str, service_id: Option<i64>) -> DeviceCtx<'a> {
-    DeviceCtx {
-        unique: [("auth_id", auth_id), ("name", name)],
-        service_id,
-    }
+    DeviceCtx { unique: [("auth_id", auth_id), ("name", name)], service_id }
 }
 
 /// Owns the unique-field list so the borrowed [`WriteCtx`] can be built from it.
@@ -286,13 +275,7 @@ impl DeviceCtx<'_> {
 }
 
 fn merge(d: &mut Device, update: &DeviceUpdate) {
-    let DeviceUpdate {
-        name,
-        caller_id,
-        call_types,
-        max_contacts,
-        credentials,
-    } = update;
+    let DeviceUpdate { name, caller_id, call_types, max_contacts, credentials } = update;
     if let Some(name) = name {
         d.name.clone_from(name);
     }
@@ -311,8 +294,5 @@ fn merge(d: &mut Device, update: &DeviceUpdate) {
 }
 
 fn device_not_found(id: i64) -> StoreError {
-    StoreError::NotFound {
-        entity: "device",
-        key: id.to_string(),
-    }
+    StoreError::NotFound { entity: "device", key: id.to_string() }
 }

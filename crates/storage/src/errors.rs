@@ -20,18 +20,11 @@ pub(crate) struct WriteCtx<'a> {
 
 impl<'a> WriteCtx<'a> {
     pub(crate) fn new(entity: &'static str, unique: &'a [(&'static str, &'a str)]) -> Self {
-        WriteCtx {
-            entity,
-            unique,
-            parent: None,
-        }
+        WriteCtx { entity, unique, parent: None }
     }
 
     pub(crate) fn parent(self, entity: &'static str, id: i64) -> Self {
-        WriteCtx {
-            parent: Some((entity, id)),
-            ..self
-        }
+        WriteCtx { parent: Some((entity, id)), ..self }
     }
 
     /// Maps `err` to `Conflict` / `NotFound` when it is a violation this context explains, else passes it on.
@@ -47,18 +40,11 @@ impl<'a> WriteCtx<'a> {
                 // `UNIQUE constraint failed: devices.auth_id`. Either contains the column name.
                 let text = db.constraint().unwrap_or_else(|| db.message());
                 let (field, value) = self.unique.iter().find(|(field, _)| text.contains(field))?;
-                Some(StoreError::Conflict {
-                    entity: self.entity,
-                    field,
-                    value: (*value).to_owned(),
-                })
+                Some(StoreError::Conflict { entity: self.entity, field, value: (*value).to_owned() })
             }
             ErrorKind::ForeignKeyViolation => {
                 let (entity, id) = self.parent?;
-                Some(StoreError::NotFound {
-                    entity,
-                    key: id.to_string(),
-                })
+                Some(StoreError::NotFound { entity, key: id.to_string() })
             }
             _ => None,
         }

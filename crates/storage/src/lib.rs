@@ -24,11 +24,7 @@ use async_trait::async_trait;
 pub enum StoreError {
     /// A unique field already holds this value (`field` names it, e.g. `auth_id`).
     #[error("{entity} with this {field} already exists: {value}")]
-    Conflict {
-        entity: &'static str,
-        field: &'static str,
-        value: String,
-    },
+    Conflict { entity: &'static str, field: &'static str, value: String },
     /// A referenced record does not exist.
     #[error("no such {entity}: {key}")]
     NotFound { entity: &'static str, key: String },

@@ -3,9 +3,7 @@
 
 use crate::backend::{SqlStore, WritePool, with_pool};
 use crate::errors::WriteCtx;
-use crate::rows::{
-    BindingRow, ChangeRow, DeviceStateRow, binding_columns, convert_all, encode_list,
-};
+use crate::rows::{BindingRow, ChangeRow, DeviceStateRow, binding_columns, convert_all, encode_list};
 use crate::{Binding, BindingOp, Change, DeviceState, Millis, Result};
 
 /// Insert-or-replace keyed by (device_id, contact). The `WHERE EXISTS` skips bindings of devices that no longer

@@ -8,8 +8,7 @@
 use sqlx::FromRow;
 
 use crate::{
-    Binding, Change, Credentials, Customer, Device, DeviceState, Entity, Result, Service,
-    ServiceMode, StoreError,
+    Binding, Change, Credentials, Customer, Device, DeviceState, Entity, Result, Service, ServiceMode, StoreError,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
@@ -47,11 +46,7 @@ pub(crate) struct CustomerRow {
 
 impl From<CustomerRow> for Customer {
     fn from(r: CustomerRow) -> Self {
-        Customer {
-            id: r.id,
-            name: r.name,
-            created_at: r.created_at,
-        }
+        Customer { id: r.id, name: r.name, created_at: r.created_at }
     }
 }
 
@@ -68,8 +63,7 @@ pub(crate) struct ServiceRow {
 impl TryFrom<ServiceRow> for Service {
     type Error = StoreError;
     fn try_from(r: ServiceRow) -> Result<Self> {
-        let mode = ServiceMode::parse(&r.mode)
-            .ok_or_else(|| corrupt(format!("services.mode {:?}", r.mode)))?;
+        let mode = ServiceMode::parse(&r.mode).ok_or_else(|| corrupt(format!("services.mode {:?}", r.mode)))?;
         Ok(Service {
             id: r.id,
             customer_id: r.customer_id,
@@ -174,11 +168,7 @@ pub(crate) struct DeviceStateRow {
 
 impl From<DeviceStateRow> for DeviceState {
     fn from(r: DeviceStateRow) -> Self {
-        DeviceState {
-            device_id: r.device_id,
-            online: r.online,
-            since: r.since,
-        }
+        DeviceState { device_id: r.device_id, online: r.online, since: r.since }
     }
 }
 
@@ -198,11 +188,7 @@ impl TryFrom<ChangeRow> for Change {
             "device" => Entity::Device,
             other => return Err(corrupt(format!("change_log.entity {other:?}"))),
         };
-        Ok(Change {
-            seq: r.seq,
-            entity,
-            entity_id: r.entity_id,
-        })
+        Ok(Change { seq: r.seq, entity, entity_id: r.entity_id })
     }
 }
 
@@ -229,8 +215,7 @@ pub(crate) fn encode_list(items: &[String]) -> String {
 }
 
 fn decode_list(column: &str, text: &str) -> Result<Vec<String>> {
-    serde_json::from_str(text)
-        .map_err(|e| corrupt(format!("{column} is not a JSON string array: {e}")))
+    serde_json::from_str(text).map_err(|e| corrupt(format!("{column} is not a JSON string array: {e}")))
 }
 
 /// A stored value we did not write (or a schema drift): reported as a decode error.

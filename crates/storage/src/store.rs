@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use crate::backend::SqlStore;
 use crate::{
-    Binding, BindingOp, Change, Customer, Device, DeviceState, DeviceUpdate, Millis, NewDevice,
-    NewService, Result, Service, Store,
+    Binding, BindingOp, Change, Customer, Device, DeviceState, DeviceUpdate, Millis, NewDevice, NewService, Result,
+    Service, Store,
 };
 
 #[async_trait]
@@ -35,9 +35,7 @@ impl Store for SqlStore {
 
     async fn create_device(&self, new: &NewDevice) -> Result<Device> {
         let mut created = SqlStore::create_devices(self, std::slice::from_ref(new)).await?;
-        Ok(created
-            .pop()
-            .expect("create_devices returns one device per input"))
+        Ok(created.pop().expect("create_devices returns one device per input"))
     }
     async fn create_devices(&self, new: &[NewDevice]) -> Result<Vec<Device>> {
         SqlStore::create_devices(self, new).await

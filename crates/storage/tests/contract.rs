@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use harness::Ctx;
 use switchboard_storage::{
-    Binding, BindingOp, Credentials, Device, DeviceState, DeviceUpdate, Entity, NewDevice,
-    NewService, ServiceMode, Store, StoreError,
+    Binding, BindingOp, Credentials, Device, DeviceState, DeviceUpdate, Entity, NewDevice, NewService, ServiceMode,
+    Store, StoreError,
 };
 
 /// Generates `sqlite::$name` and `postgres::$name` tests for each contract function.
@@ -80,11 +80,7 @@ fn new_device(service_id: i64, name: &str, auth_id: &str) -> NewDevice {
         auth_id: auth_id.to_owned(),
         credentials: creds("sip.example.net", auth_id),
         caller_id: Some("441632960000".to_owned()),
-        call_types: vec![
-            "local".to_owned(),
-            "national".to_owned(),
-            "mobile".to_owned(),
-        ],
+        call_types: vec!["local".to_owned(), "national".to_owned(), "mobile".to_owned()],
         max_contacts: 1,
     }
 }
@@ -102,10 +98,7 @@ fn binding(device_id: i64, contact: &str, expires_at: i64) -> Binding {
         transport: "udp".to_owned(),
         local: "203.0.113.1:5060".to_owned(),
         // A Path value with a comma inside the URI: the list encoding must keep it one element.
-        path: vec![
-            "<sip:edge1.example.net;lr;x=a,b>".to_owned(),
-            "<sip:edge2.example.net;lr>".to_owned(),
-        ],
+        path: vec!["<sip:edge1.example.net;lr;x=a,b>".to_owned(), "<sip:edge2.example.net;lr>".to_owned()],
         instance_id: Some("urn:uuid:00000000-0000-1000-8000-000A95A0E128".to_owned()),
         reg_id: Some(1),
         user_agent: Some("Softphone/1.0".to_owned()),
@@ -116,10 +109,7 @@ fn binding(device_id: i64, contact: &str, expires_at: i64) -> Binding {
 
 /// A customer with one service; returns the service id.
 async fn service_fixture(store: &dyn Store, name: &str) -> i64 {
-    let customer = store
-        .create_customer(&format!("{name}-customer"))
-        .await
-        .unwrap();
+    let customer = store.create_customer(&format!("{name}-customer")).await.unwrap();
     let service = store
         .create_service(&NewService {
             customer_id: customer.id,
@@ -132,18 +122,9 @@ async fn service_fixture(store: &dyn Store, name: &str) -> i64 {
     service.id
 }
 
-fn assert_conflict(
-    result: Result<impl std::fmt::Debug, StoreError>,
-    entity: &str,
-    field: &str,
-    value: &str,
-) {
+fn assert_conflict(result: Result<impl std::fmt::Debug, StoreError>, entity: &str, field: &str, value: &str) {
     match result {
-        Err(StoreError::Conflict {
-            entity: e,
-            field: f,
-            value: v,
-        }) => {
+        Err(StoreError::Conflict { entity: e, field: f, value: v }) => {
             assert_eq!((e, f, v.as_str()), (entity, field, value));
         }
         other => panic!("expected Conflict on {entity}.{field}, got {other:?}"),
@@ -160,10 +141,7 @@ fn assert_not_found(result: Result<impl std::fmt::Debug, StoreError>, entity: &s
 }
 
 fn contacts(bindings: &[Binding]) -> BTreeSet<(i64, String)> {
-    bindings
-        .iter()
-        .map(|b| (b.device_id, b.contact.clone()))
-        .collect()
+    bindings.iter().map(|b| (b.device_id, b.contact.clone())).collect()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -175,17 +153,10 @@ async fn customers_create_list_lookup(ctx: Ctx) {
     let acme = s.create_customer("acme").await.unwrap();
     let globex = s.create_customer("globex").await.unwrap();
     assert_eq!(acme.name, "acme");
-    assert!(
-        acme.created_at > 1_600_000_000_000,
-        "created_at is Unix ms: {}",
-        acme.created_at
-    );
+    assert!(acme.created_at > 1_600_000_000_000, "created_at is Unix ms: {}", acme.created_at);
     assert_ne!(acme.id, globex.id);
 
-    assert_eq!(
-        s.list_customers().await.unwrap(),
-        vec![acme.clone(), globex]
-    );
+    assert_eq!(s.list_customers().await.unwrap(), vec![acme.clone(), globex]);
     assert_eq!(s.customer_by_name("acme").await.unwrap(), Some(acme));
     assert_eq!(s.customer_by_name("initech").await.unwrap(), None);
 }
@@ -207,40 +178,16 @@ async fn services_create_list_lookup(ctx: Ctx) {
         mode,
         region: region.map(str::to_owned),
     };
-    let a1 = s
-        .create_service(&new(acme.id, "acme-hq", ServiceMode::Trunk, Some("uk")))
-        .await
-        .unwrap();
-    let a2 = s
-        .create_service(&new(acme.id, "acme-desk", ServiceMode::Direct, None))
-        .await
-        .unwrap();
-    let g1 = s
-        .create_service(&new(globex.id, "globex", ServiceMode::Direct, Some("ie")))
-        .await
-        .unwrap();
+    let a1 = s.create_service(&new(acme.id, "acme-hq", ServiceMode::Trunk, Some("uk"))).await.unwrap();
+    let a2 = s.create_service(&new(acme.id, "acme-desk", ServiceMode::Direct, None)).await.unwrap();
+    let g1 = s.create_service(&new(globex.id, "globex", ServiceMode::Direct, Some("ie"))).await.unwrap();
 
-    assert_eq!(
-        (a1.customer_id, a1.mode, a1.region.as_deref()),
-        (acme.id, ServiceMode::Trunk, Some("uk"))
-    );
+    assert_eq!((a1.customer_id, a1.mode, a1.region.as_deref()), (acme.id, ServiceMode::Trunk, Some("uk")));
     assert_eq!((a2.mode, a2.region.as_deref()), (ServiceMode::Direct, None));
-    assert_eq!(
-        s.list_services(None).await.unwrap(),
-        vec![a1.clone(), a2.clone(), g1.clone()]
-    );
-    assert_eq!(
-        s.list_services(Some(acme.id)).await.unwrap(),
-        vec![a1.clone(), a2]
-    );
-    assert_eq!(
-        s.list_services(Some(globex.id)).await.unwrap(),
-        vec![g1.clone()]
-    );
-    assert_eq!(
-        s.list_services(Some(globex.id + 1000)).await.unwrap(),
-        vec![]
-    );
+    assert_eq!(s.list_services(None).await.unwrap(), vec![a1.clone(), a2.clone(), g1.clone()]);
+    assert_eq!(s.list_services(Some(acme.id)).await.unwrap(), vec![a1.clone(), a2]);
+    assert_eq!(s.list_services(Some(globex.id)).await.unwrap(), vec![g1.clone()]);
+    assert_eq!(s.list_services(Some(globex.id + 1000)).await.unwrap(), vec![]);
     assert_eq!(s.service(g1.id).await.unwrap(), Some(g1));
     assert_eq!(s.service(-1).await.unwrap(), None);
     assert_eq!(s.service_by_name("acme-hq").await.unwrap(), Some(a1));
@@ -251,30 +198,16 @@ async fn service_name_conflict(ctx: Ctx) {
     let s = &*ctx.store;
     let acme = s.create_customer("acme").await.unwrap();
     let globex = s.create_customer("globex").await.unwrap();
-    let new = |customer_id| NewService {
-        customer_id,
-        name: "main".to_owned(),
-        mode: ServiceMode::Direct,
-        region: None,
-    };
+    let new =
+        |customer_id| NewService { customer_id, name: "main".to_owned(), mode: ServiceMode::Direct, region: None };
     s.create_service(&new(acme.id)).await.unwrap();
     // Service names are unique across the platform, not per customer.
-    assert_conflict(
-        s.create_service(&new(globex.id)).await,
-        "service",
-        "name",
-        "main",
-    );
+    assert_conflict(s.create_service(&new(globex.id)).await, "service", "name", "main");
 }
 
 async fn service_of_missing_customer_not_found(ctx: Ctx) {
     let s = &*ctx.store;
-    let new = NewService {
-        customer_id: 4242,
-        name: "orphan".to_owned(),
-        mode: ServiceMode::Direct,
-        region: None,
-    };
+    let new = NewService { customer_id: 4242, name: "orphan".to_owned(), mode: ServiceMode::Direct, region: None };
     assert_not_found(s.create_service(&new).await, "customer", "4242");
     assert!(s.list_services(None).await.unwrap().is_empty());
 }
@@ -290,10 +223,7 @@ async fn devices_create_list_lookup(ctx: Ctx) {
     let mut bare = new_device(svc2, "fax", "fax-2");
     bare.caller_id = None;
     bare.call_types = vec![];
-    let d1 = s
-        .create_device(&new_device(svc1, "desk", "desk-1"))
-        .await
-        .unwrap();
+    let d1 = s.create_device(&new_device(svc1, "desk", "desk-1")).await.unwrap();
     let d2 = s.create_device(&bare).await.unwrap();
 
     assert_eq!(d1.service_id, svc1);
@@ -303,27 +233,15 @@ async fn devices_create_list_lookup(ctx: Ctx) {
     assert_eq!(d1.call_types, ["local", "national", "mobile"]);
     assert_eq!(d1.max_contacts, 1);
     assert_eq!(d1.created_at, d1.updated_at);
-    assert_eq!(
-        (d2.caller_id.clone(), d2.call_types.clone()),
-        (None, vec![])
-    );
+    assert_eq!((d2.caller_id.clone(), d2.call_types.clone()), (None, vec![]));
 
     assert_eq!(s.device(d1.id).await.unwrap(), Some(d1.clone()));
     assert_eq!(s.device(d2.id + 1000).await.unwrap(), None);
-    assert_eq!(
-        s.device_by_auth_id("fax-2").await.unwrap(),
-        Some(d2.clone())
-    );
+    assert_eq!(s.device_by_auth_id("fax-2").await.unwrap(), Some(d2.clone()));
     assert_eq!(s.device_by_auth_id("nobody").await.unwrap(), None);
-    assert_eq!(
-        s.device_by_name(svc1, "desk").await.unwrap(),
-        Some(d1.clone())
-    );
+    assert_eq!(s.device_by_name(svc1, "desk").await.unwrap(), Some(d1.clone()));
     assert_eq!(s.device_by_name(svc2, "desk").await.unwrap(), None);
-    assert_eq!(
-        s.list_devices(None).await.unwrap(),
-        vec![d1.clone(), d2.clone()]
-    );
+    assert_eq!(s.list_devices(None).await.unwrap(), vec![d1.clone(), d2.clone()]);
     assert_eq!(s.list_devices(Some(svc1)).await.unwrap(), vec![d1]);
     assert_eq!(s.list_devices(Some(svc2)).await.unwrap(), vec![d2]);
 }
@@ -332,77 +250,39 @@ async fn device_auth_id_conflict(ctx: Ctx) {
     let s = &*ctx.store;
     let svc1 = service_fixture(s, "one").await;
     let svc2 = service_fixture(s, "two").await;
-    s.create_device(&new_device(svc1, "desk", "alice"))
-        .await
-        .unwrap();
+    s.create_device(&new_device(svc1, "desk", "alice")).await.unwrap();
     // auth_id is unique platform-wide, even in another service and under another name.
-    assert_conflict(
-        s.create_device(&new_device(svc2, "phone", "alice")).await,
-        "device",
-        "auth_id",
-        "alice",
-    );
+    assert_conflict(s.create_device(&new_device(svc2, "phone", "alice")).await, "device", "auth_id", "alice");
 }
 
 async fn device_name_conflict_within_service(ctx: Ctx) {
     let s = &*ctx.store;
     let svc1 = service_fixture(s, "one").await;
     let svc2 = service_fixture(s, "two").await;
-    s.create_device(&new_device(svc1, "desk", "alice"))
-        .await
-        .unwrap();
-    assert_conflict(
-        s.create_device(&new_device(svc1, "desk", "bob")).await,
-        "device",
-        "name",
-        "desk",
-    );
+    s.create_device(&new_device(svc1, "desk", "alice")).await.unwrap();
+    assert_conflict(s.create_device(&new_device(svc1, "desk", "bob")).await, "device", "name", "desk");
     // The same name in another service is fine.
-    s.create_device(&new_device(svc2, "desk", "carol"))
-        .await
-        .unwrap();
+    s.create_device(&new_device(svc2, "desk", "carol")).await.unwrap();
 }
 
 async fn device_of_missing_service_not_found(ctx: Ctx) {
     let s = &*ctx.store;
-    assert_not_found(
-        s.create_device(&new_device(777, "desk", "alice")).await,
-        "service",
-        "777",
-    );
+    assert_not_found(s.create_device(&new_device(777, "desk", "alice")).await, "service", "777");
     assert!(s.list_devices(None).await.unwrap().is_empty());
 }
 
 async fn update_device_partial(ctx: Ctx) {
     let s = &*ctx.store;
     let svc = service_fixture(s, "one").await;
-    let orig = s
-        .create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap();
+    let orig = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap();
 
     // No fields: nothing changes but updated_at may move.
-    let same = s
-        .update_device(orig.id, &DeviceUpdate::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        Device {
-            updated_at: orig.updated_at,
-            ..same.clone()
-        },
-        orig
-    );
+    let same = s.update_device(orig.id, &DeviceUpdate::default()).await.unwrap();
+    assert_eq!(Device { updated_at: orig.updated_at, ..same.clone() }, orig);
     assert!(same.updated_at >= orig.updated_at);
 
     let renamed = s
-        .update_device(
-            orig.id,
-            &DeviceUpdate {
-                name: Some("reception".to_owned()),
-                ..Default::default()
-            },
-        )
+        .update_device(orig.id, &DeviceUpdate { name: Some("reception".to_owned()), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(renamed.name, "reception");
@@ -410,21 +290,10 @@ async fn update_device_partial(ctx: Ctx) {
         (renamed.caller_id.clone(), renamed.call_types.clone()),
         (orig.caller_id.clone(), orig.call_types.clone())
     );
-    assert_eq!(
-        (renamed.auth_id.as_str(), renamed.created_at),
-        ("alice", orig.created_at)
-    );
+    assert_eq!((renamed.auth_id.as_str(), renamed.created_at), ("alice", orig.created_at));
 
-    let cleared = s
-        .update_device(
-            orig.id,
-            &DeviceUpdate {
-                caller_id: Some(None),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let cleared =
+        s.update_device(orig.id, &DeviceUpdate { caller_id: Some(None), ..Default::default() }).await.unwrap();
     assert_eq!(cleared.caller_id, None);
     assert_eq!(cleared.name, "reception");
 
@@ -455,63 +324,27 @@ async fn update_device_partial(ctx: Ctx) {
 async fn update_device_name_conflict(ctx: Ctx) {
     let s = &*ctx.store;
     let svc = service_fixture(s, "one").await;
-    s.create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap();
-    let bob = s
-        .create_device(&new_device(svc, "phone", "bob"))
-        .await
-        .unwrap();
-    let rename = DeviceUpdate {
-        name: Some("desk".to_owned()),
-        ..Default::default()
-    };
-    assert_conflict(
-        s.update_device(bob.id, &rename).await,
-        "device",
-        "name",
-        "desk",
-    );
+    s.create_device(&new_device(svc, "desk", "alice")).await.unwrap();
+    let bob = s.create_device(&new_device(svc, "phone", "bob")).await.unwrap();
+    let rename = DeviceUpdate { name: Some("desk".to_owned()), ..Default::default() };
+    assert_conflict(s.update_device(bob.id, &rename).await, "device", "name", "desk");
     assert_eq!(s.device(bob.id).await.unwrap(), Some(bob));
 }
 
 async fn missing_device_update_delete_not_found(ctx: Ctx) {
     let s = &*ctx.store;
     let before = s.last_change().await.unwrap();
-    assert_not_found(
-        s.update_device(99, &DeviceUpdate::default()).await,
-        "device",
-        "99",
-    );
+    assert_not_found(s.update_device(99, &DeviceUpdate::default()).await, "device", "99");
     assert_not_found(s.delete_device(99).await, "device", "99");
-    assert_not_found(
-        s.set_device_state(&DeviceState {
-            device_id: 99,
-            online: true,
-            since: 1,
-        })
-        .await,
-        "device",
-        "99",
-    );
-    assert_eq!(
-        s.last_change().await.unwrap(),
-        before,
-        "failed writes leave no change-log entry"
-    );
+    assert_not_found(s.set_device_state(&DeviceState { device_id: 99, online: true, since: 1 }).await, "device", "99");
+    assert_eq!(s.last_change().await.unwrap(), before, "failed writes leave no change-log entry");
 }
 
 async fn delete_device_cascades(ctx: Ctx) {
     let s = &*ctx.store;
     let svc = service_fixture(s, "one").await;
-    let alice = s
-        .create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap();
-    let bob = s
-        .create_device(&new_device(svc, "phone", "bob"))
-        .await
-        .unwrap();
+    let alice = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap();
+    let bob = s.create_device(&new_device(svc, "phone", "bob")).await.unwrap();
     s.apply_bindings(&[
         BindingOp::Upsert(binding(alice.id, "sip:alice@198.51.100.7", 10_000)),
         BindingOp::Upsert(binding(alice.id, "sip:alice@198.51.100.8", 10_000)),
@@ -519,59 +352,29 @@ async fn delete_device_cascades(ctx: Ctx) {
     ])
     .await
     .unwrap();
-    s.set_device_state(&DeviceState {
-        device_id: alice.id,
-        online: true,
-        since: 5,
-    })
-    .await
-    .unwrap();
-    s.set_device_state(&DeviceState {
-        device_id: bob.id,
-        online: true,
-        since: 6,
-    })
-    .await
-    .unwrap();
+    s.set_device_state(&DeviceState { device_id: alice.id, online: true, since: 5 }).await.unwrap();
+    s.set_device_state(&DeviceState { device_id: bob.id, online: true, since: 6 }).await.unwrap();
 
     s.delete_device(alice.id).await.unwrap();
 
     assert_eq!(s.device(alice.id).await.unwrap(), None);
     assert_eq!(s.device_by_auth_id("alice").await.unwrap(), None);
     assert!(s.bindings_for_device(alice.id).await.unwrap().is_empty());
-    assert_eq!(
-        contacts(&s.list_bindings().await.unwrap()),
-        contacts(&[binding(bob.id, "sip:bob@198.51.100.9", 0)])
-    );
-    assert_eq!(
-        s.device_states().await.unwrap(),
-        vec![DeviceState {
-            device_id: bob.id,
-            online: true,
-            since: 6
-        }]
-    );
+    assert_eq!(contacts(&s.list_bindings().await.unwrap()), contacts(&[binding(bob.id, "sip:bob@198.51.100.9", 0)]));
+    assert_eq!(s.device_states().await.unwrap(), vec![DeviceState { device_id: bob.id, online: true, since: 6 }]);
     // The auth_id is free again.
-    s.create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap();
+    s.create_device(&new_device(svc, "desk", "alice")).await.unwrap();
 }
 
 async fn create_devices_all_or_nothing(ctx: Ctx) {
     let s = &*ctx.store;
     let svc = service_fixture(s, "one").await;
-    s.create_device(&new_device(svc, "existing", "taken"))
-        .await
-        .unwrap();
+    s.create_device(&new_device(svc, "existing", "taken")).await.unwrap();
     let before_log = s.last_change().await.unwrap();
     let before = s.list_devices(None).await.unwrap();
 
     // The last row collides with a stored device: the first two must not survive.
-    let batch = [
-        new_device(svc, "a", "a"),
-        new_device(svc, "b", "b"),
-        new_device(svc, "c", "taken"),
-    ];
+    let batch = [new_device(svc, "a", "a"), new_device(svc, "b", "b"), new_device(svc, "c", "taken")];
     assert_conflict(s.create_devices(&batch).await, "device", "auth_id", "taken");
     // Rows colliding with each other inside the batch.
     let batch = [new_device(svc, "a", "a"), new_device(svc, "a", "a2")];
@@ -580,19 +383,9 @@ async fn create_devices_all_or_nothing(ctx: Ctx) {
     assert_eq!(s.device_by_auth_id("a").await.unwrap(), None);
     assert_eq!(s.last_change().await.unwrap(), before_log);
 
-    let batch = [
-        new_device(svc, "a", "a"),
-        new_device(svc, "b", "b"),
-        new_device(svc, "c", "c"),
-    ];
+    let batch = [new_device(svc, "a", "a"), new_device(svc, "b", "b"), new_device(svc, "c", "c")];
     let created = s.create_devices(&batch).await.unwrap();
-    assert_eq!(
-        created
-            .iter()
-            .map(|d| d.auth_id.as_str())
-            .collect::<Vec<_>>(),
-        ["a", "b", "c"]
-    );
+    assert_eq!(created.iter().map(|d| d.auth_id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
     assert_eq!(s.list_devices(Some(svc)).await.unwrap()[1..], created[..]);
     assert!(s.create_devices(&[]).await.unwrap().is_empty());
 }
@@ -603,16 +396,8 @@ async fn create_devices_all_or_nothing(ctx: Ctx) {
 async fn apply_bindings_upsert_remove_in_order(ctx: Ctx) {
     let s = &*ctx.store;
     let svc = service_fixture(s, "one").await;
-    let d = s
-        .create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap()
-        .id;
-    let e = s
-        .create_device(&new_device(svc, "phone", "bob"))
-        .await
-        .unwrap()
-        .id;
+    let d = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap().id;
+    let e = s.create_device(&new_device(svc, "phone", "bob")).await.unwrap().id;
     let a = binding(d, "sip:a@198.51.100.7:5060", 10_000);
     let b = binding(d, "sip:b@198.51.100.7:5062", 10_000);
     let mut other = binding(e, "sip:e@198.51.100.9", 10_000);
@@ -621,21 +406,11 @@ async fn apply_bindings_upsert_remove_in_order(ctx: Ctx) {
     other.instance_id = None;
     other.reg_id = None;
     other.user_agent = None;
-    s.apply_bindings(&[
-        BindingOp::Upsert(a.clone()),
-        BindingOp::Upsert(b.clone()),
-        BindingOp::Upsert(other.clone()),
-    ])
-    .await
-    .unwrap();
-    assert_eq!(
-        s.bindings_for_device(d).await.unwrap(),
-        vec![a.clone(), b.clone()]
-    );
-    assert_eq!(
-        s.list_bindings().await.unwrap(),
-        vec![a.clone(), b.clone(), other.clone()]
-    );
+    s.apply_bindings(&[BindingOp::Upsert(a.clone()), BindingOp::Upsert(b.clone()), BindingOp::Upsert(other.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.bindings_for_device(d).await.unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(s.list_bindings().await.unwrap(), vec![a.clone(), b.clone(), other.clone()]);
 
     // Upsert replaces the row with the same (device_id, contact), every field.
     let a2 = Binding {
@@ -655,15 +430,9 @@ async fn apply_bindings_upsert_remove_in_order(ctx: Ctx) {
         updated_at: 2_000,
         ..a.clone()
     };
-    s.apply_bindings(&[
-        BindingOp::Upsert(a2.clone()),
-        BindingOp::Remove {
-            device_id: d,
-            contact: b.contact.clone(),
-        },
-    ])
-    .await
-    .unwrap();
+    s.apply_bindings(&[BindingOp::Upsert(a2.clone()), BindingOp::Remove { device_id: d, contact: b.contact.clone() }])
+        .await
+        .unwrap();
     assert_eq!(s.bindings_for_device(d).await.unwrap(), vec![a2]);
 
     // Ops apply in order: what is inserted before RemoveAll goes, what comes after stays.
@@ -672,24 +441,15 @@ async fn apply_bindings_upsert_remove_in_order(ctx: Ctx) {
         BindingOp::Upsert(b.clone()),
         BindingOp::RemoveAll { device_id: d },
         BindingOp::Upsert(c.clone()),
-        BindingOp::Remove {
-            device_id: d,
-            contact: "sip:never-bound@x".to_owned(),
-        },
+        BindingOp::Remove { device_id: d, contact: "sip:never-bound@x".to_owned() },
     ])
     .await
     .unwrap();
     assert_eq!(s.bindings_for_device(d).await.unwrap(), vec![c.clone()]);
     // And the reverse: inserted then removed in the same batch.
-    s.apply_bindings(&[
-        BindingOp::Upsert(a.clone()),
-        BindingOp::Remove {
-            device_id: d,
-            contact: a.contact.clone(),
-        },
-    ])
-    .await
-    .unwrap();
+    s.apply_bindings(&[BindingOp::Upsert(a.clone()), BindingOp::Remove { device_id: d, contact: a.contact.clone() }])
+        .await
+        .unwrap();
     assert_eq!(s.bindings_for_device(d).await.unwrap(), vec![c]);
     // Other devices are untouched.
     assert_eq!(s.bindings_for_device(e).await.unwrap(), vec![other]);
@@ -699,16 +459,8 @@ async fn apply_bindings_upsert_remove_in_order(ctx: Ctx) {
 async fn apply_bindings_skips_deleted_device(ctx: Ctx) {
     let s = &*ctx.store;
     let svc = service_fixture(s, "one").await;
-    let d = s
-        .create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap()
-        .id;
-    let gone = s
-        .create_device(&new_device(svc, "old", "old"))
-        .await
-        .unwrap()
-        .id;
+    let d = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap().id;
+    let gone = s.create_device(&new_device(svc, "old", "old")).await.unwrap().id;
     s.delete_device(gone).await.unwrap();
     let kept = binding(d, "sip:a@198.51.100.7", 10_000);
     s.apply_bindings(&[
@@ -723,11 +475,7 @@ async fn apply_bindings_skips_deleted_device(ctx: Ctx) {
 async fn purge_expired_bindings(ctx: Ctx) {
     let s = &*ctx.store;
     let svc = service_fixture(s, "one").await;
-    let d = s
-        .create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap()
-        .id;
+    let d = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap().id;
     let ops: Vec<_> = [100, 200, 300]
         .into_iter()
         .map(|t| BindingOp::Upsert(binding(d, &format!("sip:{t}@198.51.100.7"), t)))
@@ -745,52 +493,18 @@ async fn purge_expired_bindings(ctx: Ctx) {
 async fn device_states_upsert(ctx: Ctx) {
     let s = &*ctx.store;
     let svc = service_fixture(s, "one").await;
-    let d = s
-        .create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap()
-        .id;
-    let e = s
-        .create_device(&new_device(svc, "phone", "bob"))
-        .await
-        .unwrap()
-        .id;
+    let d = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap().id;
+    let e = s.create_device(&new_device(svc, "phone", "bob")).await.unwrap().id;
     assert!(s.device_states().await.unwrap().is_empty());
 
-    s.set_device_state(&DeviceState {
-        device_id: e,
-        online: true,
-        since: 10,
-    })
-    .await
-    .unwrap();
-    s.set_device_state(&DeviceState {
-        device_id: d,
-        online: true,
-        since: 20,
-    })
-    .await
-    .unwrap();
-    s.set_device_state(&DeviceState {
-        device_id: d,
-        online: false,
-        since: 30,
-    })
-    .await
-    .unwrap();
+    s.set_device_state(&DeviceState { device_id: e, online: true, since: 10 }).await.unwrap();
+    s.set_device_state(&DeviceState { device_id: d, online: true, since: 20 }).await.unwrap();
+    s.set_device_state(&DeviceState { device_id: d, online: false, since: 30 }).await.unwrap();
     assert_eq!(
         s.device_states().await.unwrap(),
         vec![
-            DeviceState {
-                device_id: d,
-                online: false,
-                since: 30
-            },
-            DeviceState {
-                device_id: e,
-                online: true,
-                since: 10
-            },
+            DeviceState { device_id: d, online: false, since: 30 },
+            DeviceState { device_id: e, online: true, since: 10 },
         ]
     );
 }
@@ -813,42 +527,13 @@ async fn change_log_grows_and_pages(ctx: Ctx) {
         })
         .await
         .unwrap();
-    let d = s
-        .create_device(&new_device(service.id, "desk", "alice"))
-        .await
-        .unwrap();
-    let more = s
-        .create_devices(&[
-            new_device(service.id, "b", "b"),
-            new_device(service.id, "c", "c"),
-        ])
-        .await
-        .unwrap();
-    s.update_device(
-        d.id,
-        &DeviceUpdate {
-            max_contacts: Some(2),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let d = s.create_device(&new_device(service.id, "desk", "alice")).await.unwrap();
+    let more = s.create_devices(&[new_device(service.id, "b", "b"), new_device(service.id, "c", "c")]).await.unwrap();
+    s.update_device(d.id, &DeviceUpdate { max_contacts: Some(2), ..Default::default() }).await.unwrap();
     s.delete_device(more[0].id).await.unwrap();
     // Bindings and liveness are not directory changes.
-    s.apply_bindings(&[BindingOp::Upsert(binding(
-        d.id,
-        "sip:a@198.51.100.7",
-        10_000,
-    ))])
-    .await
-    .unwrap();
-    s.set_device_state(&DeviceState {
-        device_id: d.id,
-        online: true,
-        since: 1,
-    })
-    .await
-    .unwrap();
+    s.apply_bindings(&[BindingOp::Upsert(binding(d.id, "sip:a@198.51.100.7", 10_000))]).await.unwrap();
+    s.set_device_state(&DeviceState { device_id: d.id, online: true, since: 1 }).await.unwrap();
 
     let all = s.changes_since(0, 100).await.unwrap();
     let summary: Vec<_> = all.iter().map(|c| (c.entity, c.entity_id)).collect();
@@ -864,10 +549,7 @@ async fn change_log_grows_and_pages(ctx: Ctx) {
             (Entity::Device, more[0].id),
         ]
     );
-    assert!(
-        all.windows(2).all(|w| w[0].seq < w[1].seq),
-        "seqs increase: {all:?}"
-    );
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "seqs increase: {all:?}");
     assert_eq!(s.last_change().await.unwrap(), all.last().unwrap().seq);
 
     // Paging: pages of 3 from a cursor reassemble the whole log.
@@ -882,12 +564,7 @@ async fn change_log_grows_and_pages(ctx: Ctx) {
     }
     assert_eq!(paged, all);
     assert_eq!(s.changes_since(all[4].seq, 100).await.unwrap(), all[5..]);
-    assert!(
-        s.changes_since(s.last_change().await.unwrap(), 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.changes_since(s.last_change().await.unwrap(), 100).await.unwrap().is_empty());
     assert!(s.changes_since(0, 0).await.unwrap().is_empty());
     assert!(s.changes_since(0, -1).await.unwrap().is_empty());
 }
@@ -900,28 +577,9 @@ async fn concurrent_writers(ctx: Ctx) {
         .map(|i| {
             let store = ctx.store.clone();
             tokio::spawn(async move {
-                let d = store
-                    .create_device(&new_device(svc, &format!("d{i}"), &format!("auth{i}")))
-                    .await
-                    .unwrap();
-                store
-                    .apply_bindings(&[BindingOp::Upsert(binding(
-                        d.id,
-                        "sip:x@198.51.100.7",
-                        10_000,
-                    ))])
-                    .await
-                    .unwrap();
-                store
-                    .update_device(
-                        d.id,
-                        &DeviceUpdate {
-                            max_contacts: Some(3),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .unwrap();
+                let d = store.create_device(&new_device(svc, &format!("d{i}"), &format!("auth{i}"))).await.unwrap();
+                store.apply_bindings(&[BindingOp::Upsert(binding(d.id, "sip:x@198.51.100.7", 10_000))]).await.unwrap();
+                store.update_device(d.id, &DeviceUpdate { max_contacts: Some(3), ..Default::default() }).await.unwrap();
             })
         })
         .collect();
@@ -938,21 +596,10 @@ async fn concurrent_writers(ctx: Ctx) {
 /// a no-op.
 async fn reopen_keeps_data(ctx: Ctx) {
     let svc = service_fixture(&*ctx.store, "one").await;
-    let d = ctx
-        .store
-        .create_device(&new_device(svc, "desk", "alice"))
-        .await
-        .unwrap();
+    let d = ctx.store.create_device(&new_device(svc, "desk", "alice")).await.unwrap();
     let b = binding(d.id, "sip:a@198.51.100.7", 10_000);
-    ctx.store
-        .apply_bindings(&[BindingOp::Upsert(b.clone())])
-        .await
-        .unwrap();
-    let state = DeviceState {
-        device_id: d.id,
-        online: true,
-        since: 42,
-    };
+    ctx.store.apply_bindings(&[BindingOp::Upsert(b.clone())]).await.unwrap();
+    let state = DeviceState { device_id: d.id, online: true, since: 42 };
     ctx.store.set_device_state(&state).await.unwrap();
     let customers = ctx.store.list_customers().await.unwrap();
     let services = ctx.store.list_services(None).await.unwrap();
@@ -968,10 +615,7 @@ async fn reopen_keeps_data(ctx: Ctx) {
     assert_eq!(s.device_states().await.unwrap(), vec![state]);
     assert_eq!(s.changes_since(0, 100).await.unwrap(), log);
     // Ids and seqs carry on rather than restarting.
-    let d2 = s
-        .create_device(&new_device(svc, "phone", "bob"))
-        .await
-        .unwrap();
+    let d2 = s.create_device(&new_device(svc, "phone", "bob")).await.unwrap();
     assert!(d2.id > d.id);
     assert!(s.last_change().await.unwrap() > log.last().unwrap().seq);
 }
@@ -981,13 +625,7 @@ async fn reopen_keeps_data(ctx: Ctx) {
 
 #[tokio::test]
 async fn open_rejects_unsupported_urls() {
-    for url in [
-        "mysql://localhost/x",
-        "sqlite::memory:",
-        "sqlite://",
-        "file:/tmp/x.db",
-        "",
-    ] {
+    for url in ["mysql://localhost/x", "sqlite::memory:", "sqlite://", "file:/tmp/x.db", ""] {
         match switchboard_storage::open(url).await {
             Err(StoreError::BadUrl(u)) => assert_eq!(u, url),
             other => panic!("{url:?}: expected BadUrl, got {other:?}"),
@@ -1000,9 +638,7 @@ async fn open_accepts_sqlite_url_forms() {
     let dir = tempfile::tempdir().unwrap();
     // `sqlite:PATH` with parent directories that do not exist yet.
     let path = dir.path().join("a/b/sb.db");
-    let store = switchboard_storage::open(&format!("sqlite:{}", path.display()))
-        .await
-        .unwrap();
+    let store = switchboard_storage::open(&format!("sqlite:{}", path.display())).await.unwrap();
     store.create_customer("acme").await.unwrap();
     assert!(path.exists());
 }
@@ -1010,24 +646,10 @@ async fn open_accepts_sqlite_url_forms() {
 #[test]
 fn migrations_define_same_tables_and_columns() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
-    let sqlite = harness::schema_of(
-        &std::fs::read_to_string(format!("{root}/sqlite/0001_init.sql")).unwrap(),
-    );
-    let postgres = harness::schema_of(
-        &std::fs::read_to_string(format!("{root}/postgres/0001_init.sql")).unwrap(),
-    );
+    let sqlite = harness::schema_of(&std::fs::read_to_string(format!("{root}/sqlite/0001_init.sql")).unwrap());
+    let postgres = harness::schema_of(&std::fs::read_to_string(format!("{root}/postgres/0001_init.sql")).unwrap());
     let tables: Vec<_> = sqlite.keys().map(String::as_str).collect();
-    assert_eq!(
-        tables,
-        [
-            "bindings",
-            "change_log",
-            "customers",
-            "device_states",
-            "devices",
-            "services"
-        ]
-    );
+    assert_eq!(tables, ["bindings", "change_log", "customers", "device_states", "devices", "services"]);
     assert_eq!(sqlite, postgres);
     assert!(sqlite["devices"].iter().any(|c| c == "auth_id"));
 }

@@ -16,13 +16,7 @@ use super::{Algorithm, DigestError, clip};
 ///
 /// Values are quoted and escaped; control characters (which a quoted-string cannot carry) are replaced by SP
 /// rather than allowed to split the header — realm and opaque come from configuration, which should refuse them.
-pub fn challenge_header_value(
-    realm: &str,
-    nonce: &str,
-    alg: Algorithm,
-    stale: bool,
-    opaque: Option<&str>,
-) -> String {
+pub fn challenge_header_value(realm: &str, nonce: &str, alg: Algorithm, stale: bool, opaque: Option<&str>) -> String {
     let mut out = String::with_capacity(96 + realm.len() + nonce.len());
     out.push_str("Digest realm=");
     push_quoted(&mut out, realm);
@@ -66,26 +60,14 @@ impl Challenge {
     /// algorithms are errors: try the carrier's next challenge.
     pub fn parse(header_value: &str) -> Result<Self, DigestError> {
         let params = parse_digest_params(header_value)?;
-        let find = |name: &str| {
-            params
-                .iter()
-                .find(|p| p.name == name)
-                .map(|p| p.value.as_str())
-        };
-        let required = |name: &'static str| {
-            find(name)
-                .map(str::to_owned)
-                .ok_or(DigestError::MissingParam(name))
-        };
+        let find = |name: &str| params.iter().find(|p| p.name == name).map(|p| p.value.as_str());
+        let required = |name: &'static str| find(name).map(str::to_owned).ok_or(DigestError::MissingParam(name));
 
         let qop_auth = match find("qop") {
             None => false,
             // qop-options = "qop" EQUAL LDQUOT qop-value *("," qop-value) RDQUOT
             Some(list) => {
-                if !list
-                    .split(',')
-                    .any(|q| q.trim_matches([' ', '\t']).eq_ignore_ascii_case("auth"))
-                {
+                if !list.split(',').any(|q| q.trim_matches([' ', '\t']).eq_ignore_ascii_case("auth")) {
                     return Err(DigestError::UnsupportedQop(clip(list)));
                 }
                 true
@@ -94,10 +76,7 @@ impl Challenge {
         Ok(Challenge {
             realm: required("realm")?,
             nonce: required("nonce")?,
-            algorithm: find("algorithm")
-                .map(str::parse)
-                .transpose()?
-                .unwrap_or_default(),
+            algorithm: find("algorithm").map(str::parse).transpose()?.unwrap_or_default(),
             qop_auth,
             opaque: find("opaque").map(str::to_owned),
             // RFC 7616 §3.3: true only for a case-insensitive "true"; anything else is false.
@@ -132,8 +111,7 @@ mod tests {
 
     #[test]
     fn escapes_and_cannot_be_split() {
-        let v =
-            challenge_header_value("a\"b\r\nX-Evil: 1", "n", Algorithm::Sha512_256, false, None);
+        let v = challenge_header_value("a\"b\r\nX-Evil: 1", "n", Algorithm::Sha512_256, false, None);
         assert!(!v.contains('\r') && !v.contains('\n'), "{v}");
         assert!(v.starts_with(r#"Digest realm="a\"b  X-Evil: 1""#), "{v}");
     }
@@ -179,19 +157,8 @@ mod tests {
         );
         // RFC 2069 style: no qop at all, no algorithm.
         let c = Challenge::parse(r#"Digest realm="r", nonce="n", stale=TRUE"#);
-        assert!(matches!(
-            c,
-            Ok(Challenge {
-                qop_auth: false,
-                stale: true,
-                algorithm: Algorithm::Md5,
-                ..
-            })
-        ));
-        assert_eq!(
-            "Digest realm=\"r\"".parse::<Challenge>(),
-            Err(DigestError::MissingParam("nonce"))
-        );
+        assert!(matches!(c, Ok(Challenge { qop_auth: false, stale: true, algorithm: Algorithm::Md5, .. })));
+        assert_eq!("Digest realm=\"r\"".parse::<Challenge>(), Err(DigestError::MissingParam("nonce")));
     }
 
     #[test]
@@ -204,9 +171,6 @@ mod tests {
             Challenge::parse(r#"Digest realm="r", nonce="n", algorithm=SHA-256-sess"#),
             Err(DigestError::UnsupportedAlgorithm("SHA-256-sess".into()))
         );
-        assert_eq!(
-            Challenge::parse(r#"Basic realm="r""#),
-            Err(DigestError::NotDigest)
-        );
+        assert_eq!(Challenge::parse(r#"Basic realm="r""#), Err(DigestError::NotDigest));
     }
 }

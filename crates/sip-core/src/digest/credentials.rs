@@ -51,27 +51,15 @@ impl Credentials {
     /// `auth-param` extension point); duplicates are rejected, as are `-sess` algorithms and any `qop` but `auth`.
     pub fn parse(header_value: &str) -> Result<Self, DigestError> {
         let params = parse_digest_params(header_value)?;
-        let find = |name: &str| {
-            params
-                .iter()
-                .find(|p| p.name == name)
-                .map(|p: &Param| p.value.as_str())
-        };
-        let required = |name: &'static str| {
-            find(name)
-                .map(str::to_owned)
-                .ok_or(DigestError::MissingParam(name))
-        };
+        let find = |name: &str| params.iter().find(|p| p.name == name).map(|p: &Param| p.value.as_str());
+        let required = |name: &'static str| find(name).map(str::to_owned).ok_or(DigestError::MissingParam(name));
 
         let username = required("username")?;
         let realm = required("realm")?;
         let nonce = required("nonce")?;
         let uri = required("uri")?;
         let response = required("response")?;
-        let algorithm = find("algorithm")
-            .map(str::parse)
-            .transpose()?
-            .unwrap_or_default();
+        let algorithm = find("algorithm").map(str::parse).transpose()?.unwrap_or_default();
 
         let qop = match find("qop") {
             None => {
@@ -121,10 +109,7 @@ impl FromStr for Credentials {
 
 /// `nc-value = 8LHEX` (RFC 7616 §3.4, RFC 3261 §25.1).
 fn parse_nc(text: &str) -> Result<u32, DigestError> {
-    let well_formed = text.len() == 8
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let well_formed = text.len() == 8 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !well_formed {
         return Err(DigestError::InvalidNonceCount(clip(text)));
     }
@@ -157,17 +142,8 @@ mod tests {
         assert_eq!(c.uri, "/dir/index.html");
         assert_eq!(c.algorithm, Algorithm::Sha256);
         assert_eq!(c.nonce, "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v");
-        assert_eq!(
-            c.qop,
-            Some(QopAuth {
-                cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ".into(),
-                nc: 1
-            })
-        );
-        assert_eq!(
-            c.opaque.as_deref(),
-            Some("FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS")
-        );
+        assert_eq!(c.qop, Some(QopAuth { cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ".into(), nc: 1 }));
+        assert_eq!(c.opaque.as_deref(), Some("FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"));
         assert!(!c.userhash);
     }
 
@@ -176,10 +152,7 @@ mod tests {
         let c = ok(
             r#"DIGEST Response="abc", URI="sip:r.example", foo="bar, baz", Nonce=n1, REALM=r, x=y, USERNAME="alice""#,
         );
-        assert_eq!(
-            (c.username.as_str(), c.realm.as_str(), c.nonce.as_str()),
-            ("alice", "r", "n1")
-        );
+        assert_eq!((c.username.as_str(), c.realm.as_str(), c.nonce.as_str()), ("alice", "r", "n1"));
         assert_eq!(c.uri, "sip:r.example");
         assert_eq!(c.algorithm, Algorithm::Md5);
         assert_eq!(c.qop, None);
@@ -194,134 +167,66 @@ mod tests {
 
     #[test]
     fn qop_may_be_quoted_and_nc_is_hex() {
-        let c = ok(
-            r#"Digest username=u, realm=r, nonce=n, uri=u, response=x, qop="AUTH", nc=0000001f, cnonce=c"#,
-        );
-        assert_eq!(
-            c.qop,
-            Some(QopAuth {
-                cnonce: "c".into(),
-                nc: 0x1f
-            })
-        );
-        let c = ok(
-            r#"Digest username=u, realm=r, nonce=n, uri=u, response=x, qop=auth, nc=ffffffff, cnonce=c"#,
-        );
+        let c = ok(r#"Digest username=u, realm=r, nonce=n, uri=u, response=x, qop="AUTH", nc=0000001f, cnonce=c"#);
+        assert_eq!(c.qop, Some(QopAuth { cnonce: "c".into(), nc: 0x1f }));
+        let c = ok(r#"Digest username=u, realm=r, nonce=n, uri=u, response=x, qop=auth, nc=ffffffff, cnonce=c"#);
         assert_eq!(c.qop.map(|q| q.nc), Some(u32::MAX));
     }
 
     #[test]
     fn missing_required_fields() {
-        let full = [
-            ("username", "u"),
-            ("realm", "r"),
-            ("nonce", "n"),
-            ("uri", "x"),
-            ("response", "z"),
-        ];
+        let full = [("username", "u"), ("realm", "r"), ("nonce", "n"), ("uri", "x"), ("response", "z")];
         for (skip, _) in full {
-            let rest: Vec<String> = full
-                .iter()
-                .filter(|(n, _)| *n != skip)
-                .map(|(n, v)| format!("{n}=\"{v}\""))
-                .collect();
+            let rest: Vec<String> =
+                full.iter().filter(|(n, _)| *n != skip).map(|(n, v)| format!("{n}=\"{v}\"")).collect();
             let input = format!("Digest {}", rest.join(", "));
-            assert_eq!(
-                Credentials::parse(&input),
-                Err(DigestError::MissingParam(skip)),
-                "{input}"
-            );
+            assert_eq!(Credentials::parse(&input), Err(DigestError::MissingParam(skip)), "{input}");
         }
         let base = r#"Digest username=u, realm=r, nonce=n, uri=u, response=x"#;
         assert_eq!(
             Credentials::parse(&format!("{base}, qop=auth, nc=00000001")),
             Err(DigestError::MissingParam("cnonce"))
         );
-        assert_eq!(
-            Credentials::parse(&format!("{base}, qop=auth, cnonce=c")),
-            Err(DigestError::MissingParam("nc"))
-        );
-        assert_eq!(
-            Credentials::parse("Digest"),
-            Err(DigestError::MissingParam("username"))
-        );
+        assert_eq!(Credentials::parse(&format!("{base}, qop=auth, cnonce=c")), Err(DigestError::MissingParam("nc")));
+        assert_eq!(Credentials::parse("Digest"), Err(DigestError::MissingParam("username")));
     }
 
     #[test]
     fn qop_related_errors() {
         let base = r#"Digest username=u, realm=r, nonce=n, uri=u, response=x"#;
-        assert_eq!(
-            Credentials::parse(&format!("{base}, cnonce=c")),
-            Err(DigestError::UnexpectedParam("cnonce"))
-        );
-        assert_eq!(
-            Credentials::parse(&format!("{base}, nc=00000001")),
-            Err(DigestError::UnexpectedParam("nc"))
-        );
+        assert_eq!(Credentials::parse(&format!("{base}, cnonce=c")), Err(DigestError::UnexpectedParam("cnonce")));
+        assert_eq!(Credentials::parse(&format!("{base}, nc=00000001")), Err(DigestError::UnexpectedParam("nc")));
         assert_eq!(
             Credentials::parse(&format!("{base}, qop=auth-int, nc=00000001, cnonce=c")),
             Err(DigestError::UnsupportedQop("auth-int".into()))
         );
-        for nc in [
-            "1",
-            "0000001",
-            "000000001",
-            "0000000A",
-            "0000000g",
-            "+0000001",
-            "\"\"",
-        ] {
+        for nc in ["1", "0000001", "000000001", "0000000A", "0000000g", "+0000001", "\"\""] {
             let input = format!("{base}, qop=auth, cnonce=c, nc={nc}");
-            assert!(
-                matches!(
-                    Credentials::parse(&input),
-                    Err(DigestError::InvalidNonceCount(_))
-                ),
-                "{input}"
-            );
+            assert!(matches!(Credentials::parse(&input), Err(DigestError::InvalidNonceCount(_))), "{input}");
         }
     }
 
     #[test]
     fn algorithm_and_userhash_values() {
         let base = r#"Digest username=u, realm=r, nonce=n, uri=u, response=x"#;
-        assert_eq!(
-            ok(&format!("{base}, algorithm=\"sha-512-256\"")).algorithm,
-            Algorithm::Sha512_256
-        );
+        assert_eq!(ok(&format!("{base}, algorithm=\"sha-512-256\"")).algorithm, Algorithm::Sha512_256);
         assert_eq!(
             Credentials::parse(&format!("{base}, algorithm=MD5-sess")),
             Err(DigestError::UnsupportedAlgorithm("MD5-sess".into()))
         );
         assert!(ok(&format!("{base}, userhash=TRUE")).userhash);
         assert!(!ok(&format!("{base}, userhash=false")).userhash);
-        assert_eq!(
-            Credentials::parse(&format!("{base}, userhash=1")),
-            Err(DigestError::InvalidValue("userhash"))
-        );
+        assert_eq!(Credentials::parse(&format!("{base}, userhash=1")), Err(DigestError::InvalidValue("userhash")));
     }
 
     #[test]
     fn duplicates_and_garbage() {
         let dup = r#"Digest username=u, realm=r, nonce=n, uri=u, response=x, Username=v"#;
-        assert_eq!(
-            Credentials::parse(dup),
-            Err(DigestError::DuplicateParam("username".into()))
-        );
-        for garbage in [
-            "",
-            "Digest ,",
-            "Basic abc",
-            "\u{0}\u{ff}",
-            "Digest username=\"",
-            "Digest username=\"\\",
-        ] {
+        assert_eq!(Credentials::parse(dup), Err(DigestError::DuplicateParam("username".into())));
+        for garbage in ["", "Digest ,", "Basic abc", "\u{0}\u{ff}", "Digest username=\"", "Digest username=\"\\"] {
             assert!(Credentials::parse(garbage).is_err(), "{garbage:?}");
         }
-        assert_eq!(
-            "Digest".parse::<Credentials>(),
-            Err(DigestError::MissingParam("username"))
-        );
+        assert_eq!("Digest".parse::<Credentials>(), Err(DigestError::MissingParam("username")));
     }
 
     mod prop {

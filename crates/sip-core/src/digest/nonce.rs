@@ -1,7 +1,9 @@
 //! Stateless server nonces (RFC 7616 §3.3 and §5.4 suggest exactly this: a time-stamp plus a keyed hash).
 //!
-//! A nonce is `hex(issued_at_ms as u64 big-endian) || hex(HMAC-SHA256(key, label || issued_at || salt)[..16])`:
-//! 48 lower-case hex characters, safe as a token and inside quotes. Nothing is stored per nonce, so any number of
+//! A nonce is `hex(issued_at_ms) || hex(unique) || hex(HMAC-SHA256(key, label || issued_at || unique || salt)[..16])`
+//! (both numbers u64 big-endian): 64 lower-case hex characters. `unique` (a counter or random value from the
+//! caller) keeps nonces issued within the same millisecond distinct, which replay tracking by nonce requires:
+//! at thousands of challenges a second, time alone would hand two devices the same nonce. 64 hex characters are safe as a token and inside quotes. Nothing is stored per nonce, so any number of
 //! challenges can be handed out (including to spoofed UDP sources) at no memory cost, and every node sharing the
 //! key accepts every other node's nonces. Replay within the lifetime is [`super::NonceCounts`]' job.
 //!
@@ -24,7 +26,8 @@ const LABEL: &[u8] = b"switchboard/sip-digest-nonce/v1\0";
 const TIME_LEN: usize = 8;
 /// 128-bit tag: forging one takes 2^128 work, and nonces are short-lived anyway.
 const TAG_LEN: usize = 16;
-const NONCE_HEX_LEN: usize = 2 * (TIME_LEN + TAG_LEN);
+const UNIQUE_LEN: usize = 8;
+const NONCE_HEX_LEN: usize = 2 * (TIME_LEN + UNIQUE_LEN + TAG_LEN);
 
 /// Result of [`NonceFactory::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +54,7 @@ pub struct NonceFactory {
 impl fmt::Debug for NonceFactory {
     /// The key is never printed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NonceFactory")
-            .field("key", &"<redacted>")
-            .field("lifetime_ms", &self.lifetime_ms)
-            .finish()
+        f.debug_struct("NonceFactory").field("key", &"<redacted>").field("lifetime_ms", &self.lifetime_ms).finish()
     }
 }
 
@@ -70,10 +70,7 @@ impl NonceFactory {
         for (dst, src) in block.iter_mut().zip(key) {
             *dst = src;
         }
-        NonceFactory {
-            mac: Hmac::<Sha256>::new(&block.into()),
-            lifetime_ms,
-        }
+        NonceFactory { mac: Hmac::<Sha256>::new(&block.into()), lifetime_ms }
     }
 
     /// The lifetime given at construction; [`super::NonceCounts`] should use the same.
@@ -81,34 +78,33 @@ impl NonceFactory {
         self.lifetime_ms
     }
 
-    fn tagger(&self, issued_at: u64, salt: &[u8]) -> Hmac<Sha256> {
+    fn tagger(&self, issued_at: u64, unique: u64, salt: &[u8]) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
         mac.update(LABEL);
         mac.update(&issued_at.to_be_bytes());
+        mac.update(&unique.to_be_bytes());
         mac.update(salt);
         mac
     }
 
-    /// Makes a nonce stamped with `now_ms` and bound to `salt`.
-    pub fn issue(&self, now_ms: u64, salt: &[u8]) -> String {
-        let tag = self.tagger(now_ms, salt).finalize().into_bytes();
+    /// Makes a nonce stamped with `now_ms`, made distinct by `unique` (never repeat it within a millisecond) and
+    /// bound to `salt`.
+    pub fn issue(&self, now_ms: u64, unique: u64, salt: &[u8]) -> String {
+        let tag = self.tagger(now_ms, unique, salt).finalize().into_bytes();
         let mut nonce = to_hex(&now_ms.to_be_bytes());
+        nonce.push_str(&to_hex(&unique.to_be_bytes()));
         nonce.push_str(&to_hex(tag.get(..TAG_LEN).unwrap_or_default()));
         nonce
     }
 
     /// Classifies a nonce received in credentials. The MAC is compared in constant time. Only the exact form we
-    /// issue (48 lower-case hex digits) is accepted, so one nonce has exactly one spelling and replay tracking keyed
+    /// issue (64 lower-case hex digits) is accepted, so one nonce has exactly one spelling and replay tracking keyed
     /// by the string cannot be dodged by changing letter case.
     pub fn check(&self, nonce: &str, now_ms: u64, salt: &[u8]) -> NonceStatus {
-        let Some((issued_at, tag)) = decode(nonce) else {
+        let Some((issued_at, unique, tag)) = decode(nonce) else {
             return NonceStatus::Invalid;
         };
-        if self
-            .tagger(issued_at, salt)
-            .verify_truncated_left(&tag)
-            .is_err()
-        {
+        if self.tagger(issued_at, unique, salt).verify_truncated_left(&tag).is_err() {
             return NonceStatus::Invalid;
         }
         if issued_at > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
@@ -121,20 +117,20 @@ impl NonceFactory {
     }
 }
 
-/// Splits a nonce into issue time and tag; `None` unless it is exactly our shape.
-fn decode(nonce: &str) -> Option<(u64, [u8; TAG_LEN])> {
+/// Splits a nonce into issue time, unique value and tag; `None` unless it is exactly our shape.
+fn decode(nonce: &str) -> Option<(u64, u64, [u8; TAG_LEN])> {
     let bytes = nonce.as_bytes();
-    if bytes.len() != NONCE_HEX_LEN || !bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if bytes.len() != NONCE_HEX_LEN || !bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    let mut raw = [0u8; TIME_LEN + TAG_LEN];
+    let mut raw = [0u8; TIME_LEN + UNIQUE_LEN + TAG_LEN];
     for (dst, pair) in raw.iter_mut().zip(bytes.chunks_exact(2)) {
         let [hi, lo] = pair else { return None };
         *dst = (hex_val(*hi)? << 4) | hex_val(*lo)?;
     }
-    let (time, tag) = raw.split_first_chunk::<TIME_LEN>()?;
-    Some((u64::from_be_bytes(*time), tag.try_into().ok()?))
+    let (time, rest) = raw.split_first_chunk::<TIME_LEN>()?;
+    let (unique, tag) = rest.split_first_chunk::<UNIQUE_LEN>()?;
+    Some((u64::from_be_bytes(*time), u64::from_be_bytes(*unique), tag.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -151,31 +147,25 @@ mod tests {
     #[test]
     fn issued_nonce_is_valid_token_safe_and_stamped() {
         let f = factory();
-        let n = f.issue(T0, b"realm-a");
+        let n = f.issue(T0, 7, b"realm-a");
         assert_eq!(n.len(), NONCE_HEX_LEN);
-        assert!(
-            n.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
-            "{n}"
-        );
+        assert!(n.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{n}");
         assert!(n.starts_with(&format!("{T0:016x}")));
-        assert_eq!(
-            f.check(&n, T0, b"realm-a"),
-            NonceStatus::Valid { issued_at: T0 }
-        );
-        assert_eq!(
-            f.check(&n, T0 + LIFE - 1, b"realm-a"),
-            NonceStatus::Valid { issued_at: T0 }
-        );
+        assert_eq!(f.check(&n, T0, b"realm-a"), NonceStatus::Valid { issued_at: T0 });
+        assert_eq!(f.check(&n, T0 + LIFE - 1, b"realm-a"), NonceStatus::Valid { issued_at: T0 });
         // Deterministic for the same inputs, different for different times.
-        assert_eq!(n, f.issue(T0, b"realm-a"));
-        assert_ne!(n, f.issue(T0 + 1, b"realm-a"));
+        assert_eq!(n, f.issue(T0, 7, b"realm-a"));
+        assert_ne!(n, f.issue(T0 + 1, 7, b"realm-a"));
+        // Two challenges in the same millisecond must not share a nonce (replay tracking is per nonce).
+        let other = f.issue(T0, 8, b"realm-a");
+        assert_ne!(n, other);
+        assert_eq!(f.check(&other, T0, b"realm-a"), NonceStatus::Valid { issued_at: T0 });
     }
 
     #[test]
     fn stale_after_lifetime() {
         let f = factory();
-        let n = f.issue(T0, b"");
+        let n = f.issue(T0, 7, b"");
         assert_eq!(f.check(&n, T0 + LIFE, b""), NonceStatus::Stale);
         assert_eq!(f.check(&n, u64::MAX, b""), NonceStatus::Stale);
     }
@@ -183,31 +173,18 @@ mod tests {
     #[test]
     fn future_beyond_skew_is_invalid() {
         let f = factory();
-        let n = f.issue(T0 + MAX_FUTURE_SKEW_MS, b"");
-        assert_eq!(
-            f.check(&n, T0, b""),
-            NonceStatus::Valid {
-                issued_at: T0 + MAX_FUTURE_SKEW_MS
-            }
-        );
-        let n = f.issue(T0 + MAX_FUTURE_SKEW_MS + 1, b"");
+        let n = f.issue(T0 + MAX_FUTURE_SKEW_MS, 7, b"");
+        assert_eq!(f.check(&n, T0, b""), NonceStatus::Valid { issued_at: T0 + MAX_FUTURE_SKEW_MS });
+        let n = f.issue(T0 + MAX_FUTURE_SKEW_MS + 1, 7, b"");
         assert_eq!(f.check(&n, T0, b""), NonceStatus::Invalid);
     }
 
     #[test]
     fn forged_or_rebound_nonces_are_invalid() {
         let f = factory();
-        let n = f.issue(T0, b"realm-a");
-        assert_eq!(
-            f.check(&n, T0, b"realm-b"),
-            NonceStatus::Invalid,
-            "salt is bound"
-        );
-        assert_eq!(
-            NonceFactory::new([8u8; 32], LIFE).check(&n, T0, b"realm-a"),
-            NonceStatus::Invalid,
-            "key"
-        );
+        let n = f.issue(T0, 7, b"realm-a");
+        assert_eq!(f.check(&n, T0, b"realm-b"), NonceStatus::Invalid, "salt is bound");
+        assert_eq!(NonceFactory::new([8u8; 32], LIFE).check(&n, T0, b"realm-a"), NonceStatus::Invalid, "key");
 
         // Moving the time stamp (to extend the lifetime) breaks the MAC.
         let moved = format!("{:016x}{}", T0 + 1000, n.get(16..).unwrap_or_default());
@@ -220,18 +197,14 @@ mod tests {
                 *b = if *b == b'0' { b'1' } else { b'0' };
             }
             let forged = String::from_utf8(forged).unwrap_or_default();
-            assert_eq!(
-                f.check(&forged, T0, b"realm-a"),
-                NonceStatus::Invalid,
-                "{forged}"
-            );
+            assert_eq!(f.check(&forged, T0, b"realm-a"), NonceStatus::Invalid, "{forged}");
         }
     }
 
     #[test]
     fn garbled_nonces_are_invalid() {
         let f = factory();
-        let n = f.issue(T0, b"");
+        let n = f.issue(T0, 7, b"");
         for garbled in [
             String::new(),
             "zz".into(),
@@ -241,20 +214,13 @@ mod tests {
             format!("{}\u{e9}", n.get(..46).unwrap_or_default()),
             "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v".into(),
         ] {
-            assert_eq!(
-                f.check(&garbled, T0, b""),
-                NonceStatus::Invalid,
-                "{garbled:?}"
-            );
+            assert_eq!(f.check(&garbled, T0, b""), NonceStatus::Invalid, "{garbled:?}");
         }
     }
 
     #[test]
     fn debug_hides_key() {
         let dbg = format!("{:?}", NonceFactory::new([0xab; 32], 1));
-        assert!(
-            !dbg.contains("171") && !dbg.to_ascii_lowercase().contains("ab, "),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("171") && !dbg.to_ascii_lowercase().contains("ab, "), "{dbg}");
     }
 }

@@ -27,10 +27,7 @@ pub(crate) struct Param {
 /// Splits a `Digest ...` header value into its parameters. Rejects other schemes, syntax errors, duplicate names
 /// (RFC 7235 §2.1) and more than [`MAX_PARAMS`] parameters.
 pub(crate) fn parse_digest_params(input: &str) -> Result<Vec<Param>, DigestError> {
-    let mut cur = Cursor {
-        bytes: input.as_bytes(),
-        pos: 0,
-    };
+    let mut cur = Cursor { bytes: input.as_bytes(), pos: 0 };
     cur.skip_lws();
     let scheme = cur.token();
     if !scheme.eq_ignore_ascii_case(b"Digest") {
@@ -135,10 +132,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn error(&self, reason: &'static str) -> DigestError {
-        DigestError::Syntax {
-            at: self.pos,
-            reason,
-        }
+        DigestError::Syntax { at: self.pos, reason }
     }
 
     /// Length of a line fold (`CRLF 1*WSP`, or a bare `LF 1*WSP` from sloppy senders) starting here, counting
@@ -233,11 +227,7 @@ impl<'a> Cursor<'a> {
 
 /// RFC 3261 §25.1: `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`.
 fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
 }
 
 #[cfg(test)]
@@ -266,23 +256,14 @@ mod tests {
     #[test]
     fn whitespace_and_folding_around_delimiters() {
         let input = "  Digest\r\n  username = \"x\"\t,\r\n\trealm=\n \"y\"  ,nonce\r\n =\"z\"  ";
-        assert_eq!(
-            pairs(input),
-            vec![p("username", "x"), p("realm", "y"), p("nonce", "z")]
-        );
+        assert_eq!(pairs(input), vec![p("username", "x"), p("realm", "y"), p("nonce", "z")]);
     }
 
     #[test]
     fn escapes_and_folds_inside_quotes() {
-        assert_eq!(
-            pairs(r#"Digest a="say \"hi\" \\ ok""#),
-            vec![p("a", r#"say "hi" \ ok"#)]
-        );
+        assert_eq!(pairs(r#"Digest a="say \"hi\" \\ ok""#), vec![p("a", r#"say "hi" \ ok"#)]);
         assert_eq!(pairs("Digest a=\"x\r\n   y\""), vec![p("a", "x y")]);
-        assert_eq!(
-            pairs("Digest a=\"J\u{e4}s\u{f8}n\""),
-            vec![p("a", "J\u{e4}s\u{f8}n")]
-        );
+        assert_eq!(pairs("Digest a=\"J\u{e4}s\u{f8}n\""), vec![p("a", "J\u{e4}s\u{f8}n")]);
         assert_eq!(pairs(r#"Digest a="""#), vec![p("a", "")]);
     }
 
@@ -303,42 +284,23 @@ mod tests {
             "Digest a=sip:x@y",
             "Digest a=\"x\"y",
         ] {
-            assert!(
-                matches!(parse_digest_params(bad), Err(DigestError::Syntax { .. })),
-                "{bad:?}"
-            );
+            assert!(matches!(parse_digest_params(bad), Err(DigestError::Syntax { .. })), "{bad:?}");
         }
-        for bad in [
-            "",
-            "Basic dXNlcjpwYXNz",
-            "Digestive a=b",
-            "Digestusername=\"x\"",
-            "\"Digest\" a=b",
-        ] {
-            assert_eq!(
-                parse_digest_params(bad),
-                Err(DigestError::NotDigest),
-                "{bad:?}"
-            );
+        for bad in ["", "Basic dXNlcjpwYXNz", "Digestive a=b", "Digestusername=\"x\"", "\"Digest\" a=b"] {
+            assert_eq!(parse_digest_params(bad), Err(DigestError::NotDigest), "{bad:?}");
         }
     }
 
     #[test]
     fn duplicates_are_rejected_case_insensitively() {
-        assert_eq!(
-            parse_digest_params("Digest a=1, A=2"),
-            Err(DigestError::DuplicateParam("a".into()))
-        );
+        assert_eq!(parse_digest_params("Digest a=1, A=2"), Err(DigestError::DuplicateParam("a".into())));
     }
 
     #[test]
     fn too_many_params() {
         let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=x")).collect();
         let input = format!("Digest {}", many.join(","));
-        assert_eq!(
-            parse_digest_params(&input),
-            Err(DigestError::TooManyParams(MAX_PARAMS))
-        );
+        assert_eq!(parse_digest_params(&input), Err(DigestError::TooManyParams(MAX_PARAMS)));
     }
 
     #[test]

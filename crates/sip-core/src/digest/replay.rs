@@ -70,13 +70,7 @@ impl NonceCounts {
             self.entries.remove(&oldest);
         }
         let expires_at = now_ms.saturating_add(self.lifetime_ms);
-        self.entries.insert(
-            nonce.to_owned(),
-            Seen {
-                highest_nc: nc,
-                expires_at,
-            },
-        );
+        self.entries.insert(nonce.to_owned(), Seen { highest_nc: nc, expires_at });
         self.order.push_back((nonce.to_owned(), expires_at));
         true
     }
@@ -160,10 +154,7 @@ mod tests {
         let mut c = NonceCounts::new(2, LIFE);
         assert!(c.check_and_record("a", 1, 0));
         assert!(c.check_and_record("b", 1, 1));
-        assert!(
-            c.check_and_record("a", 2, 2),
-            "updates do not change first-use order"
-        );
+        assert!(c.check_and_record("a", 2, 2), "updates do not change first-use order");
         assert!(c.check_and_record("c", 1, 3));
         assert_eq!(c.len(), 2);
         assert!(!c.check_and_record("b", 1, 4), "b kept");

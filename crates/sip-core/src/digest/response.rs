@@ -12,24 +12,10 @@ use super::{Algorithm, Challenge, Credentials, DigestError, QopAuth, ha1};
 /// * no qop (RFC 2069): `H(HA1 ":" nonce ":" HA2)`
 ///
 /// with `HA2 = H(method ":" digest-uri)`. `nc` enters as its 8-hex-digit wire text.
-fn request_digest(
-    alg: Algorithm,
-    ha1: &str,
-    nonce: &str,
-    qop: Option<&QopAuth>,
-    method: &str,
-    uri: &str,
-) -> String {
+fn request_digest(alg: Algorithm, ha1: &str, nonce: &str, qop: Option<&QopAuth>, method: &str, uri: &str) -> String {
     let ha2 = alg.hash_hex(&[method, uri]);
     match qop {
-        Some(q) => alg.hash_hex(&[
-            ha1,
-            nonce,
-            &format!("{:08x}", q.nc),
-            &q.cnonce,
-            "auth",
-            &ha2,
-        ]),
+        Some(q) => alg.hash_hex(&[ha1, nonce, &format!("{:08x}", q.nc), &q.cnonce, "auth", &ha2]),
         None => alg.hash_hex(&[ha1, nonce, &ha2]),
     }
 }
@@ -54,18 +40,8 @@ pub fn verify_allow_rfc2069(creds: &Credentials, method: &str, ha1_hex: &str) ->
         return false;
     }
     let ha1 = ha1_hex.to_ascii_lowercase();
-    let expected = request_digest(
-        alg,
-        &ha1,
-        &creds.nonce,
-        creds.qop.as_ref(),
-        method,
-        &creds.uri,
-    );
-    ct_eq(
-        expected.as_bytes(),
-        creds.response.to_ascii_lowercase().as_bytes(),
-    )
+    let expected = request_digest(alg, &ha1, &creds.nonce, creds.qop.as_ref(), method, &creds.uri);
+    ct_eq(expected.as_bytes(), creds.response.to_ascii_lowercase().as_bytes())
 }
 
 /// The client's secret: the password, or an HA1 precomputed for the challenge's realm and algorithm.
@@ -111,10 +87,7 @@ pub struct ClientAuth<'a> {
 ///
 /// Errors: `username` or `uri` containing characters a quoted-string cannot carry, an empty `cnonce` or `nc == 0`
 /// when `qop` is used.
-pub fn client_response(
-    challenge: &Challenge,
-    auth: &ClientAuth<'_>,
-) -> Result<String, DigestError> {
+pub fn client_response(challenge: &Challenge, auth: &ClientAuth<'_>) -> Result<String, DigestError> {
     if !is_header_safe(auth.username) {
         return Err(DigestError::InvalidValue("username"));
     }
@@ -128,10 +101,7 @@ pub fn client_response(
         if auth.nc == 0 {
             return Err(DigestError::InvalidNonceCount("00000000".into()));
         }
-        Some(QopAuth {
-            cnonce: to_hex(auth.cnonce),
-            nc: auth.nc,
-        })
+        Some(QopAuth { cnonce: to_hex(auth.cnonce), nc: auth.nc })
     } else {
         None
     };
@@ -140,14 +110,7 @@ pub fn client_response(
         ClientSecret::Password(password) => ha1(alg, auth.username, &challenge.realm, password),
         ClientSecret::Ha1(hex) => hex.to_ascii_lowercase(),
     };
-    let response = request_digest(
-        alg,
-        &ha1,
-        &challenge.nonce,
-        qop.as_ref(),
-        auth.method,
-        auth.uri,
-    );
+    let response = request_digest(alg, &ha1, &challenge.nonce, qop.as_ref(), auth.method, auth.uri);
 
     let mut out = String::with_capacity(256);
     out.push_str("Digest username=");
@@ -200,33 +163,16 @@ mod tests {
     fn rfc7616_md5_and_sha256_examples() {
         for (alg, published) in [
             (Algorithm::Md5, "8ca523f5e9506fed4657c9700eebdbec"),
-            (
-                Algorithm::Sha256,
-                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
-            ),
+            (Algorithm::Sha256, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
         ] {
             let creds = rfc7616_creds(alg, published);
             let ha1 = ha1(alg, "Mufasa", R7616_REALM, "Circle of Life");
-            let computed = request_digest(
-                alg,
-                &ha1,
-                R7616_NONCE,
-                creds.qop.as_ref(),
-                "GET",
-                "/dir/index.html",
-            );
+            let computed = request_digest(alg, &ha1, R7616_NONCE, creds.qop.as_ref(), "GET", "/dir/index.html");
             assert_eq!(computed, published, "{alg}");
             assert!(verify(&creds, "GET", &ha1), "{alg}");
-            assert!(
-                verify(&creds, "GET", &ha1.to_ascii_uppercase()),
-                "HA1 hex case must not matter"
-            );
+            assert!(verify(&creds, "GET", &ha1.to_ascii_uppercase()), "HA1 hex case must not matter");
             assert!(!verify(&creds, "POST", &ha1), "method is covered");
-            assert!(!verify(
-                &creds,
-                "GET",
-                &super::ha1(alg, "Mufasa", R7616_REALM, "circle of life")
-            ));
+            assert!(!verify(&creds, "GET", &super::ha1(alg, "Mufasa", R7616_REALM, "circle of life")));
         }
     }
 
@@ -238,15 +184,8 @@ mod tests {
  uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b",
  response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41""#,
         );
-        let Ok(creds) = creds else {
-            panic!("{creds:?}")
-        };
-        let ha1 = ha1(
-            Algorithm::Md5,
-            "Mufasa",
-            "testrealm@host.com",
-            "Circle Of Life",
-        );
+        let Ok(creds) = creds else { panic!("{creds:?}") };
+        let ha1 = ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
         assert!(verify(&creds, "GET", &ha1));
     }
 
@@ -260,15 +199,8 @@ mod tests {
              cnonce=\"NTg6RKcb9boFIAS3KrFK9BGeh+iDa/sm6jUMp2wds69v\", qop=auth, \
              response=\"3798d4131c277846293534c3edc11bd8a5e4cdcbff78b05db9d95eeb1cec68a5\"",
         );
-        let Ok(creds) = creds else {
-            panic!("{creds:?}")
-        };
-        let ha1 = ha1(
-            Algorithm::Sha512_256,
-            "J\u{e4}s\u{f8}n Doe",
-            "api@example.org",
-            "Secret, or not?",
-        );
+        let Ok(creds) = creds else { panic!("{creds:?}") };
+        let ha1 = ha1(Algorithm::Sha512_256, "J\u{e4}s\u{f8}n Doe", "api@example.org", "Secret, or not?");
         assert!(verify(&creds, "GET", &ha1));
     }
 
@@ -279,41 +211,21 @@ mod tests {
             r#"Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093",
  uri="/dir/index.html", response="670FD8C2DF070C60B045671B8B24FF02""#,
         );
-        let Ok(creds) = creds else {
-            panic!("{creds:?}")
-        };
-        let ha1 = ha1(
-            Algorithm::Md5,
-            "Mufasa",
-            "testrealm@host.com",
-            "Circle Of Life",
-        );
+        let Ok(creds) = creds else { panic!("{creds:?}") };
+        let ha1 = ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
         assert!(!verify(&creds, "GET", &ha1));
-        assert!(
-            verify_allow_rfc2069(&creds, "GET", &ha1),
-            "upper-case response hex is accepted"
-        );
+        assert!(verify_allow_rfc2069(&creds, "GET", &ha1), "upper-case response hex is accepted");
     }
 
     #[test]
     fn wrong_lengths_and_algorithm_mismatch_fail() {
-        let creds = rfc7616_creds(
-            Algorithm::Sha256,
-            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
-        );
-        assert!(!verify(
-            &creds,
-            "GET",
-            &ha1(Algorithm::Md5, "Mufasa", R7616_REALM, "Circle of Life")
-        ));
+        let creds =
+            rfc7616_creds(Algorithm::Sha256, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+        assert!(!verify(&creds, "GET", &ha1(Algorithm::Md5, "Mufasa", R7616_REALM, "Circle of Life")));
         assert!(!verify(&creds, "GET", ""));
         let mut short = creds.clone();
         short.response.truncate(63);
-        assert!(!verify(
-            &short,
-            "GET",
-            &ha1(Algorithm::Sha256, "Mufasa", R7616_REALM, "Circle of Life")
-        ));
+        assert!(!verify(&short, "GET", &ha1(Algorithm::Sha256, "Mufasa", R7616_REALM, "Circle of Life")));
     }
 
     #[test]
@@ -322,9 +234,7 @@ mod tests {
             "Digest realm=\"{R7616_REALM}\", qop=\"auth, auth-int\", algorithm=SHA-256, nonce=\"{R7616_NONCE}\", \
              opaque=\"{R7616_OPAQUE}\""
         ));
-        let Ok(challenge) = challenge else {
-            panic!("{challenge:?}")
-        };
+        let Ok(challenge) = challenge else { panic!("{challenge:?}") };
         let auth = ClientAuth {
             username: "Mufasa",
             secret: ClientSecret::Password("Circle of Life"),
@@ -333,29 +243,16 @@ mod tests {
             cnonce: &[0xde, 0xad, 0xbe, 0xef],
             nc: 1,
         };
-        let Ok(header) = client_response(&challenge, &auth) else {
-            panic!()
-        };
-        assert!(
-            header.contains(r#"cnonce="deadbeef", qop=auth, nc=00000001"#),
-            "{header}"
-        );
-        assert!(
-            header.contains(&format!(r#"opaque="{R7616_OPAQUE}""#)),
-            "{header}"
-        );
-        let Ok(creds) = Credentials::parse(&header) else {
-            panic!("{header}")
-        };
+        let Ok(header) = client_response(&challenge, &auth) else { panic!() };
+        assert!(header.contains(r#"cnonce="deadbeef", qop=auth, nc=00000001"#), "{header}");
+        assert!(header.contains(&format!(r#"opaque="{R7616_OPAQUE}""#)), "{header}");
+        let Ok(creds) = Credentials::parse(&header) else { panic!("{header}") };
         assert_eq!(creds.algorithm, Algorithm::Sha256);
         let ha1 = ha1(Algorithm::Sha256, "Mufasa", R7616_REALM, "Circle of Life");
         assert!(verify(&creds, "GET", &ha1));
 
         // HA1 instead of password gives the same header.
-        let with_ha1 = ClientAuth {
-            secret: ClientSecret::Ha1(&ha1),
-            ..auth
-        };
+        let with_ha1 = ClientAuth { secret: ClientSecret::Ha1(&ha1), ..auth };
         assert_eq!(client_response(&challenge, &with_ha1), Ok(header));
     }
 
@@ -377,57 +274,20 @@ mod tests {
             cnonce: &[],
             nc: 0,
         };
-        let Ok(header) = client_response(&challenge, &auth) else {
-            panic!()
-        };
-        assert!(
-            !header.contains("cnonce") && !header.contains("nc="),
-            "{header}"
-        );
-        let Ok(creds) = Credentials::parse(&header) else {
-            panic!("{header}")
-        };
+        let Ok(header) = client_response(&challenge, &auth) else { panic!() };
+        assert!(!header.contains("cnonce") && !header.contains("nc="), "{header}");
+        let Ok(creds) = Credentials::parse(&header) else { panic!("{header}") };
         assert_eq!(creds.username, "al\"ice");
-        assert!(verify_allow_rfc2069(
-            &creds,
-            "REGISTER",
-            &ha1(Algorithm::Md5, "al\"ice", "r", "pw")
-        ));
+        assert!(verify_allow_rfc2069(&creds, "REGISTER", &ha1(Algorithm::Md5, "al\"ice", "r", "pw")));
 
-        let qop = Challenge {
-            qop_auth: true,
-            ..challenge
-        };
-        assert_eq!(
-            client_response(&qop, &auth),
-            Err(DigestError::InvalidValue("cnonce"))
-        );
-        let auth = ClientAuth {
-            cnonce: b"x",
-            ..auth
-        };
-        assert!(matches!(
-            client_response(&qop, &auth),
-            Err(DigestError::InvalidNonceCount(_))
-        ));
-        let auth = ClientAuth {
-            nc: 1,
-            uri: "sip:r\r\nX: y",
-            ..auth
-        };
-        assert_eq!(
-            client_response(&qop, &auth),
-            Err(DigestError::InvalidValue("uri"))
-        );
-        let auth = ClientAuth {
-            uri: "sip:r",
-            username: "a\nb",
-            ..auth
-        };
-        assert_eq!(
-            client_response(&qop, &auth),
-            Err(DigestError::InvalidValue("username"))
-        );
+        let qop = Challenge { qop_auth: true, ..challenge };
+        assert_eq!(client_response(&qop, &auth), Err(DigestError::InvalidValue("cnonce")));
+        let auth = ClientAuth { cnonce: b"x", ..auth };
+        assert!(matches!(client_response(&qop, &auth), Err(DigestError::InvalidNonceCount(_))));
+        let auth = ClientAuth { nc: 1, uri: "sip:r\r\nX: y", ..auth };
+        assert_eq!(client_response(&qop, &auth), Err(DigestError::InvalidValue("uri")));
+        let auth = ClientAuth { uri: "sip:r", username: "a\nb", ..auth };
+        assert_eq!(client_response(&qop, &auth), Err(DigestError::InvalidValue("username")));
     }
 
     #[test]

@@ -70,11 +70,7 @@ impl FailureThrottle {
             seq,
         });
         let old_seq = std::mem::replace(&mut entry.seq, seq);
-        while entry
-            .failures
-            .front()
-            .is_some_and(|&t| now_ms.saturating_sub(t) >= self.window_ms)
-        {
+        while entry.failures.front().is_some_and(|&t| now_ms.saturating_sub(t) >= self.window_ms) {
             entry.failures.pop_front();
         }
         entry.failures.push_back(now_ms);
@@ -88,9 +84,7 @@ impl FailureThrottle {
 
     /// True while `key` is in its cooldown.
     pub fn is_blocked(&self, key: &str, now_ms: u64) -> bool {
-        self.entries
-            .get(key)
-            .is_some_and(|e| now_ms < e.blocked_until)
+        self.entries.get(key).is_some_and(|e| now_ms < e.blocked_until)
     }
 
     /// Forgets `key` entirely (failures and any block). Call it for the per-credential key after a successful
@@ -175,10 +169,7 @@ mod tests {
         assert!(t.is_blocked(k, 20_000));
         assert!(t.is_blocked(k, 20_000 + COOLDOWN - 1));
         assert!(!t.is_blocked(k, 20_000 + COOLDOWN));
-        assert!(
-            !t.is_blocked("alice@198.51.100.7", 20_000),
-            "other keys unaffected"
-        );
+        assert!(!t.is_blocked("alice@198.51.100.7", 20_000), "other keys unaffected");
     }
 
     #[test]
@@ -203,10 +194,7 @@ mod tests {
         assert!(!t.is_blocked("k", 2 + COOLDOWN), "not extended");
         t.record_failure("k", 2 + COOLDOWN);
         t.record_failure("k", 3 + COOLDOWN);
-        assert!(
-            !t.is_blocked("k", 3 + COOLDOWN),
-            "pre-block failures were cleared"
-        );
+        assert!(!t.is_blocked("k", 3 + COOLDOWN), "pre-block failures were cleared");
         t.record_failure("k", 4 + COOLDOWN);
         assert!(t.is_blocked("k", 4 + COOLDOWN));
     }

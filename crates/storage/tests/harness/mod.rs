@@ -24,10 +24,7 @@ impl Ctx {
     pub async fn reopen(self) -> Ctx {
         let Ctx { store, url } = self;
         drop(store);
-        Ctx {
-            store: open_or_panic(&url).await,
-            url,
-        }
+        Ctx { store: open_or_panic(&url).await, url }
     }
 }
 
@@ -56,15 +53,12 @@ where
     F: FnOnce(Ctx) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let admin_url =
-        std::env::var("SWITCHBOARD_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
-    let mut admin =
-        match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return unreachable(&admin_url, &e.to_string()),
-            Err(_) => return unreachable(&admin_url, "connect timed out after 5 s"),
-        };
+    let admin_url = std::env::var("SWITCHBOARD_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+    let mut admin = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return unreachable(&admin_url, &e.to_string()),
+        Err(_) => return unreachable(&admin_url, "connect timed out after 5 s"),
+    };
     let name = fresh_database_name();
     sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
@@ -80,11 +74,8 @@ where
     .await;
 
     // FORCE: the test's pool may still hold connections.
-    let dropped = sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    let dropped =
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await;
     admin.close().await.ok();
     if let Err(join_error) = outcome {
         std::panic::resume_unwind(join_error.into_panic());
@@ -113,15 +104,8 @@ fn unreachable(url: &str, error: &str) {
 /// `sb_<pid>_<counter>_<nanos>`: unique across parallel tests in this process and across concurrent runs.
 fn fresh_database_name() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "sb_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("sb_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
 /// `url` with its database name replaced by `name`, keeping any `?params`.
@@ -131,9 +115,7 @@ fn with_database(url: &str, name: &str) -> String {
         None => (url, String::new()),
     };
     let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
+    let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
     format!("{}/{name}{params}", &base[..path_start])
 }
 
@@ -154,19 +136,11 @@ fn redact(url: &str) -> String {
 /// Table name -> column names (in order) of every `CREATE TABLE` in a migration file. Table constraints
 /// (`CONSTRAINT`, `PRIMARY KEY (...)`, `UNIQUE (...)`, `FOREIGN KEY`, `CHECK`) are not columns.
 pub fn schema_of(sql: &str) -> BTreeMap<String, Vec<String>> {
-    let uncommented: String = sql
-        .lines()
-        .map(|l| l.split("--").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let uncommented: String = sql.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
     let mut tables = BTreeMap::new();
     for statement in uncommented.split(';') {
         let words: Vec<&str> = statement.split_whitespace().collect();
-        let is_create_table = words.len() > 2
-            && words[..2]
-                .iter()
-                .map(|w| w.to_lowercase())
-                .eq(["create", "table"]);
+        let is_create_table = words.len() > 2 && words[..2].iter().map(|w| w.to_lowercase()).eq(["create", "table"]);
         if !is_create_table {
             continue;
         }
@@ -174,26 +148,13 @@ pub fn schema_of(sql: &str) -> BTreeMap<String, Vec<String>> {
         if words[2].eq_ignore_ascii_case("if") {
             name_at = 5; // IF NOT EXISTS
         }
-        let name = words[name_at]
-            .trim_end_matches('(')
-            .trim_matches('"')
-            .to_lowercase();
-        let open = statement
-            .find('(')
-            .expect("CREATE TABLE without a column list");
-        let close = statement
-            .rfind(')')
-            .expect("CREATE TABLE without a closing parenthesis");
+        let name = words[name_at].trim_end_matches('(').trim_matches('"').to_lowercase();
+        let open = statement.find('(').expect("CREATE TABLE without a column list");
+        let close = statement.rfind(')').expect("CREATE TABLE without a closing parenthesis");
         let columns = split_top_level(&statement[open + 1..close])
             .into_iter()
-            .filter_map(|item| {
-                item.split_whitespace()
-                    .next()
-                    .map(|w| w.trim_matches('"').to_lowercase())
-            })
-            .filter(|first| {
-                !["constraint", "primary", "unique", "foreign", "check"].contains(&first.as_str())
-            })
+            .filter_map(|item| item.split_whitespace().next().map(|w| w.trim_matches('"').to_lowercase()))
+            .filter(|first| !["constraint", "primary", "unique", "foreign", "check"].contains(&first.as_str()))
             .collect();
         tables.insert(name, columns);
     }
@@ -224,14 +185,8 @@ fn url_helpers() {
         with_database("postgres://postgres@127.0.0.1:5432/test", "sb_1"),
         "postgres://postgres@127.0.0.1:5432/sb_1"
     );
-    assert_eq!(
-        with_database("postgresql://u:p@h/test?sslmode=disable", "x"),
-        "postgresql://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://h:5432", "x"),
-        "postgres://h:5432/x"
-    );
+    assert_eq!(with_database("postgresql://u:p@h/test?sslmode=disable", "x"), "postgresql://u:p@h/x?sslmode=disable");
+    assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
     assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
     assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
 }

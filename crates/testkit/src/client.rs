@@ -1,0 +1,252 @@
+//! A blocking SIP test client over UDP or TCP: builds requests, answers digest challenges, and reads responses
+//! and requests with a timeout.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use switchboard_sip_core::digest::{Challenge, ClientAuth, ClientSecret, client_response};
+use switchboard_sip_core::{HeaderName, Limits, Message, StreamFramer, parse_datagram};
+
+enum Conn {
+    Udp(UdpSocket),
+    Tcp(TcpStream, StreamFramer),
+}
+
+/// One SIP user agent bound to a local address.
+pub struct SipClient {
+    conn: Conn,
+    server: SocketAddr,
+    local: SocketAddr,
+    pub call_id: String,
+    pub cseq: u32,
+    pub from_tag: String,
+    /// Requests received while waiting for responses (e.g. keepalive OPTIONS).
+    pub requests: Vec<Message>,
+    /// Answer OPTIONS keepalives with 200 (a live device) or ignore them (a dead one).
+    pub answer_options: bool,
+    /// The Authorization value sent by the last [`SipClient::request_with_auth`].
+    pub last_authorization: Option<String>,
+}
+
+impl std::fmt::Debug for SipClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipClient").field("local", &self.local).finish_non_exhaustive()
+    }
+}
+
+impl SipClient {
+    pub fn udp(server: SocketAddr) -> Self {
+        Self::udp_from("127.0.0.1", server)
+    }
+
+    /// A UDP client bound to `ip` (any 127.x address works on Linux loopback).
+    pub fn udp_from(ip: &str, server: SocketAddr) -> Self {
+        let sock = UdpSocket::bind(format!("{ip}:0")).expect("bind udp");
+        let local = sock.local_addr().expect("local addr");
+        Self::new(Conn::Udp(sock), server, local)
+    }
+
+    pub fn tcp(server: SocketAddr) -> Self {
+        let s = TcpStream::connect(server).expect("connect tcp");
+        let local = s.local_addr().expect("local addr");
+        Self::new(Conn::Tcp(s, StreamFramer::new(Limits::default())), server, local)
+    }
+
+    fn new(conn: Conn, server: SocketAddr, local: SocketAddr) -> Self {
+        SipClient {
+            conn,
+            server,
+            local,
+            call_id: format!("{}@test", crate::token()),
+            cseq: 0,
+            from_tag: crate::token(),
+            requests: Vec::new(),
+            answer_options: true,
+            last_authorization: None,
+        }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn transport(&self) -> &'static str {
+        match self.conn {
+            Conn::Udp(_) => "UDP",
+            Conn::Tcp(..) => "TCP",
+        }
+    }
+
+    /// The default Contact URI for this client.
+    pub fn contact(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.local)
+    }
+
+    /// A REGISTER for `user` with the given extra header lines (`Name: value`), next CSeq, same Call-ID.
+    pub fn register(&mut self, user: &str, extra: &[&str]) -> Message {
+        self.cseq += 1;
+        let mut text = format!(
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bK{b};rport\r\n\
+             From: <sip:{user}@{server}>;tag={tag}\r\nTo: <sip:{user}@{server}>\r\nCall-ID: {cid}\r\n\
+             CSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\nUser-Agent: switchboard-testkit\r\n",
+            server = self.server,
+            t = self.transport(),
+            local = self.local,
+            b = crate::token(),
+            tag = self.from_tag,
+            cid = self.call_id,
+            cseq = self.cseq,
+        );
+        for e in extra {
+            text.push_str(e);
+            text.push_str("\r\n");
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        parse_datagram(text.as_bytes(), &Limits::default()).expect("test REGISTER parses")
+    }
+
+    pub fn send(&mut self, msg: &Message) {
+        self.send_raw(&msg.to_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        match &mut self.conn {
+            Conn::Udp(s) => {
+                s.send_to(bytes, self.server).expect("udp send");
+            }
+            Conn::Tcp(s, _) => s.write_all(bytes).expect("tcp send"),
+        }
+    }
+
+    /// Waits for the next response (answering or recording requests that arrive meanwhile).
+    pub fn recv_response(&mut self, timeout: Duration) -> Option<Message> {
+        let deadline = Instant::now() + timeout;
+        while let Some(m) = self.recv_any(deadline) {
+            if m.is_request() {
+                self.on_request(m);
+            } else {
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    /// Waits for the next request from the server.
+    pub fn recv_request(&mut self, timeout: Duration) -> Option<Message> {
+        let deadline = Instant::now() + timeout;
+        while let Some(m) = self.recv_any(deadline) {
+            if m.is_request() {
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    /// Keeps the client responsive for `d` (answering keepalives if `answer_options`).
+    pub fn idle(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Some(m) = self.recv_any(deadline) {
+            if m.is_request() {
+                self.on_request(m);
+            }
+        }
+    }
+
+    fn on_request(&mut self, m: Message) {
+        if self.answer_options && m.method() == Some(&switchboard_sip_core::Method::Options) {
+            let resp = switchboard_sip_core::validate::response_to(&m.headers, 200, "OK", Some("ka"));
+            self.send(&resp);
+        }
+        self.requests.push(m);
+    }
+
+    fn recv_any(&mut self, deadline: Instant) -> Option<Message> {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if left.is_zero() {
+                return None;
+            }
+            match &mut self.conn {
+                Conn::Udp(s) => {
+                    s.set_read_timeout(Some(left)).ok()?;
+                    let Ok((n, _)) = s.recv_from(&mut buf) else { return None };
+                    if let Ok(m) = parse_datagram(&buf[..n], &Limits::default()) {
+                        return Some(m);
+                    }
+                }
+                Conn::Tcp(s, framer) => {
+                    if let Some(f) = framer.next_frame() {
+                        if let Ok(switchboard_sip_core::Frame::Message(m)) = f {
+                            return Some(m);
+                        }
+                        continue;
+                    }
+                    s.set_read_timeout(Some(left)).ok()?;
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return None,
+                        Ok(n) => framer.push(&buf[..n]),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `req`; on a 401 answers the first challenge using `algorithm` (or the first offered if `None`) and
+    /// returns the final response. The challenge response is returned instead if no acceptable challenge exists.
+    pub fn request_with_auth(
+        &mut self,
+        mut req: Message,
+        user: &str,
+        password: &str,
+        algorithm: Option<&str>,
+    ) -> Message {
+        self.send(&req);
+        let first = self.recv_response(Duration::from_secs(5)).expect("response to first request");
+        if first.status() != Some(401) {
+            return first;
+        }
+        let challenges: Vec<Challenge> =
+            first.headers.get_all(&HeaderName::WwwAuthenticate).filter_map(|v| Challenge::parse(v).ok()).collect();
+        let Some(ch) =
+            challenges.iter().find(|c| algorithm.is_none_or(|a| c.algorithm.as_str().eq_ignore_ascii_case(a)))
+        else {
+            return first;
+        };
+        let uri = req.request_uri().unwrap_or_default().to_owned();
+        let method = req.method().map(|m| m.as_str().to_owned()).unwrap_or_default();
+        let cnonce = crate::token();
+        let auth = ClientAuth {
+            username: user,
+            secret: ClientSecret::Password(password),
+            method: &method,
+            uri: &uri,
+            cnonce: cnonce.as_bytes(),
+            nc: 1,
+        };
+        let value = client_response(ch, &auth).expect("client response");
+        req.headers.push(HeaderName::Authorization, value.clone());
+        self.last_authorization = Some(value);
+        self.cseq += 1;
+        bump(&mut req, self.cseq);
+        self.send(&req);
+        self.recv_response(Duration::from_secs(5)).expect("response to authenticated request")
+    }
+}
+
+/// Gives a request the next CSeq and a new branch (it is a new transaction).
+fn bump(req: &mut Message, cseq: u32) {
+    let method = req.method().map(|m| m.as_str().to_owned()).unwrap_or_default();
+    req.headers.set(HeaderName::CSeq, format!("{cseq} {method}"));
+    if let Some(via) = req.headers.get(&HeaderName::Via) {
+        let mut via = switchboard_sip_core::header::Via::parse(via).expect("our own Via parses");
+        via.set_param("branch", Some(format!("z9hG4bK{}", crate::token())));
+        req.headers.set(HeaderName::Via, via.to_value());
+    }
+}
+
+/// Contact header values of a response.
+pub fn contacts(m: &Message) -> Vec<String> {
+    m.headers.get_list(&HeaderName::Contact).map(str::to_owned).collect()
+}

@@ -1,0 +1,178 @@
+//! Runs the real `switchboard` binary in a temporary directory with its own SQLite database and a free port.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::SipClient;
+
+pub struct Daemon {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    pub sip: SocketAddr,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").field("sip", &self.sip).finish_non_exhaustive()
+    }
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP at the moment of asking.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port for UDP and TCP");
+}
+
+impl Daemon {
+    /// Writes `config_toml` (which must not set sip.listen or database.url) and starts the daemon.
+    pub fn start(bin: &str, config_toml: &str) -> Daemon {
+        let mut d = Daemon::new(bin, config_toml);
+        d.launch();
+        d
+    }
+
+    /// Prepares the directory and configuration without starting the daemon, so the CLI can provision first.
+    pub fn new(bin: &str, config_toml: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("switchboard.toml"), config_toml).expect("write config");
+        let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Daemon { bin: bin.into(), dir, sip, child: None, starts: 0 }
+    }
+
+    /// Starts the daemon (prepared with [`Daemon::new`]) and waits until it answers.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.spawn();
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.current_dir(self.dir.path())
+            .env("SWITCHBOARD_CONFIG", self.dir.path().join("switchboard.toml"))
+            .env("SWITCHBOARD_DATABASE_URL", format!("sqlite://{}", self.dir.path().join("sb.db").display()))
+            .env("SWITCHBOARD_SIP_LISTEN", self.sip.to_string())
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("daemon-{}.log", self.starts))).expect("log");
+        let child = self
+            .command()
+            .arg("run")
+            .env("SWITCHBOARD_LOG_LEVEL", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start switchboard");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Polls with OPTIONS until the daemon answers.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("switchboard exited at start with {status}; log:\n{}", self.log());
+            }
+            let mut c = SipClient::udp(self.sip);
+            let opts = format!(
+                "OPTIONS sip:{s} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bK{b}\r\nFrom: <sip:probe@test>;tag=1\r\n\
+                 To: <sip:{s}>\r\nCall-ID: {b}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                s = self.sip,
+                l = c.local(),
+                b = crate::token()
+            );
+            c.send_raw(opts.as_bytes());
+            if c.recv_response(Duration::from_millis(200)).is_some() {
+                return;
+            }
+        }
+        panic!("switchboard did not answer OPTIONS within 20 s; log:\n{}", self.log());
+    }
+
+    /// The daemon's log so far (all runs).
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .map(|i| std::fs::read_to_string(self.dir.path().join(format!("daemon-{i}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    /// Runs a CLI command against the same database and configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run switchboard cli")
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "switchboard {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `registrations --json`, parsed.
+    pub fn registrations(&self) -> Vec<serde_json::Value> {
+        let out = self.cli_ok(&["registrations", "--json"]);
+        serde_json::from_str(&out).expect("registrations --json is JSON")
+    }
+
+    /// Stops with SIGTERM (a clean shutdown) and waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(status.success(), "switchboard exited with {status} on SIGTERM; log:\n{}", self.log());
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("switchboard did not stop within 15 s of SIGTERM; log:\n{}", self.log());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

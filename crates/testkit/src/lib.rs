@@ -1,0 +1,42 @@
+//! Test support for end-to-end tests: a small blocking SIP client ([`client::SipClient`]) that can answer
+//! digest challenges with any algorithm, a runner for the real `switchboard` binary ([`daemon::Daemon`]) and a
+//! SIPp runner ([`sipp`]) that fails loudly in CI when SIPp is missing.
+
+pub mod client;
+pub mod daemon;
+pub mod sipp;
+
+/// Where the RFC 4475 / RFC 5118 torture messages live.
+pub fn torture_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sip-core/tests/torture")
+}
+
+/// A random hex token for tags, Call-IDs and branches.
+pub fn token() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// True when the tests run in CI, where a missing external program is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reports that an external program is missing: panics in CI, otherwise prints a loud skip line and returns
+/// false so the test can return early.
+pub fn require_program(name: &str, package: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if in_ci() {
+            panic!("{name} is required in CI but not installed (Debian package {package})");
+        }
+        eprintln!("SKIPPED: {name} not installed (apt-get install {package}); this test does not run here");
+    }
+    found
+}
