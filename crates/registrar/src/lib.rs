@@ -151,13 +151,13 @@ impl Registrar {
         }
     }
 
-    /// Forgets a device entirely (it was deleted): its bindings are reported removed.
+    /// Forgets a device entirely (it was deleted; storage removed its bindings with it). Reports it offline if it
+    /// was online. Deadlines left behind find no binding when they fire and are dropped then.
     pub fn remove_device(&mut self, device_id: i64, now: Millis) {
-        // Deadlines left behind find no binding when they fire and are dropped then.
-        if let Some(dev) = self.devices.remove(&device_id) {
-            if dev.online {
-                self.outputs.push(Output::DeviceOffline { device_id, at: now, reason: OfflineReason::Unregistered });
-            }
+        if let Some(dev) = self.devices.remove(&device_id)
+            && dev.online
+        {
+            self.outputs.push(Output::DeviceOffline { device_id, at: now, reason: OfflineReason::Unregistered });
         }
     }
 

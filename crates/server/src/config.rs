@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub node: NodeConfig,
@@ -16,21 +16,6 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            node: NodeConfig::default(),
-            sip: SipConfig::default(),
-            registrar: RegistrarConfig::default(),
-            keepalive: KeepaliveConfig::default(),
-            auth: AuthConfig::default(),
-            database: DatabaseConfig::default(),
-            api: ApiConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

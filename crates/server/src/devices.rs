@@ -65,10 +65,10 @@ impl DeviceCache {
 
     pub fn upsert(&mut self, d: CachedDevice) {
         let id = d.device.id;
-        if let Some(old_auth) = self.auth_by_id.get(&id) {
-            if *old_auth != d.device.auth_id {
-                self.by_auth.remove(old_auth);
-            }
+        if let Some(old_auth) = self.auth_by_id.get(&id)
+            && *old_auth != d.device.auth_id
+        {
+            self.by_auth.remove(old_auth);
         }
         self.auth_by_id.insert(id, d.device.auth_id.clone());
         self.by_auth.insert(d.device.auth_id.clone(), Arc::new(d));

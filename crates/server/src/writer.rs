@@ -12,6 +12,7 @@ use switchboard_storage::{BindingOp, DeviceState, Store};
 use tokio::sync::mpsc;
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // queued and consumed at once; boxing would add an allocation per REGISTER
 pub enum WriteOp {
     Binding(BindingOp),
     State(DeviceState),
@@ -61,12 +62,12 @@ async fn apply(store: &dyn Store, bindings: &[BindingOp], states: &[DeviceState]
 
 /// An upsert replaces an earlier upsert of the same binding still in the batch; order is otherwise kept.
 fn push_coalesced(ops: &mut Vec<BindingOp>, op: BindingOp) {
-    if let BindingOp::Upsert(b) = &op {
-        if let Some(BindingOp::Upsert(last)) = ops.last() {
-            if last.device_id == b.device_id && last.contact == b.contact {
-                ops.pop();
-            }
-        }
+    if let BindingOp::Upsert(b) = &op
+        && let Some(BindingOp::Upsert(last)) = ops.last()
+        && last.device_id == b.device_id
+        && last.contact == b.contact
+    {
+        ops.pop();
     }
     ops.push(op);
 }

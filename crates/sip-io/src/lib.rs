@@ -212,11 +212,11 @@ impl Transport {
             }
             Err(e) => {
                 tracing::debug!(addr = %peer.addr, error = %e, "unparseable message");
-                if let (true, Some(headers)) = (e.is_request, e.headers.as_ref()) {
-                    if headers.get(&switchboard_sip_core::HeaderName::Via).is_some() {
-                        let reply = response_to(headers, e.status(), &e.kind.to_string(), None);
-                        self.reply_malformed(reply, peer);
-                    }
+                if let (true, Some(headers)) = (e.is_request, e.headers.as_ref())
+                    && headers.get(&switchboard_sip_core::HeaderName::Via).is_some()
+                {
+                    let reply = response_to(headers, e.status(), &e.kind.to_string(), None);
+                    self.reply_malformed(reply, peer);
                 }
                 None
             }
@@ -227,13 +227,12 @@ impl Transport {
     /// else straight back to the source.
     fn reply_malformed(self: &Arc<Self>, reply: Message, peer: Peer) {
         let mut to = peer;
-        if peer.proto == Proto::Udp {
-            if let Some(t) = top_via(&reply.headers).ok().as_ref().and_then(response_target) {
-                // Only answer the source itself: a forged Via must not turn us into a reflector.
-                if t.ip() == peer.addr.ip() {
-                    to.addr = t;
-                }
-            }
+        // Only answer the source itself: a forged Via must not turn us into a reflector.
+        if peer.proto == Proto::Udp
+            && let Some(t) = top_via(&reply.headers).ok().as_ref().and_then(response_target)
+            && t.ip() == peer.addr.ip()
+        {
+            to.addr = t;
         }
         self.send(&to, reply.to_bytes());
     }
@@ -273,10 +272,10 @@ async fn udp_loop(t: Arc<Transport>) {
             continue; // NAT keepalive datagram
         }
         let peer = Peer { addr, proto: Proto::Udp, flow: None };
-        if let Some(inbound) = t.deliver(parse_datagram(data, &t.config.limits), peer) {
-            if t.inbound.try_send(inbound).is_err() {
-                t.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(inbound) = t.deliver(parse_datagram(data, &t.config.limits), peer)
+            && t.inbound.try_send(inbound).is_err()
+        {
+            t.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

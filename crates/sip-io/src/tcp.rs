@@ -102,11 +102,11 @@ async fn run_flow(t: Arc<Transport>, stream: TcpStream, addr: SocketAddr, id: Fl
                             }
                         }
                         Ok(Frame::Message(msg)) => {
-                            if let Some(inbound) = t.deliver(Ok(msg), peer) {
-                                if t.inbound.send(inbound).await.is_err() {
-                                    fatal = true;
-                                    break;
-                                }
+                            if let Some(inbound) = t.deliver(Ok(msg), peer)
+                                && t.inbound.send(inbound).await.is_err()
+                            {
+                                fatal = true;
+                                break;
                             }
                         }
                         Err(e) => {

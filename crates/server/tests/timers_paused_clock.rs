@@ -1,0 +1,239 @@
+//! Product timers in virtual time: the daemon runs in-process on a paused tokio clock, so registration expiry and
+//! keepalive failure are checked to the millisecond without sleeping.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard_server::{Config, DeviceEvent};
+use switchboard_sip_core::digest::{Algorithm, Challenge, ClientAuth, ClientSecret, client_response, ha1};
+use switchboard_sip_core::{HeaderName, Limits, Message, parse_datagram};
+use switchboard_storage::{
+    Binding, BindingOp, Change, Credentials, Customer, Device, DeviceState, DeviceUpdate, NewDevice, NewService,
+    Service, ServiceMode, Store, StoreError,
+};
+use tokio::net::UdpSocket;
+
+const REALM: &str = "switchboard.local";
+
+/// An in-memory Store: the paused clock must not meet real database I/O (sqlx's pool timeouts would fire in
+/// virtual time while a query runs on a worker thread). Only what the daemon uses at run time is implemented;
+/// provisioning calls are refused.
+#[derive(Debug, Default)]
+struct MemStore {
+    services: Vec<Service>,
+    devices: Vec<Device>,
+    bindings: Mutex<Vec<Binding>>,
+    states: Mutex<Vec<DeviceState>>,
+}
+
+fn refused<T>() -> Result<T, StoreError> {
+    Err(StoreError::NotFound { entity: "in-memory test store operation", key: String::new() })
+}
+
+#[async_trait::async_trait]
+impl Store for MemStore {
+    async fn create_customer(&self, _: &str) -> Result<Customer, StoreError> {
+        refused()
+    }
+    async fn customer_by_name(&self, _: &str) -> Result<Option<Customer>, StoreError> {
+        Ok(None)
+    }
+    async fn list_customers(&self) -> Result<Vec<Customer>, StoreError> {
+        Ok(vec![])
+    }
+    async fn create_service(&self, _: &NewService) -> Result<Service, StoreError> {
+        refused()
+    }
+    async fn service_by_name(&self, _: &str) -> Result<Option<Service>, StoreError> {
+        Ok(None)
+    }
+    async fn service(&self, id: i64) -> Result<Option<Service>, StoreError> {
+        Ok(self.services.iter().find(|s| s.id == id).cloned())
+    }
+    async fn list_services(&self, _: Option<i64>) -> Result<Vec<Service>, StoreError> {
+        Ok(self.services.clone())
+    }
+    async fn create_device(&self, _: &NewDevice) -> Result<Device, StoreError> {
+        refused()
+    }
+    async fn create_devices(&self, _: &[NewDevice]) -> Result<Vec<Device>, StoreError> {
+        refused()
+    }
+    async fn device(&self, id: i64) -> Result<Option<Device>, StoreError> {
+        Ok(self.devices.iter().find(|d| d.id == id).cloned())
+    }
+    async fn device_by_auth_id(&self, a: &str) -> Result<Option<Device>, StoreError> {
+        Ok(self.devices.iter().find(|d| d.auth_id == a).cloned())
+    }
+    async fn device_by_name(&self, _: i64, _: &str) -> Result<Option<Device>, StoreError> {
+        Ok(None)
+    }
+    async fn list_devices(&self, _: Option<i64>) -> Result<Vec<Device>, StoreError> {
+        Ok(self.devices.clone())
+    }
+    async fn update_device(&self, _: i64, _: &DeviceUpdate) -> Result<Device, StoreError> {
+        refused()
+    }
+    async fn delete_device(&self, _: i64) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn apply_bindings(&self, ops: &[BindingOp]) -> Result<(), StoreError> {
+        let mut b = self.bindings.lock().unwrap();
+        for op in ops {
+            match op {
+                BindingOp::Upsert(n) => {
+                    b.retain(|x| !(x.device_id == n.device_id && x.contact == n.contact));
+                    b.push(n.clone());
+                }
+                BindingOp::Remove { device_id, contact } => {
+                    b.retain(|x| !(x.device_id == *device_id && &x.contact == contact))
+                }
+                BindingOp::RemoveAll { device_id } => b.retain(|x| x.device_id != *device_id),
+            }
+        }
+        Ok(())
+    }
+    async fn list_bindings(&self) -> Result<Vec<Binding>, StoreError> {
+        Ok(self.bindings.lock().unwrap().clone())
+    }
+    async fn bindings_for_device(&self, id: i64) -> Result<Vec<Binding>, StoreError> {
+        Ok(self.bindings.lock().unwrap().iter().filter(|b| b.device_id == id).cloned().collect())
+    }
+    async fn purge_expired_bindings(&self, _: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn set_device_state(&self, s: &DeviceState) -> Result<(), StoreError> {
+        let mut st = self.states.lock().unwrap();
+        st.retain(|x| x.device_id != s.device_id);
+        st.push(s.clone());
+        Ok(())
+    }
+    async fn device_states(&self) -> Result<Vec<DeviceState>, StoreError> {
+        Ok(self.states.lock().unwrap().clone())
+    }
+    async fn changes_since(&self, _: i64, _: i64) -> Result<Vec<Change>, StoreError> {
+        Ok(vec![])
+    }
+    async fn last_change(&self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+}
+
+fn store_with_device() -> Arc<dyn Store> {
+    let pw = "timer-test-pw";
+    Arc::new(MemStore {
+        services: vec![Service {
+            id: 1,
+            customer_id: 1,
+            name: "acme".into(),
+            mode: ServiceMode::Direct,
+            region: None,
+            created_at: 0,
+        }],
+        devices: vec![Device {
+            id: 1,
+            service_id: 1,
+            name: "desk".into(),
+            auth_id: "3001".into(),
+            credentials: Credentials {
+                realm: REALM.into(),
+                ha1_md5: ha1(Algorithm::Md5, "3001", REALM, pw),
+                ha1_sha256: ha1(Algorithm::Sha256, "3001", REALM, pw),
+                ha1_sha512_256: ha1(Algorithm::Sha512_256, "3001", REALM, pw),
+            },
+            caller_id: None,
+            call_types: vec![],
+            max_contacts: 1,
+            created_at: 0,
+            updated_at: 0,
+        }],
+        ..Default::default()
+    })
+}
+
+fn config(interval_secs: u64) -> Config {
+    let mut c = Config::default();
+    c.sip.listen = "127.0.0.1:0".parse().unwrap();
+    c.keepalive.interval_secs = interval_secs;
+    c
+}
+
+async fn recv(sock: &UdpSocket) -> Message {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).await.unwrap();
+        let m = parse_datagram(&buf[..n], &Limits::default()).unwrap();
+        if !m.is_request() {
+            return m;
+        }
+    }
+}
+
+/// Registers device 3001 with `expires` seconds from a socket that never answers keepalives.
+async fn register(server: std::net::SocketAddr, expires: u32) -> UdpSocket {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = sock.local_addr().unwrap();
+    let build = |cseq: u32, auth: Option<String>| {
+        let mut t = format!(
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKt{cseq}\r\n\
+             From: <sip:3001@{server}>;tag=1\r\nTo: <sip:3001@{server}>\r\nCall-ID: timers@test\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:3001@{local}>\r\nExpires: {expires}\r\nMax-Forwards: 70\r\n"
+        );
+        if let Some(a) = auth {
+            t.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        t.push_str("Content-Length: 0\r\n\r\n");
+        t
+    };
+    sock.send_to(build(1, None).as_bytes(), server).await.unwrap();
+    let challenge = recv(&sock).await;
+    assert_eq!(challenge.status(), Some(401));
+    let ch = Challenge::parse(challenge.headers.get(&HeaderName::WwwAuthenticate).unwrap()).unwrap();
+    let uri = format!("sip:{server}");
+    let auth = ClientAuth {
+        username: "3001",
+        secret: ClientSecret::Password("timer-test-pw"),
+        method: "REGISTER",
+        uri: &uri,
+        cnonce: b"c1",
+        nc: 1,
+    };
+    sock.send_to(build(2, Some(client_response(&ch, &auth).unwrap())).as_bytes(), server).await.unwrap();
+    assert_eq!(recv(&sock).await.status(), Some(200));
+    sock
+}
+
+async fn next_event(events: &mut tokio::sync::broadcast::Receiver<DeviceEvent>) -> DeviceEvent {
+    tokio::time::timeout(Duration::from_secs(7200), events.recv()).await.expect("event in time").unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn registration_expires_at_exactly_the_granted_time() {
+    // Keepalives far apart, so only expiry can end the registration.
+    let running = switchboard_server::start(config(3000), store_with_device()).await.unwrap();
+    let mut events = running.subscribe();
+    let _sock = register(running.sip_addr(), 60).await;
+    let online = next_event(&mut events).await;
+    assert!(online.online);
+    let offline = next_event(&mut events).await;
+    assert!(!offline.online);
+    assert_eq!(offline.reason, Some(switchboard_registrar::OfflineReason::Unregistered));
+    assert_eq!(offline.at - online.at, 60_000, "expiry at exactly 60 s");
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn silent_device_is_offline_after_two_missed_keepalives() {
+    // Defaults: probe every 30 s, 5 s to answer, offline after 2 misses.
+    let running = switchboard_server::start(config(30), store_with_device()).await.unwrap();
+    let mut events = running.subscribe();
+    let _sock = register(running.sip_addr(), 3600).await;
+    let online = next_event(&mut events).await;
+    assert!(online.online);
+    let offline = next_event(&mut events).await;
+    assert!(!offline.online);
+    assert_eq!(offline.reason, Some(switchboard_registrar::OfflineReason::NoKeepalive));
+    // Probe at 30 s fails at 35 s (miss 1); probe at 60 s fails at 65 s (miss 2).
+    assert_eq!(offline.at - online.at, 65_000);
+    running.shutdown().await;
+}
