@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use switchboard_sip_core::digest::{
-    Algorithm, Credentials, FailureThrottle, NonceCounts, NonceFactory, NonceStatus, challenge_header_value, verify,
+    Algorithm, Credentials, DigestError, FailureThrottle, NonceCounts, NonceFactory, NonceStatus,
+    challenge_header_value, verify,
 };
 
 use crate::config::AuthConfig;
@@ -104,6 +105,9 @@ impl Authenticator {
                     break;
                 }
                 Ok(_) => {}
+                // Credentials in a scheme we do not know are ignored, and the request is challenged (RFC 4475
+                // §3.3.7, regaut01).
+                Err(DigestError::NotDigest) => {}
                 Err(_) => return AuthOutcome::Malformed("Malformed Authorization Header"),
             }
         }
@@ -117,10 +121,11 @@ impl Authenticator {
         {
             return AuthOutcome::Throttled;
         }
-        let nonce_status = self.nonces.check(&creds.nonce, now, self.realm.as_bytes());
-        if nonce_status == NonceStatus::Invalid {
-            return AuthOutcome::Challenge { stale: false };
-        }
+        let issued_at = match self.nonces.check(&creds.nonce, now, self.realm.as_bytes()) {
+            NonceStatus::Invalid => return AuthOutcome::Challenge { stale: false },
+            NonceStatus::Stale => None,
+            NonceStatus::Valid { issued_at } => Some(issued_at),
+        };
         if !self.algorithms.contains(&creds.algorithm) {
             return AuthOutcome::Challenge { stale: false };
         }
@@ -136,13 +141,13 @@ impl Authenticator {
             tracing::info!(auth_id = %creds.username, %source, "digest authentication failed");
             return AuthOutcome::Challenge { stale: false };
         }
-        if nonce_status == NonceStatus::Stale {
+        let Some(issued_at) = issued_at else {
             return AuthOutcome::Challenge { stale: true };
-        }
+        };
         // A correct response with a reused nonce count is a replay (or a confused client): make it start over
         // with a fresh nonce, without counting a failure.
         let nc = creds.qop.as_ref().map_or(0, |q| q.nc);
-        if !self.counts.check_and_record(&creds.nonce, nc, now) {
+        if !self.counts.check_and_record(&creds.nonce, issued_at, nc, now) {
             return AuthOutcome::Challenge { stale: true };
         }
         self.per_account_source.record_success(&account_source);

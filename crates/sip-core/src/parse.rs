@@ -81,7 +81,11 @@ pub fn parse_datagram(data: &[u8], limits: &Limits) -> Result<Message, ParseErro
     let data = skip_leading_crlf(data);
     let is_request = !data.starts_with(b"SIP/");
     if data.len() > limits.max_message {
-        return Err(ParseError::bare(ParseErrorKind::TooLarge, is_request));
+        // Read the header block anyway (a datagram is at most 64 KiB and the lines are bounded by max_headers) so
+        // the request can be answered 513.
+        let headers =
+            find_header_end(data).and_then(|(head, _)| parse_head(head, limits, is_request).ok()).map(|m| m.headers);
+        return Err(ParseError { kind: ParseErrorKind::TooLarge, is_request, headers });
     }
     // A datagram whose header block lacks the final empty line still ends at the datagram's end.
     let (head, body_start) = match find_header_end(data) {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use switchboard_sip_core::header::{response_target, stamp_received, top_via};
+use switchboard_sip_core::header::{HeaderError, response_target, stamp_received, top_via};
 use switchboard_sip_core::validate::response_to;
 use switchboard_sip_core::{Limits, Message, ParseError, parse_datagram};
 use tokio::net::{TcpListener, UdpSocket};
@@ -202,10 +202,18 @@ impl Transport {
             Ok(mut msg) => {
                 if msg.is_request() {
                     let ip = peer.addr.ip();
-                    if let Err(e) = stamp_received(&mut msg.headers, ip, peer.addr.port()) {
-                        let reply = response_to(&msg.headers, 400, &e.to_string(), None);
-                        self.reply_malformed(reply, peer);
-                        return None;
+                    match stamp_received(&mut msg.headers, ip, peer.addr.port()) {
+                        Ok(()) => {}
+                        // Without a Via a response has nowhere to go (RFC 3261 §18.2.2): drop the request.
+                        Err(HeaderError::Missing(_)) => {
+                            tracing::debug!(addr = %peer.addr, "request without Via dropped");
+                            return None;
+                        }
+                        Err(e) => {
+                            let reply = response_to(&msg.headers, 400, &e.to_string(), None);
+                            self.reply_malformed(reply, peer);
+                            return None;
+                        }
                     }
                 }
                 Some(Inbound { msg, peer, local: self.local })

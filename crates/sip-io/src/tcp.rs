@@ -70,6 +70,7 @@ async fn run_flow(t: Arc<Transport>, stream: TcpStream, addr: SocketAddr, id: Fl
     let mut buf = vec![0u8; 16 * 1024];
     let peer = Peer { addr, proto: Proto::Tcp, flow: Some(id) };
     let idle = t.config.tcp_idle;
+    let mut draining = false;
     loop {
         let deadline = tokio::time::sleep(idle);
         tokio::select! {
@@ -112,9 +113,7 @@ async fn run_flow(t: Arc<Transport>, stream: TcpStream, addr: SocketAddr, id: Fl
                         Err(e) => {
                             // The stream cannot be re-synchronised after a framing error: answer and close.
                             t.deliver(Err(e), peer);
-                            while let Ok(bytes) = rx.try_recv() {
-                                let _ = wr.write_all(&bytes).await;
-                            }
+                            draining = true;
                             fatal = true;
                             break;
                         }
@@ -123,6 +122,21 @@ async fn run_flow(t: Arc<Transport>, stream: TcpStream, addr: SocketAddr, id: Fl
                 if fatal {
                     break;
                 }
+            }
+        }
+    }
+    if draining {
+        // Responses to requests handed up before the bad one may still be on their way from the core: keep
+        // writing them for a moment before closing.
+        let grace = tokio::time::sleep(std::time::Duration::from_millis(500));
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                _ = &mut grace => break,
+                out = rx.recv() => match out {
+                    Some(bytes) if wr.write_all(&bytes).await.is_ok() => {}
+                    _ => break,
+                },
             }
         }
     }

@@ -6,23 +6,67 @@ use crate::errors::WriteCtx;
 use crate::rows::{BindingRow, ChangeRow, DeviceStateRow, binding_columns, convert_all, encode_list};
 use crate::{Binding, BindingOp, Change, DeviceState, Millis, Result};
 
-/// Insert-or-replace keyed by (device_id, contact). The `WHERE EXISTS` skips bindings of devices that no longer
-/// exist: see [`SqlStore::apply_bindings`]. (SQLite needs the `WHERE` anyway to parse `INSERT ... SELECT ... ON
-/// CONFLICT`.)
-const UPSERT_BINDING: &str = concat!(
-    "INSERT INTO bindings (",
+/// Insert-or-replace keyed by (device_id, contact), many rows per statement: the values go through a CTE so that
+/// one `WHERE EXISTS` can skip bindings of devices that no longer exist (see [`SqlStore::apply_bindings`]); SQLite
+/// also needs that `WHERE` to parse `INSERT ... SELECT ... ON CONFLICT`. Casts give PostgreSQL the parameter types
+/// a bare VALUES list cannot.
+const UPSERT_HEAD: &str = concat!("WITH v (", binding_columns!(), ") AS (VALUES ");
+const UPSERT_TAIL: &str = concat!(
+    ") INSERT INTO bindings (",
     binding_columns!(),
-    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 \
-     WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1) \
+    ") SELECT ",
+    binding_columns!(),
+    " FROM v WHERE EXISTS (SELECT 1 FROM devices WHERE devices.id = v.device_id) \
      ON CONFLICT (device_id, contact) DO UPDATE SET \
      aor = excluded.aor, q = excluded.q, expires_at = excluded.expires_at, call_id = excluded.call_id, \
      cseq = excluded.cseq, source = excluded.source, transport = excluded.transport, local = excluded.local, \
      path = excluded.path, instance_id = excluded.instance_id, reg_id = excluded.reg_id, \
      user_agent = excluded.user_agent, node = excluded.node, updated_at = excluded.updated_at"
 );
+/// Rows per statement: 16 parameters each stays far below both databases' parameter limits.
+const UPSERT_CHUNK: usize = 200;
+
+/// Splits `ops` into runs: a run of upserts (deduplicated by key, last one wins: one statement may not touch a
+/// row twice) or a single removal. Applying the runs in order equals applying the ops in order.
+enum Run<'a> {
+    Upserts(Vec<&'a Binding>),
+    Other(&'a BindingOp),
+}
+
+fn runs(ops: &[BindingOp]) -> Vec<Run<'_>> {
+    let mut out = Vec::new();
+    let mut current: Vec<&Binding> = Vec::new();
+    let mut index: std::collections::HashMap<(i64, &str), usize> = std::collections::HashMap::new();
+    for op in ops {
+        match op {
+            BindingOp::Upsert(b) => match index.get(&(b.device_id, b.contact.as_str())) {
+                Some(&i) => {
+                    if let Some(slot) = current.get_mut(i) {
+                        *slot = b;
+                    }
+                }
+                None => {
+                    index.insert((b.device_id, b.contact.as_str()), current.len());
+                    current.push(b);
+                }
+            },
+            other => {
+                if !current.is_empty() {
+                    out.push(Run::Upserts(std::mem::take(&mut current)));
+                    index.clear();
+                }
+                out.push(Run::Other(other));
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(Run::Upserts(current));
+    }
+    out
+}
 
 impl SqlStore {
-    /// Applies `ops` in order in one transaction.
+    /// Applies `ops` in order in one transaction, upserts many rows per statement.
     ///
     /// An upsert for a device that has been deleted is skipped rather than failing: a device deleted while its
     /// REGISTER sat in the daemon's write-behind queue has nothing left to bind, and an error would roll back
@@ -31,46 +75,60 @@ impl SqlStore {
         if ops.is_empty() {
             return Ok(());
         }
+        let runs = runs(ops);
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            for op in ops {
-                match op {
-                    BindingOp::Upsert(b) => {
-                        sqlx::query(UPSERT_BINDING)
-                            .bind(b.device_id)
-                            .bind(&b.aor)
-                            .bind(&b.contact)
-                            .bind(b.q)
-                            .bind(b.expires_at)
-                            .bind(&b.call_id)
-                            .bind(b.cseq)
-                            .bind(&b.source)
-                            .bind(&b.transport)
-                            .bind(&b.local)
-                            .bind(encode_list(&b.path))
-                            .bind(&b.instance_id)
-                            .bind(b.reg_id)
-                            .bind(&b.user_agent)
-                            .bind(&b.node)
-                            .bind(b.updated_at)
-                            .execute(&mut *tx)
-                            .await
-                            // Only reachable if the device is deleted concurrently (PostgreSQL).
-                            .map_err(|e| WriteCtx::new("binding", &[]).parent("device", b.device_id).error(e))?;
+            for run in &runs {
+                match run {
+                    Run::Upserts(list) => {
+                        for chunk in list.chunks(UPSERT_CHUNK) {
+                            let mut q = sqlx::QueryBuilder::new(UPSERT_HEAD);
+                            let mut first = true;
+                            for b in chunk {
+                                if !first {
+                                    q.push(", ");
+                                }
+                                first = false;
+                                q.push("(CAST(").push_bind(b.device_id)
+                                    .push(" AS BIGINT), CAST(").push_bind(b.aor.as_str())
+                                    .push(" AS TEXT), CAST(").push_bind(b.contact.as_str())
+                                    .push(" AS TEXT), CAST(").push_bind(b.q)
+                                    .push(" AS BIGINT), CAST(").push_bind(b.expires_at)
+                                    .push(" AS BIGINT), CAST(").push_bind(b.call_id.as_str())
+                                    .push(" AS TEXT), CAST(").push_bind(b.cseq)
+                                    .push(" AS BIGINT), CAST(").push_bind(b.source.as_str())
+                                    .push(" AS TEXT), CAST(").push_bind(b.transport.as_str())
+                                    .push(" AS TEXT), CAST(").push_bind(b.local.as_str())
+                                    .push(" AS TEXT), CAST(").push_bind(encode_list(&b.path))
+                                    .push(" AS TEXT), CAST(").push_bind(b.instance_id.as_deref())
+                                    .push(" AS TEXT), CAST(").push_bind(b.reg_id)
+                                    .push(" AS BIGINT), CAST(").push_bind(b.user_agent.as_deref())
+                                    .push(" AS TEXT), CAST(").push_bind(b.node.as_str())
+                                    .push(" AS TEXT), CAST(").push_bind(b.updated_at)
+                                    .push(" AS BIGINT))");
+                            }
+                            q.push(UPSERT_TAIL);
+                            q.build()
+                                .execute(&mut *tx)
+                                .await
+                                // Only reachable if a device is deleted concurrently (PostgreSQL).
+                                .map_err(|e| WriteCtx::new("binding", &[]).error(e))?;
+                        }
                     }
-                    BindingOp::Remove { device_id, contact } => {
+                    Run::Other(BindingOp::Remove { device_id, contact }) => {
                         sqlx::query("DELETE FROM bindings WHERE device_id = $1 AND contact = $2")
                             .bind(device_id)
                             .bind(contact)
                             .execute(&mut *tx)
                             .await?;
                     }
-                    BindingOp::RemoveAll { device_id } => {
+                    Run::Other(BindingOp::RemoveAll { device_id }) => {
                         sqlx::query("DELETE FROM bindings WHERE device_id = $1")
                             .bind(device_id)
                             .execute(&mut *tx)
                             .await?;
                     }
+                    Run::Other(BindingOp::Upsert(_)) => {}
                 }
             }
             tx.commit().await?;

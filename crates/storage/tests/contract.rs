@@ -54,6 +54,7 @@ contract!(
     create_devices_all_or_nothing,
     apply_bindings_upsert_remove_in_order,
     apply_bindings_skips_deleted_device,
+    apply_bindings_large_batch_with_repeats,
     purge_expired_bindings,
     device_states_upsert,
     change_log_grows_and_pages,
@@ -470,6 +471,36 @@ async fn apply_bindings_skips_deleted_device(ctx: Ctx) {
     .await
     .unwrap();
     assert_eq!(s.list_bindings().await.unwrap(), vec![kept]);
+}
+
+/// A batch bigger than one statement's chunk, with the same binding upserted twice (last wins), a removal in the
+/// middle and a deleted device: the result equals applying the operations one by one.
+async fn apply_bindings_large_batch_with_repeats(ctx: Ctx) {
+    let s = &*ctx.store;
+    let svc = service_fixture(s, "big").await;
+    let d = s.create_device(&new_device(svc, "trunk", "trunk")).await.unwrap().id;
+    let gone = s.create_device(&new_device(svc, "gone", "gone")).await.unwrap().id;
+    s.delete_device(gone).await.unwrap();
+    let mut ops: Vec<BindingOp> =
+        (0..450).map(|i| BindingOp::Upsert(binding(d, &format!("sip:{i}@198.51.100.7"), 10_000))).collect();
+    ops.push(BindingOp::Upsert(binding(gone, "sip:x@198.51.100.9", 10_000)));
+    ops.push(BindingOp::Upsert(binding(d, "sip:7@198.51.100.7", 99_000)));
+    ops.push(BindingOp::Remove { device_id: d, contact: "sip:8@198.51.100.7".into() });
+    ops.push(BindingOp::Upsert(binding(d, "sip:8@198.51.100.7", 55_000)));
+    ops.push(BindingOp::Remove { device_id: d, contact: "sip:9@198.51.100.7".into() });
+    s.apply_bindings(&ops).await.unwrap();
+    let stored = s.bindings_for_device(d).await.unwrap();
+    assert_eq!(stored.len(), 449);
+    let at = |c: &str| stored.iter().find(|b| b.contact == c).map(|b| b.expires_at);
+    assert_eq!(at("sip:7@198.51.100.7"), Some(99_000));
+    assert_eq!(at("sip:8@198.51.100.7"), Some(55_000));
+    assert_eq!(at("sip:9@198.51.100.7"), None);
+    assert_eq!(at("sip:449@198.51.100.7"), Some(10_000));
+    assert_eq!(s.list_bindings().await.unwrap().len(), 449, "nothing stored for the deleted device");
+    assert_eq!(
+        stored.iter().find(|b| b.contact == "sip:0@198.51.100.7"),
+        Some(&binding(d, "sip:0@198.51.100.7", 10_000))
+    );
 }
 
 async fn purge_expired_bindings(ctx: Ctx) {

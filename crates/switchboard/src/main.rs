@@ -11,7 +11,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -24,5 +24,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The registrar's state lives in one task, so the daemon gains little from a second worker thread and pays for
+/// every cross-thread wake-up; `SWITCHBOARD_WORKER_THREADS` (default 1) sets the count. Database drivers keep
+/// their own threads either way.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = std::env::var("SWITCHBOARD_WORKER_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
     }
 }

@@ -37,7 +37,10 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
             let mode = ServiceMode::parse(&mode)
                 .with_context(|| format!("--mode: {mode:?} is not a mode (use direct or trunk)"))?;
             let name = check_name("--name", &name)?;
-            let cust = store.customer_by_name(&customer).await?.with_context(|| format!("--customer: no customer named {customer:?}"))?;
+            let cust = store
+                .customer_by_name(&customer)
+                .await?
+                .with_context(|| format!("--customer: no customer named {customer:?}"))?;
             let s = store
                 .create_service(&NewService { customer_id: cust.id, name, mode, region })
                 .await
@@ -46,7 +49,13 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
         }
         Command::Service(ServiceCmd::List { customer, json }) => {
             let cid = match customer {
-                Some(c) => Some(store.customer_by_name(&c).await?.with_context(|| format!("--customer: no customer named {c:?}"))?.id),
+                Some(c) => Some(
+                    store
+                        .customer_by_name(&c)
+                        .await?
+                        .with_context(|| format!("--customer: no customer named {c:?}"))?
+                        .id,
+                ),
                 None => None,
             };
             let list = store.list_services(cid).await?;
@@ -55,7 +64,14 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
             } else {
                 let rows = list
                     .iter()
-                    .map(|s| vec![s.id.to_string(), s.name.clone(), s.mode.as_str().into(), s.region.clone().unwrap_or_default()])
+                    .map(|s| {
+                        vec![
+                            s.id.to_string(),
+                            s.name.clone(),
+                            s.mode.as_str().into(),
+                            s.region.clone().unwrap_or_default(),
+                        ]
+                    })
                     .collect();
                 table(&["ID", "NAME", "MODE", "REGION"], rows);
             }
@@ -117,7 +133,9 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
             let d = device_by_auth(store, &edit.auth_id).await?;
             let update = device_update(&edit)?;
             if update == DeviceUpdate::default() {
-                bail!("nothing to change: give at least one of --name, --caller-id, --clear-caller-id, --call-types, --max-contacts");
+                bail!(
+                    "nothing to change: give at least one of --name, --caller-id, --clear-caller-id, --call-types, --max-contacts"
+                );
             }
             let d = store.update_device(d.id, &update).await.map_err(friendly)?;
             println!("device {} updated", d.auth_id);
@@ -134,15 +152,38 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
                 Some(p) => check_password("--password", &p, &d.auth_id)?,
                 None => generate_password()?,
             };
-            let update = DeviceUpdate { credentials: Some(credentials(&d.auth_id, realm, &password)), ..Default::default() };
+            let update =
+                DeviceUpdate { credentials: Some(credentials(&d.auth_id, realm, &password)), ..Default::default() };
             store.update_device(d.id, &update).await.map_err(friendly)?;
             println!("password of device {auth_id} reset");
             print_password(&password, generated);
         }
         DeviceCmd::Import { service, file } => {
             let service = service_named(store, &service).await?;
-            let list = read_csv(&file, &service, config)?;
-            let created = store.create_devices(&list).await.map_err(friendly)?;
+            let rows = read_csv(&file, &service, config)?;
+            let list: Vec<NewDevice> = rows.iter().map(|(_, d)| d.clone()).collect();
+            let created = match store.create_devices(&list).await {
+                Ok(c) => c,
+                // Name the file line holding the value that already exists.
+                Err(StoreError::Conflict { entity, field, value }) => {
+                    let line = rows.iter().find(|(_, d)| match field {
+                        "auth_id" => d.auth_id == value,
+                        "name" => d.name == value,
+                        _ => false,
+                    });
+                    match line {
+                        Some((n, _)) => bail!(
+                            "{}: line {n}: {field}: a {entity} with {field} {value:?} already exists (nothing was imported)",
+                            file.display()
+                        ),
+                        None => bail!(
+                            "{}: a {entity} with {field} {value:?} already exists (nothing was imported)",
+                            file.display()
+                        ),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
             println!("imported {} devices into service {}", created.len(), service.name);
         }
     }
@@ -163,7 +204,9 @@ fn new_device(add: &DeviceAdd, service: &Service, config: &Config) -> anyhow::Re
         None => DEFAULT_CALL_TYPES.iter().map(|s| s.to_string()).collect(),
     };
     let max_contacts = match (service.mode, add.max_contacts) {
-        (ServiceMode::Direct, Some(n)) if n != 1 => bail!("--max-contacts: a Direct Mode device holds exactly one contact"),
+        (ServiceMode::Direct, Some(n)) if n != 1 => {
+            bail!("--max-contacts: a Direct Mode device holds exactly one contact")
+        }
         (ServiceMode::Direct, _) => 1,
         (ServiceMode::Trunk, Some(n)) if !(1..=100).contains(&n) => bail!("--max-contacts: must be between 1 and 100"),
         (ServiceMode::Trunk, Some(n)) => n,
@@ -293,7 +336,8 @@ pub fn check_call_types(field: &str, list: &[String]) -> anyhow::Result<Vec<Stri
 
 /// Reads `name,auth_id,password` rows (a header row naming those columns is optional). Every row is checked
 /// before anything is written; errors name the line and field.
-fn read_csv(path: &Path, service: &Service, config: &Config) -> anyhow::Result<Vec<NewDevice>> {
+/// Returns each device with the file line it came from.
+fn read_csv(path: &Path, service: &Service, config: &Config) -> anyhow::Result<Vec<(usize, NewDevice)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -321,15 +365,18 @@ fn read_csv(path: &Path, service: &Service, config: &Config) -> anyhow::Result<V
             ServiceMode::Direct => 1,
             ServiceMode::Trunk => i64::from(config.registrar.trunk_max_contacts),
         };
-        out.push(NewDevice {
-            service_id: service.id,
-            name,
-            credentials: credentials(&auth_id, &config.sip.domain, &password),
-            auth_id,
-            caller_id: None,
-            call_types: DEFAULT_CALL_TYPES.iter().map(|s| s.to_string()).collect(),
-            max_contacts,
-        });
+        out.push((
+            n,
+            NewDevice {
+                service_id: service.id,
+                name,
+                credentials: credentials(&auth_id, &config.sip.domain, &password),
+                auth_id,
+                caller_id: None,
+                call_types: DEFAULT_CALL_TYPES.iter().map(|s| s.to_string()).collect(),
+                max_contacts,
+            },
+        ));
     }
     if out.is_empty() {
         bail!("{}: no devices in the file", path.display());

@@ -20,7 +20,8 @@ const OVERRIDES: &[(&str, &str)] = &[
 pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
     let mut config = match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
             toml::from_str::<Config>(&text).with_context(|| format!("invalid config file {}", p.display()))?
         }
         None => Config::default(),

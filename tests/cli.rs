@@ -1,0 +1,493 @@
+//! The operator CLI as a user runs it: provisioning against a bare database (no daemon), errors that name the bad
+//! field, CSV import, `config`, and changes that a running daemon picks up without a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchboard_testkit::client::SipClient;
+use switchboard_testkit::daemon::Daemon;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// The CLI on its own database in a temporary directory, with no daemon and no inherited configuration.
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn db_url(&self) -> String {
+        format!("sqlite://{}", self.path("x.db").display())
+    }
+
+    fn command(&self, env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.dir.path()).env_remove("RUST_LOG");
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SWITCHBOARD_")) {
+            c.env_remove(k);
+        }
+        c.env("SWITCHBOARD_DATABASE_URL", self.db_url());
+        c.envs(env.iter().copied());
+        c
+    }
+
+    fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        self.command(env).args(args).output().expect("run switchboard")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_env(&[], args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        check_ok(args, self.run(args))
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed invalid JSON ({e}):\n{out}"))
+    }
+
+    /// A customer `Acme` with a Direct Mode service `main`.
+    fn with_service() -> Cli {
+        let cli = Cli::new();
+        cli.ok(&["customer", "add", "Acme"]);
+        cli.ok(&["service", "add", "--customer", "Acme", "--name", "main", "--mode", "direct"]);
+        cli
+    }
+
+    fn auth_ids(&self) -> Vec<String> {
+        let list = self.json(&["device", "list", "--json"]);
+        list.as_array().expect("array").iter().map(|d| d["auth_id"].as_str().expect("auth_id").to_owned()).collect()
+    }
+}
+
+fn check_ok(args: &[&str], out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// Asserts the command failed with `code` and returns its stderr.
+fn fails(out: &Output, code: i32, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: stdout {}\nstderr {stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// The password printed by `device add` / `reset-password` without `--password`.
+fn printed_password(stdout: &str) -> String {
+    let pw = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password line in:\n{stdout}"))
+        .trim()
+        .to_owned();
+    assert_eq!(pw.chars().count(), 20, "generated password {pw:?}");
+    assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()), "{pw:?}");
+    pw
+}
+
+/// Every file of the SQLite database (main file, WAL, shared memory), read as bytes.
+fn db_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        if e.file_name().to_string_lossy().starts_with("x.db") {
+            all.extend(std::fs::read(e.path()).expect("read db file"));
+        }
+    }
+    assert!(all.len() > 4096, "no database found in {}", dir.display());
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn customers_services_and_devices_can_be_added_listed_shown_edited_and_removed() {
+    let cli = Cli::with_service();
+    assert!(cli.ok(&["customer", "list"]).lines().any(|l| l.ends_with("Acme")));
+    let customers = cli.json(&["customer", "list", "--json"]);
+    assert_eq!(customers.as_array().map(Vec::len), Some(1));
+    assert_eq!(customers[0]["name"], "Acme");
+    let services = cli.json(&["service", "list", "--customer", "Acme", "--json"]);
+    assert_eq!((services[0]["name"].as_str(), services[0]["mode"].as_str()), (Some("main"), Some("direct")));
+    assert!(cli.ok(&["service", "list"]).contains("direct"));
+
+    let out = cli.ok(&[
+        "device",
+        "add",
+        "--service",
+        "main",
+        "--name",
+        "Front desk",
+        "--auth-id",
+        "acme-100",
+        "--password",
+        "correct-horse-1",
+        "--caller-id",
+        "+441632960001",
+        "--call-types",
+        "local,national,International",
+    ]);
+    assert!(out.contains("acme-100") && !out.contains("password:"), "a given password is not echoed: {out}");
+    let list = cli.ok(&["device", "list"]);
+    assert!(list.contains("acme-100") && list.contains("Front desk") && list.contains("+441632960001"), "{list}");
+    let d = cli.json(&["device", "show", "acme-100", "--json"]);
+    assert_eq!(d["name"], "Front desk");
+    assert_eq!(d["caller_id"], "+441632960001");
+    assert_eq!(d["call_types"], serde_json::json!(["local", "national", "international"]));
+    assert_eq!(d["max_contacts"], 1);
+    assert!(d.get("credentials").is_none(), "credentials leaked into JSON: {d}");
+    let shown = cli.ok(&["device", "show", "acme-100"]);
+    assert!(shown.contains("Front desk") && shown.contains("main") && shown.contains("registrations: 0"), "{shown}");
+
+    cli.ok(&["device", "edit", "acme-100", "--name", "Back office", "--caller-id", "01632960002"]);
+    let d = cli.json(&["device", "show", "acme-100", "--json"]);
+    assert_eq!((d["name"].as_str(), d["caller_id"].as_str()), (Some("Back office"), Some("01632960002")));
+    assert_eq!(d["call_types"], serde_json::json!(["local", "national", "international"]), "untouched");
+    cli.ok(&["device", "edit", "acme-100", "--clear-caller-id"]);
+    assert_eq!(cli.json(&["device", "show", "acme-100", "--json"])["caller_id"], Value::Null);
+    cli.ok(&["device", "edit", "acme-100", "--call-types", "mobile"]);
+    assert_eq!(cli.json(&["device", "show", "acme-100", "--json"])["call_types"], serde_json::json!(["mobile"]));
+
+    let before = cli.json(&["device", "show", "acme-100", "--json"]);
+    let out = cli.ok(&["device", "reset-password", "acme-100"]);
+    let first = printed_password(&out);
+    let second = printed_password(&cli.ok(&["device", "reset-password", "acme-100"]));
+    assert_ne!(first, second);
+    assert!(!cli.ok(&["device", "reset-password", "acme-100", "--password", "chosen-pass-9"]).contains("password:"));
+    assert_eq!(cli.json(&["device", "show", "acme-100", "--json"])["name"], before["name"]);
+
+    cli.ok(&["device", "remove", "acme-100"]);
+    assert!(cli.auth_ids().is_empty());
+    let stderr = fails(&cli.run(&["device", "show", "acme-100"]), 1, "show after remove");
+    assert!(stderr.contains("acme-100"), "{stderr}");
+}
+
+#[test]
+fn a_generated_password_is_printed_once_and_stored_nowhere() {
+    let cli = Cli::with_service();
+    let out = cli.ok(&["device", "add", "--service", "main", "--name", "Phone", "--auth-id", "gen-1"]);
+    let pw = printed_password(&out);
+    assert_eq!(out.matches(&pw).count(), 1, "printed more than once:\n{out}");
+    for args in [
+        &["device", "show", "gen-1"][..],
+        &["device", "show", "gen-1", "--json"],
+        &["device", "list"],
+        &["device", "list", "--json"],
+        &["registrations", "--json"],
+    ] {
+        assert!(!cli.ok(args).contains(&pw), "{args:?} shows the password");
+    }
+    // A chosen password is not stored either: only digests are.
+    cli.ok(&[
+        "device",
+        "add",
+        "--service",
+        "main",
+        "--name",
+        "Fax",
+        "--auth-id",
+        "gen-2",
+        "--password",
+        "Chosen-Secret-77",
+    ]);
+    let bytes = db_bytes(cli.dir.path());
+    assert!(!contains(&bytes, pw.as_bytes()), "the generated password is in the database file");
+    assert!(!contains(&bytes, b"Chosen-Secret-77"), "the chosen password is in the database file");
+    assert!(contains(&bytes, b"gen-1") && contains(&bytes, b"gen-2"), "the search would have found plain text");
+}
+
+#[test]
+fn every_provisioning_error_names_the_bad_field_and_exits_1() {
+    let cli = Cli::with_service();
+    cli.ok(&["device", "add", "--service", "main", "--name", "desk", "--auth-id", "d1", "--password", "long-enough-1"]);
+    let add = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec![
+            "device",
+            "add",
+            "--service",
+            "main",
+            "--name",
+            "new",
+            "--auth-id",
+            "d2",
+            "--password",
+            "long-enough-2",
+        ];
+        for pair in extra.chunks(2) {
+            match v.iter().position(|a| *a == pair[0]) {
+                Some(i) => v[i + 1] = pair[1],
+                None => v.extend_from_slice(pair),
+            }
+        }
+        v
+    };
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec!["service", "add", "--customer", "Acme", "--name", "s2", "--mode", "sideways"], &["--mode", "sideways"]),
+        (vec!["service", "add", "--customer", "Nobody", "--name", "s2", "--mode", "trunk"], &["--customer", "Nobody"]),
+        (vec!["service", "list", "--customer", "Nobody"], &["--customer", "Nobody"]),
+        (add(&["--auth-id", "bad id"]), &["--auth-id", "bad id"]),
+        (add(&["--auth-id", "d1"]), &["--auth-id", "d1", "already exists"]),
+        (add(&["--service", "nope"]), &["--service", "nope"]),
+        (vec!["device", "list", "--service", "nope"], &["--service", "nope"]),
+        (add(&["--call-types", "local,galactic"]), &["--call-types", "galactic"]),
+        (add(&["--call-types", "emergency"]), &["--call-types", "emergency"]),
+        (add(&["--caller-id", "12ab"]), &["--caller-id", "12ab"]),
+        (add(&["--password", "short"]), &["--password", "8 to 128"]),
+        (add(&["--auth-id", "same-as-pw", "--password", "SAME-AS-PW"]), &["--password", "differ"]),
+        (add(&["--max-contacts", "3"]), &["--max-contacts"]),
+        (add(&["--name", "desk"]), &["--name", "already exists"]),
+        (vec!["device", "edit", "d1"], &["nothing to change"]),
+        (vec!["device", "edit", "d1", "--caller-id", "x"], &["--caller-id"]),
+        (vec!["device", "edit", "d1", "--max-contacts", "0"], &["--max-contacts"]),
+        (vec!["device", "edit", "ghost", "--name", "x"], &["ghost"]),
+        (vec!["device", "reset-password", "d1", "--password", "tiny"], &["--password"]),
+        (vec!["device", "remove", "ghost"], &["ghost"]),
+    ];
+    for (args, words) in &cases {
+        let stderr = fails(&cli.run(args), 1, &format!("{args:?}"));
+        for w in *words {
+            assert!(stderr.contains(w), "{args:?}: error does not name {w:?}: {stderr}");
+        }
+    }
+    assert_eq!(cli.auth_ids(), ["d1"], "a failed command changed the database");
+    assert_eq!(cli.json(&["service", "list", "--json"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(cli.json(&["device", "show", "d1", "--json"])["name"], "desk");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let cli = Cli::with_service();
+    for args in [
+        &["frobnicate"][..],
+        &["device", "add", "--name", "x", "--auth-id", "y"],
+        &["device", "list", "--bogus"],
+        &["device", "edit", "d1", "--caller-id", "123", "--clear-caller-id"],
+        &["device", "add", "--service", "main", "--name", "x", "--auth-id", "y", "--max-contacts", "many"],
+        &[],
+    ] {
+        let stderr = fails(&cli.run(args), 2, &format!("{args:?}"));
+        assert!(stderr.contains("Usage:") || stderr.contains("--help"), "{args:?}: not a usage error: {stderr}");
+    }
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_is_refused_naming_the_key() {
+    let cli = Cli::new();
+    for (text, key) in
+        [("[sip]\nlisten_port = 5070\n", "listen_port"), ("[registrer]\nmin_expires = 60\n", "registrer")]
+    {
+        std::fs::write(cli.path("bad.toml"), text).expect("write");
+        for args in [&["config"][..], &["customer", "list"]] {
+            let out = cli.run_env(&[("SWITCHBOARD_CONFIG", "bad.toml")], args);
+            let stderr = fails(&out, 1, &format!("{text:?} {args:?}"));
+            assert!(stderr.contains(key), "{args:?}: error does not name {key}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_environment_override_names_the_variable() {
+    let cli = Cli::new();
+    let out = cli.run_env(&[("SWITCHBOARD_SIP_LISTEN", "nonsense")], &["customer", "list"]);
+    let stderr = fails(&out, 1, "SWITCHBOARD_SIP_LISTEN=nonsense");
+    assert!(stderr.contains("SWITCHBOARD_SIP_LISTEN") && stderr.contains("nonsense"), "{stderr}");
+    let out = cli.run_env(&[("SWITCHBOARD_LOG_FORMAT", "xml")], &["config"]);
+    assert!(fails(&out, 1, "SWITCHBOARD_LOG_FORMAT=xml").contains("log.format"));
+}
+
+#[test]
+fn config_prints_toml_that_parses_and_reflects_file_and_environment() {
+    let cli = Cli::new();
+    std::fs::write(cli.path("sb.toml"), "[sip]\ndomain = \"file.example\"\n[registrar]\nmin_expires = 120\n").unwrap();
+    let env = [("SWITCHBOARD_CONFIG", "sb.toml"), ("SWITCHBOARD_SIP_DOMAIN", "env.example")];
+    let out = check_ok(&["config"], cli.run_env(&env, &["config"]));
+    let printed: switchboard_server::Config = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}:\n{out}"));
+    let mut want = switchboard_server::Config::default();
+    want.sip.domain = "env.example".into();
+    want.registrar.min_expires = 120;
+    want.database.url = cli.db_url();
+    assert_eq!(printed, want, "the environment beats the file, which beats the defaults:\n{out}");
+}
+
+fn write_csv(cli: &Cli, text: &str) -> String {
+    let path = cli.path("devices.csv");
+    std::fs::write(&path, text).expect("write csv");
+    path.display().to_string()
+}
+
+#[test]
+fn device_import_creates_every_row() {
+    let cli = Cli::with_service();
+    let csv = write_csv(
+        &cli,
+        "name,auth_id,password\nDesk 1,imp-1,password-one-1\n\n# spare\nDesk 2, imp-2 ,password-two-2\nDesk 3,imp-3,pw-three-333\n",
+    );
+    let out = cli.ok(&["device", "import", "--service", "main", &csv]);
+    assert!(out.contains("imported 3 devices"), "{out}");
+    assert_eq!(cli.auth_ids(), ["imp-1", "imp-2", "imp-3"]);
+    // Without a header row too.
+    let csv = write_csv(&cli, "Desk 4,imp-4,password-four-4\n");
+    assert!(cli.ok(&["device", "import", "--service", "main", &csv]).contains("imported 1 devices"));
+    assert_eq!(cli.json(&["device", "show", "imp-2", "--json"])["name"], "Desk 2");
+}
+
+#[test]
+fn device_import_with_a_bad_row_creates_nothing_and_names_the_line() {
+    let cli = Cli::with_service();
+    let cases = [
+        ("name,auth_id,password\nA,imp-a,password-aaaa\nB,imp-b,short\n", &["line 3", "password"][..]),
+        ("A,imp-a,password-aaaa\nB,imp b,password-bbbb\n", &["line 2", "auth_id"]),
+        ("A,imp-a,password-aaaa\nB,imp-b\n", &["line 2", "3 columns"]),
+        ("A,imp-a,password-aaaa\nB,imp-b,password-bbbb\nC,imp-a,password-cccc\n", &["line 3", "imp-a", "twice"]),
+    ];
+    for (text, words) in cases {
+        let csv = write_csv(&cli, text);
+        let stderr = fails(&cli.run(&["device", "import", "--service", "main", &csv]), 1, text);
+        for w in words {
+            assert!(stderr.contains(w), "{text:?}: error does not name {w:?}: {stderr}");
+        }
+        assert!(cli.auth_ids().is_empty(), "{text:?}: a failed import created devices");
+    }
+}
+
+#[test]
+fn device_import_of_an_auth_id_that_already_exists_creates_nothing_and_names_the_line() {
+    let cli = Cli::with_service();
+    cli.ok(&[
+        "device",
+        "add",
+        "--service",
+        "main",
+        "--name",
+        "old",
+        "--auth-id",
+        "taken",
+        "--password",
+        "old-password",
+    ]);
+    let csv = write_csv(&cli, "name,auth_id,password\nA,imp-a,password-aaaa\nB,taken,password-bbbb\n");
+    let stderr = fails(&cli.run(&["device", "import", "--service", "main", &csv]), 1, "duplicate auth id");
+    assert_eq!(cli.auth_ids(), ["taken"], "the import was not all-or-nothing");
+    assert!(stderr.contains("taken") && stderr.contains("already exists"), "{stderr}");
+    assert!(stderr.contains("line 3"), "the error does not name the line of the duplicate: {stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Changes reach a running daemon through the change log (database.poll_ms, default 1 s), without a restart.
+// ---------------------------------------------------------------------------------------------------------------
+
+/// One authenticated REGISTER from a fresh client; the final status.
+fn register(d: &Daemon, auth_id: &str, password: &str) -> u16 {
+    let mut c = SipClient::udp(d.sip);
+    let req = c.register(auth_id, &[&format!("Contact: <{}>", c.contact(auth_id))]);
+    c.request_with_auth(req, auth_id, password, Some("SHA-256")).status().expect("a response")
+}
+
+/// Registers until the status satisfies `done` or 5 s pass; returns the last status. The pause between
+/// attempts keeps the failures well below the per-Auth-ID lockout (auth.max_failures = 10).
+fn register_until(d: &Daemon, auth_id: &str, password: &str, done: impl Fn(u16) -> bool) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = register(d, auth_id, password);
+        if done(status) || Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn live_daemon() -> Daemon {
+    let d = Daemon::start(BIN, "");
+    d.cli_ok(&["customer", "add", "Live"]);
+    d.cli_ok(&["service", "add", "--customer", "Live", "--name", "live", "--mode", "direct"]);
+    d
+}
+
+fn registered(d: &Daemon, auth_id: &str) -> bool {
+    d.registrations().iter().any(|r| r["auth_id"] == auth_id)
+}
+
+#[test]
+fn a_device_added_while_the_daemon_runs_can_register_within_seconds() {
+    let d = live_daemon();
+    assert_ne!(register(&d, "late-1", "late-password-1"), 200, "an unknown device registered");
+    d.cli_ok(&[
+        "device",
+        "add",
+        "--service",
+        "live",
+        "--name",
+        "late",
+        "--auth-id",
+        "late-1",
+        "--password",
+        "late-password-1",
+    ]);
+    let started = Instant::now();
+    assert_eq!(register_until(&d, "late-1", "late-password-1", |s| s == 200), 200, "log:\n{}", d.log());
+    eprintln!("registered {:?} after the CLI added the device", started.elapsed());
+    assert!(registered(&d, "late-1"));
+}
+
+#[test]
+fn a_device_removed_while_the_daemon_runs_can_no_longer_register() {
+    let d = live_daemon();
+    d.cli_ok(&[
+        "device",
+        "add",
+        "--service",
+        "live",
+        "--name",
+        "gone",
+        "--auth-id",
+        "gone-1",
+        "--password",
+        "gone-password",
+    ]);
+    assert_eq!(register_until(&d, "gone-1", "gone-password", |s| s == 200), 200, "log:\n{}", d.log());
+    assert!(registered(&d, "gone-1"));
+    d.cli_ok(&["device", "remove", "gone-1"]);
+    let status = register_until(&d, "gone-1", "gone-password", |s| s != 200);
+    assert!(matches!(status, 401 | 403), "a removed device got {status}; log:\n{}", d.log());
+    assert!(!registered(&d, "gone-1"), "the removed device's registration is still listed");
+}
+
+#[test]
+fn reset_password_while_the_daemon_runs_swaps_the_working_password() {
+    let d = live_daemon();
+    d.cli_ok(&[
+        "device",
+        "add",
+        "--service",
+        "live",
+        "--name",
+        "rp",
+        "--auth-id",
+        "rp-1",
+        "--password",
+        "first-password",
+    ]);
+    assert_eq!(register_until(&d, "rp-1", "first-password", |s| s == 200), 200, "log:\n{}", d.log());
+    let new = printed_password(&d.cli_ok(&["device", "reset-password", "rp-1"]));
+    assert_eq!(register_until(&d, "rp-1", &new, |s| s == 200), 200, "the new password never worked; log:\n{}", d.log());
+    assert_eq!(register(&d, "rp-1", "first-password"), 401, "the old password still works");
+    assert_eq!(register(&d, "rp-1", &new), 200);
+}
