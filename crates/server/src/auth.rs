@@ -12,7 +12,7 @@
 //!   account's last successful source address is still let through, so the real device keeps working.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -52,6 +52,68 @@ pub struct Authenticator {
     dummy_key: [u8; 32],
     /// Counts nonces issued, so each is unique even within one millisecond.
     issued: u64,
+    legacy: LegacySources,
+}
+
+/// Finds endpoints that cannot answer a challenge list holding algorithms other than MD5.
+///
+/// RFC 8760 has the server list its preferred algorithm first and the client use the first it supports, but some
+/// widely deployed stacks fail outright when they meet an algorithm they do not know (SIPp 3.6 takes only the
+/// first challenge; baresip 1.0's libre rejects the whole response if any challenge is not MD5). Such a client
+/// never answers the challenge; it just tries again later without credentials. A source that does that right
+/// after being offered SHA-256 is marked legacy for a day and offered MD5 alone. The mark is per source address
+/// and port, never per account, so it reveals nothing about which Auth IDs exist. Someone who can forge a
+/// device's source address can at most make it use MD5, which is what that device would use anyway if offered
+/// MD5 first.
+#[derive(Debug)]
+struct LegacySources {
+    enabled: bool,
+    /// Sources offered a non-MD5 challenge that have not answered any challenge since, with when.
+    pending: HashMap<SocketAddr, u64>,
+    /// Sources to offer MD5 alone, until when.
+    legacy: HashMap<SocketAddr, u64>,
+}
+
+/// How long a source stays marked legacy.
+const LEGACY_FOR_MS: u64 = 24 * 3600 * 1000;
+/// A retry without credentials this long after the challenge still counts as a failure to answer it.
+const ANSWER_WINDOW_MS: u64 = 10 * 60 * 1000;
+
+impl LegacySources {
+    fn is_legacy(&self, source: SocketAddr, now: u64) -> bool {
+        self.enabled && self.legacy.get(&source).is_some_and(|&until| until > now)
+    }
+
+    /// A request from `source` came without credentials for us.
+    fn on_unanswered(&mut self, source: SocketAddr, now: u64) {
+        if let Some(at) = self.pending.remove(&source)
+            && now.saturating_sub(at) <= ANSWER_WINDOW_MS
+        {
+            if self.legacy.len() >= TRACKED {
+                self.legacy.retain(|_, until| *until > now);
+            }
+            if self.legacy.len() < TRACKED {
+                tracing::info!(%source, "source did not answer a SHA-256 challenge; offering it MD5 alone");
+                self.legacy.insert(source, now + LEGACY_FOR_MS);
+            }
+        }
+    }
+
+    fn on_offered_non_md5(&mut self, source: SocketAddr, now: u64) {
+        if !self.enabled {
+            return;
+        }
+        if self.pending.len() >= TRACKED {
+            self.pending.retain(|_, at| now.saturating_sub(*at) <= ANSWER_WINDOW_MS);
+        }
+        if self.pending.len() < TRACKED {
+            self.pending.insert(source, now);
+        }
+    }
+
+    fn on_answered(&mut self, source: SocketAddr) {
+        self.pending.remove(&source);
+    }
 }
 
 const TRACKED: usize = 100_000;
@@ -74,14 +136,22 @@ impl Authenticator {
             last_good: HashMap::new(),
             dummy_key,
             issued: 0,
+            legacy: LegacySources { enabled: cfg.legacy_md5_fallback, pending: HashMap::new(), legacy: HashMap::new() },
         }
     }
 
-    /// The WWW-Authenticate (or Proxy-Authenticate) values for a challenge, most preferred algorithm first.
-    pub fn challenges(&mut self, stale: bool, now: u64) -> Vec<String> {
+    /// The WWW-Authenticate (or Proxy-Authenticate) values for a challenge to `source`, most preferred algorithm
+    /// first (MD5 alone for a source found unable to handle more).
+    pub fn challenges(&mut self, stale: bool, source: SocketAddr, now: u64) -> Vec<String> {
         self.issued = self.issued.wrapping_add(1);
         let nonce = self.nonces.issue(now, self.issued, self.realm.as_bytes());
-        self.algorithms.iter().map(|&alg| challenge_header_value(&self.realm, &nonce, alg, stale, None)).collect()
+        let md5_only = self.legacy.is_legacy(source, now) && self.algorithms.contains(&Algorithm::Md5);
+        let offered: Vec<Algorithm> =
+            self.algorithms.iter().copied().filter(|&a| !md5_only || a == Algorithm::Md5).collect();
+        if offered.iter().any(|&a| a != Algorithm::Md5) {
+            self.legacy.on_offered_non_md5(source, now);
+        }
+        offered.into_iter().map(|alg| challenge_header_value(&self.realm, &nonce, alg, stale, None)).collect()
     }
 
     /// Checks the credentials among `values` (Authorization header values) for `method` from `source`.
@@ -89,10 +159,11 @@ impl Authenticator {
         &mut self,
         values: impl Iterator<Item = &'a str>,
         method: &str,
-        source: IpAddr,
+        from: SocketAddr,
         lookup: impl Fn(&str) -> Option<Arc<CachedDevice>>,
         now: u64,
     ) -> AuthOutcome {
+        let source = from.ip();
         if self.per_source.is_blocked(&source.to_string(), now) {
             return AuthOutcome::Throttled;
         }
@@ -112,8 +183,10 @@ impl Authenticator {
             }
         }
         let Some(creds) = creds else {
+            self.legacy.on_unanswered(from, now);
             return AuthOutcome::Challenge { stale: false };
         };
+        self.legacy.on_answered(from);
         let account_source = format!("{}@{}", creds.username, source);
         if self.per_account_source.is_blocked(&account_source, now)
             || (self.per_account.is_blocked(&creds.username, now)

@@ -115,6 +115,9 @@ pub struct AuthConfig {
     pub failure_window_secs: u64,
     /// How long refusals last once the limit is hit, seconds.
     pub cooldown_secs: u64,
+    /// Offer MD5 alone to a source that did not answer a challenge list holding SHA-256 (legacy stacks that fail
+    /// on any algorithm they do not know).
+    pub legacy_md5_fallback: bool,
 }
 
 impl Default for AuthConfig {
@@ -125,6 +128,7 @@ impl Default for AuthConfig {
             max_failures: 10,
             failure_window_secs: 60,
             cooldown_secs: 300,
+            legacy_md5_fallback: true,
         }
     }
 }

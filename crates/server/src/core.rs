@@ -178,15 +178,19 @@ impl Core {
         let outcome = self.auth.check(
             msg.headers.get_all(&HeaderName::Authorization),
             "REGISTER",
-            peer.addr.ip(),
+            peer.addr,
             |id| devices.get(id),
             now,
         );
         let device = match outcome {
             AuthOutcome::Authenticated(d) => d,
             AuthOutcome::Challenge { stale } => {
-                let extra =
-                    self.auth.challenges(stale, now).into_iter().map(|c| (HeaderName::WwwAuthenticate, c)).collect();
+                let extra = self
+                    .auth
+                    .challenges(stale, peer.addr, now)
+                    .into_iter()
+                    .map(|c| (HeaderName::WwwAuthenticate, c))
+                    .collect();
                 return self.reply(key, msg, 401, "Unauthorized", extra, now);
             }
             AuthOutcome::Throttled => return self.reply(key, msg, 403, "Too Many Failed Attempts", Vec::new(), now),
