@@ -56,7 +56,7 @@ impl Registrar {
                 if req.expires != Some(0) {
                     return RegisterResult::Rejected { code: 400, reason: "Wildcard Contact Requires Expires: 0" };
                 }
-                if existing.iter().any(|b| b.call_id == req.call_id && req.cseq <= b.cseq) {
+                if existing.iter().any(|b| b.call_id == req.call_id && req.cseq < b.cseq) {
                     return RegisterResult::Rejected { code: 400, reason: "CSeq Out Of Order" };
                 }
                 for b in existing {
@@ -87,9 +87,14 @@ impl Registrar {
         // arriving late. Checked against the bindings as they were, so a contact listed twice in one request
         // simply takes its last listing.
         for w in &wanted {
-            if existing.iter().any(|b| same(b, w) && b.call_id == req.call_id && req.cseq <= b.cseq) {
+            if existing.iter().any(|b| same(b, w) && b.call_id == req.call_id && req.cseq < b.cseq) {
                 return RegisterResult::Rejected { code: 400, reason: "CSeq Out Of Order" };
             }
+        }
+        // The same Call-ID and CSeq as a binding already made is that request again: a retransmission (REGISTER is
+        // answered without transaction state, RFC 3261 §8.2.7). Answer as before, change nothing.
+        if existing.iter().any(|b| b.call_id == req.call_id && b.cseq == req.cseq) {
+            return RegisterResult::Ok(existing);
         }
         let mut next = existing.clone();
         for w in &wanted {

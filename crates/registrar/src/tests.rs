@@ -80,8 +80,15 @@ fn too_long_is_cut_to_maximum() {
 fn refresh_needs_higher_cseq_for_same_call_id() {
     let mut r = reg();
     ok(r.on_register(req(1, 1, "c1", 5, contacts(&["<sip:a@h1>"]), Some(600)), T0));
-    let res = r.on_register(req(1, 1, "c1", 5, contacts(&["<sip:a@h1>"]), Some(600)), T0 + 1000);
+    r.drain_outputs();
+    let res = r.on_register(req(1, 1, "c1", 4, contacts(&["<sip:a@h1>"]), Some(600)), T0 + 1000);
     assert!(matches!(res, RegisterResult::Rejected { code: 400, .. }));
+    // The same CSeq again is a retransmission: answered as before, nothing changes (not even the expiry).
+    let again = ok(r.on_register(req(1, 1, "c1", 5, contacts(&["<sip:other@h9>"]), Some(60)), T0 + 1000));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].contact, "sip:a@h1");
+    assert_eq!(again[0].expires_at, T0 + 600_000);
+    assert!(r.drain_outputs().is_empty());
     let b = ok(r.on_register(req(1, 1, "c1", 6, contacts(&["<sip:a@h1>"]), Some(600)), T0 + 1000));
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].expires_at, T0 + 601_000);

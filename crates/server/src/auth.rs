@@ -140,15 +140,22 @@ impl Authenticator {
         }
     }
 
+    /// Nonces whose counts are remembered for replay protection.
+    pub fn nonces_tracked(&self) -> usize {
+        self.counts.len()
+    }
+
     /// The WWW-Authenticate (or Proxy-Authenticate) values for a challenge to `source`, most preferred algorithm
-    /// first (MD5 alone for a source found unable to handle more).
-    pub fn challenges(&mut self, stale: bool, source: SocketAddr, now: u64) -> Vec<String> {
+    /// first (MD5 alone for a source found unable to handle more). `first` says the request carried no
+    /// credentials: only a first challenge left unanswered shows a legacy client (a retry after failed
+    /// credentials is a password or provisioning problem, not an algorithm problem).
+    pub fn challenges(&mut self, stale: bool, first: bool, source: SocketAddr, now: u64) -> Vec<String> {
         self.issued = self.issued.wrapping_add(1);
         let nonce = self.nonces.issue(now, self.issued, self.realm.as_bytes());
         let md5_only = self.legacy.is_legacy(source, now) && self.algorithms.contains(&Algorithm::Md5);
         let offered: Vec<Algorithm> =
             self.algorithms.iter().copied().filter(|&a| !md5_only || a == Algorithm::Md5).collect();
-        if offered.iter().any(|&a| a != Algorithm::Md5) {
+        if first && offered.iter().any(|&a| a != Algorithm::Md5) {
             self.legacy.on_offered_non_md5(source, now);
         }
         offered.into_iter().map(|alg| challenge_header_value(&self.realm, &nonce, alg, stale, None)).collect()
@@ -161,6 +168,7 @@ impl Authenticator {
         method: &str,
         from: SocketAddr,
         lookup: impl Fn(&str) -> Option<Arc<CachedDevice>>,
+        is_retransmission: impl Fn(&CachedDevice) -> bool,
         now: u64,
     ) -> AuthOutcome {
         let source = from.ip();
@@ -219,8 +227,12 @@ impl Authenticator {
         };
         // A correct response with a reused nonce count is a replay (or a confused client): make it start over
         // with a fresh nonce, without counting a failure.
+        // The exception is a retransmission of a request already applied (REGISTER is answered statelessly, see
+        // the core): it carries the same count by nature, and is answered without being applied again.
         let nc = creds.qop.as_ref().map_or(0, |q| q.nc);
-        if !self.counts.check_and_record(&creds.nonce, issued_at, nc, now) {
+        if !self.counts.check_and_record(&creds.nonce, issued_at, nc, now)
+            && !device.as_deref().is_some_and(&is_retransmission)
+        {
             return AuthOutcome::Challenge { stale: true };
         }
         self.per_account_source.record_success(&account_source);
@@ -251,5 +263,59 @@ fn ha1_for(d: &CachedDevice, alg: Algorithm) -> &str {
         Algorithm::Md5 => &c.ha1_md5,
         Algorithm::Sha256 => &c.ha1_sha256,
         Algorithm::Sha512_256 => &c.ha1_sha512_256,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AuthConfig;
+
+    fn auth() -> Authenticator {
+        Authenticator::new("realm", &AuthConfig::default(), [1; 32], [2; 32])
+    }
+
+    fn algorithms(values: &[String]) -> Vec<&str> {
+        values.iter().map(|v| if v.contains("SHA-256") { "SHA-256" } else { "MD5" }).collect()
+    }
+
+    const SRC: &str = "192.0.2.10:5060";
+
+    #[test]
+    fn a_source_that_never_answers_the_first_challenge_is_offered_md5_alone() {
+        let mut a = auth();
+        let src: SocketAddr = SRC.parse().unwrap();
+        assert_eq!(algorithms(&a.challenges(false, true, src, 1_000)), ["SHA-256", "MD5"]);
+        // It comes back without credentials: it could not use what it was offered.
+        let out = a.check(std::iter::empty(), "REGISTER", src, |_| None, |_| false, 31_000);
+        assert!(matches!(out, AuthOutcome::Challenge { stale: false }));
+        assert_eq!(algorithms(&a.challenges(false, true, src, 31_000)), ["MD5"]);
+        // Other sources are unaffected.
+        let other: SocketAddr = "192.0.2.10:5062".parse().unwrap();
+        assert_eq!(algorithms(&a.challenges(false, true, other, 31_000)), ["SHA-256", "MD5"]);
+    }
+
+    #[test]
+    fn a_source_that_answers_and_fails_is_not_downgraded() {
+        let mut a = auth();
+        let src: SocketAddr = SRC.parse().unwrap();
+        a.challenges(false, true, src, 1_000);
+        // It answered (with wrong credentials), was challenged again, and starts over later.
+        let creds = r#"Digest username="u", realm="realm", nonce="00", uri="sip:x", response="00", qop=auth, nc=00000001, cnonce="c""#;
+        let out = a.check([creds].into_iter(), "REGISTER", src, |_| None, |_| false, 2_000);
+        assert!(matches!(out, AuthOutcome::Challenge { .. }));
+        a.challenges(false, false, src, 2_000);
+        a.check(std::iter::empty(), "REGISTER", src, |_| None, |_| false, 30_000);
+        assert_eq!(algorithms(&a.challenges(false, true, src, 30_000)), ["SHA-256", "MD5"]);
+    }
+
+    #[test]
+    fn fallback_can_be_switched_off() {
+        let cfg = AuthConfig { legacy_md5_fallback: false, ..AuthConfig::default() };
+        let mut a = Authenticator::new("realm", &cfg, [1; 32], [2; 32]);
+        let src: SocketAddr = SRC.parse().unwrap();
+        a.challenges(false, true, src, 1_000);
+        a.check(std::iter::empty(), "REGISTER", src, |_| None, |_| false, 31_000);
+        assert_eq!(algorithms(&a.challenges(false, true, src, 31_000)), ["SHA-256", "MD5"]);
     }
 }

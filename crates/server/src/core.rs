@@ -29,6 +29,13 @@ const ALLOW: &str = "REGISTER, OPTIONS";
 /// Option tags we support (RFC 3327 Path).
 const SUPPORTED: &[&str] = &["path"];
 
+/// How a request is answered: through its server transaction, or statelessly straight to the peer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reply {
+    Transaction(transaction::Key),
+    Stateless(Peer),
+}
+
 pub(crate) struct Core {
     pub domain: String,
     pub node: String,
@@ -60,6 +67,8 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(64);
+    let mut stats = tokio::time::interval(std::time::Duration::from_secs(60));
+    stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let next = [core.registrar.poll_timeout(), core.tx.poll_timeout(), core.prober.poll_timeout()]
             .into_iter()
@@ -79,6 +88,7 @@ pub(crate) async fn run(
             }
             Some(u) = updates.recv() => core.on_device_update(u),
             _ = sleep_until(deadline) => core.on_timeout(),
+            _ = stats.tick() => core.log_stats(),
         }
         core.flush();
     }
@@ -98,9 +108,16 @@ impl Core {
         let Inbound { msg, peer, local } = m;
         if msg.is_request() {
             let reply_peer = response_peer(&msg, peer);
+            // REGISTER is answered without transaction state (a stateless UAS, RFC 3261 §8.2.7): a challenge
+            // needs none, and a retransmitted REGISTER is recognised by the registrar (same Call-ID and CSeq as a
+            // binding it made) and answered again without being applied. At 15,000 registrations a second over
+            // UDP, Timer J would otherwise hold half a million transactions.
+            if msg.method() == Some(&Method::Register) && top_via(&msg.headers).is_ok() {
+                return self.on_request(Reply::Stateless(reply_peer), msg, peer, local, now);
+            }
             match self.tx.on_request(msg, reply_peer, peer.proto.is_reliable(), now) {
                 Some(Incoming::Request { key, msg }) | Some(Incoming::Cancel { key, msg, .. }) => {
-                    self.on_request(key, msg, peer, local, now);
+                    self.on_request(Reply::Transaction(key), msg, peer, local, now);
                 }
                 // ACKs for 2xx and unmatched ACKs concern dialogs, which the registrar has none of.
                 Some(_) | None => {}
@@ -125,7 +142,7 @@ impl Core {
         }
     }
 
-    fn on_request(&mut self, key: transaction::Key, msg: Message, peer: Peer, local: SocketAddr, now: u64) {
+    fn on_request(&mut self, key: Reply, msg: Message, peer: Peer, local: SocketAddr, now: u64) {
         let method = msg.method().cloned().unwrap_or(Method::Extension(String::new()));
         if method == Method::Ack {
             return; // an ACK outside any transaction of ours: nothing to do
@@ -165,29 +182,24 @@ impl Core {
         }
     }
 
-    fn on_register(
-        &mut self,
-        key: transaction::Key,
-        msg: &Message,
-        ess: Essentials,
-        peer: Peer,
-        local: SocketAddr,
-        now: u64,
-    ) {
+    fn on_register(&mut self, key: Reply, msg: &Message, ess: Essentials, peer: Peer, local: SocketAddr, now: u64) {
         let devices = &self.devices;
+        let registrar = &self.registrar;
         let outcome = self.auth.check(
             msg.headers.get_all(&HeaderName::Authorization),
             "REGISTER",
             peer.addr,
             |id| devices.get(id),
+            |d| registrar.bindings(d.device.id).iter().any(|b| b.call_id == ess.call_id && b.cseq == ess.cseq.seq),
             now,
         );
         let device = match outcome {
             AuthOutcome::Authenticated(d) => d,
             AuthOutcome::Challenge { stale } => {
+                let first = msg.headers.get(&HeaderName::Authorization).is_none();
                 let extra = self
                     .auth
-                    .challenges(stale, peer.addr, now)
+                    .challenges(stale, first, peer.addr, now)
                     .into_iter()
                     .map(|c| (HeaderName::WwwAuthenticate, c))
                     .collect();
@@ -241,7 +253,7 @@ impl Core {
 
     fn reply(
         &mut self,
-        key: transaction::Key,
+        key: Reply,
         req: &Message,
         code: u16,
         reason: &str,
@@ -254,9 +266,28 @@ impl Core {
             resp.headers.push(name, value);
         }
         resp.headers.push(HeaderName::Server, self.server_header.clone());
-        if let Err(e) = self.tx.respond(key, resp, now) {
-            tracing::debug!(error = %e, "response not sent");
+        match key {
+            Reply::Transaction(key) => {
+                if let Err(e) = self.tx.respond(key, resp, now) {
+                    tracing::debug!(error = %e, "response not sent");
+                }
+            }
+            Reply::Stateless(peer) => self.transport.send(&peer, resp.to_bytes()),
         }
+    }
+
+    /// A periodic summary of what the registrar holds, for operators and capacity planning.
+    fn log_stats(&self) {
+        tracing::info!(
+            devices = self.devices.len(),
+            bindings = self.registrar.binding_count(),
+            transactions = self.tx.len(),
+            probes_in_flight = self.prober.in_flight(),
+            nonces_tracked = self.auth.nonces_tracked(),
+            tcp_flows = self.transport.flow_count(),
+            dropped_datagrams = self.transport.dropped(),
+            "registrar status"
+        );
     }
 
     fn on_timeout(&mut self) {

@@ -61,6 +61,10 @@ impl Prober {
         self.pending.remove(branch).map(|p| (p.device_id, p.key))
     }
 
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn poll_timeout(&self) -> Option<u64> {
         self.deadlines.first().map(|d| d.0)
     }

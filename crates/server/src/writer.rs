@@ -32,10 +32,14 @@ pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<WriteOp>
                 WriteOp::State(s) => states.push(s),
             }
         }
+        let started = std::time::Instant::now();
         let mut delay = Duration::from_millis(100);
         for attempt in 1.. {
             match apply(store.as_ref(), &bindings, &states).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    tracing::debug!(ops = bindings.len(), states = states.len(), queued = rx.len(), took = ?started.elapsed(), "persisted");
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, attempt, ops = bindings.len(), "persisting bindings failed; retrying");
                     if rx.is_closed() && attempt >= 5 {

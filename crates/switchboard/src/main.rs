@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Registration allocates and frees many small objects per message; glibc's allocator cost a quarter of the
+/// daemon's CPU at 12,000 registrations/s, and kept freed memory from the OS after bursts.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let runtime = match runtime() {
