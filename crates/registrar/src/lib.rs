@@ -145,6 +145,7 @@ impl Registrar {
             }
             let mut b = b;
             b.next_probe = now + self.config.keepalive_interval_ms.min(5_000);
+            b.expiry_due = b.expires_at;
             self.deadlines.insert((b.expires_at, TimerKind::Expiry, b.device_id, b.key.clone()));
             self.deadlines.insert((b.next_probe, TimerKind::Probe, b.device_id, b.key.clone()));
             dev.bindings.push(b);
@@ -181,7 +182,7 @@ impl Registrar {
         while self.deadlines.first().is_some_and(|d| d.0 <= now) {
             let Some((due, kind, device_id, key)) = self.deadlines.pop_first() else { break };
             match kind {
-                TimerKind::Expiry => self.expire(device_id, &key, now),
+                TimerKind::Expiry => self.expire(device_id, &key, due, now),
                 TimerKind::Probe => self.probe(device_id, &key, due, now),
             }
         }
@@ -200,11 +201,19 @@ impl Registrar {
         self.update_online(device_id, now, OfflineReason::NoKeepalive);
     }
 
-    fn expire(&mut self, device_id: i64, key: &str, now: Millis) {
+    fn expire(&mut self, device_id: i64, key: &str, due: Millis, now: Millis) {
         let Some(dev) = self.devices.get_mut(&device_id) else { return };
         let Some(pos) = dev.bindings.iter().position(|b| b.key == key) else { return };
-        if dev.bindings.get(pos).is_some_and(|b| b.expires_at > now) {
-            return; // refreshed since this deadline was set
+        if let Some(b) = dev.bindings.get_mut(pos)
+            && b.expires_at > now
+        {
+            // Refreshed since this deadline was set: if it is the binding's own deadline, re-arm it at the new
+            // expiry; otherwise it is a stale one (the binding was remade) and is dropped.
+            if b.expiry_due == due {
+                b.expiry_due = b.expires_at;
+                self.deadlines.insert((b.expires_at, TimerKind::Expiry, device_id, key.to_owned()));
+            }
+            return;
         }
         let b = dev.bindings.remove(pos);
         self.outputs.push(Output::Remove { device_id, contact: b.contact });

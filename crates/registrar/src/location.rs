@@ -35,6 +35,10 @@ pub struct Binding {
     pub misses: u32,
     /// When the next keepalive probe is due.
     pub next_probe: Millis,
+    /// When the expiry deadline held for this binding fires. A refresh that pushes `expires_at` out leaves that
+    /// deadline in place, and it re-arms itself at `expires_at` when it fires: one deadline per binding, however
+    /// often the device refreshes.
+    pub expiry_due: Millis,
 }
 
 impl Binding {

@@ -123,6 +123,7 @@ impl Registrar {
                     updated_at: now,
                     misses: 0,
                     next_probe: now + self.config.keepalive_interval_ms,
+                    expiry_due: 0,
                 });
             }
         }
@@ -136,7 +137,7 @@ impl Registrar {
                 return RegisterResult::Rejected { code: 403, reason: "Too Many Contacts" };
             }
         }
-        self.commit(req.device_id, existing, &next, now);
+        self.commit(req.device_id, existing, &mut next, now);
         RegisterResult::Ok(next)
     }
 
@@ -162,16 +163,30 @@ impl Registrar {
         Ok(Wanted { addr, key: uri.comparison_key(), expires, q, instance_id, reg_id })
     }
 
-    /// Installs the new binding list and reports the differences.
-    fn commit(&mut self, device_id: i64, old: Vec<Binding>, next: &[Binding], now: Millis) {
-        for b in old {
+    /// Installs the new binding list and reports the differences. A binding made now gets its deadlines; a
+    /// refreshed one keeps its probe schedule and its expiry deadline (unless it now expires sooner).
+    fn commit(&mut self, device_id: i64, old: Vec<Binding>, next: &mut [Binding], now: Millis) {
+        for b in &old {
             if !next.iter().any(|n| n.key == b.key) {
-                self.outputs.push(Output::Remove { device_id, contact: b.contact });
+                self.outputs.push(Output::Remove { device_id, contact: b.contact.clone() });
             }
         }
-        for b in next.iter().filter(|b| b.updated_at == now) {
-            self.deadlines.insert((b.expires_at, TimerKind::Expiry, device_id, b.key.clone()));
-            self.deadlines.insert((b.next_probe, TimerKind::Probe, device_id, b.key.clone()));
+        for b in next.iter_mut().filter(|b| b.updated_at == now) {
+            match old.iter().find(|o| o.key == b.key) {
+                Some(prev) => {
+                    b.next_probe = prev.next_probe;
+                    b.expiry_due = prev.expiry_due;
+                    if b.expires_at < b.expiry_due {
+                        b.expiry_due = b.expires_at;
+                        self.deadlines.insert((b.expires_at, TimerKind::Expiry, device_id, b.key.clone()));
+                    }
+                }
+                None => {
+                    b.expiry_due = b.expires_at;
+                    self.deadlines.insert((b.expires_at, TimerKind::Expiry, device_id, b.key.clone()));
+                    self.deadlines.insert((b.next_probe, TimerKind::Probe, device_id, b.key.clone()));
+                }
+            }
             self.outputs.push(Output::Upsert(b.clone()));
         }
         let dev = self.devices.entry(device_id).or_default();

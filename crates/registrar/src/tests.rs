@@ -265,3 +265,63 @@ fn a_contact_listed_twice_takes_its_last_listing() {
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].expires_at - T0, 120_000);
 }
+
+#[test]
+fn frequent_refreshes_hold_one_deadline_per_binding_and_still_expire_on_time() {
+    let mut r = reg();
+    ok(r.on_register(req(1, 1, "c1", 1, contacts(&["<sip:a@h1>"]), Some(600)), T0));
+    let after_first = r.deadlines.len();
+    // A NAT-bound ATA refreshing every 20 s for an hour.
+    let mut now = T0;
+    for i in 2..=180u32 {
+        now = T0 + u64::from(i - 1) * 20_000;
+        r.on_timeout(now);
+        for o in r.drain_outputs() {
+            if let Output::Probe(b) = o {
+                r.on_probe_result(b.device_id, &b.key, true, now);
+            }
+        }
+        ok(r.on_register(req(1, 1, "c1", i, contacts(&["<sip:a@h1>"]), Some(600)), now));
+        assert!(r.deadlines.len() <= after_first + 1, "deadlines pile up: {}", r.deadlines.len());
+    }
+    r.drain_outputs();
+    // The last refresh at `now` grants 600 s: nothing before, removal exactly then.
+    let mut removed_at = None;
+    while let Some(t) = r.poll_timeout() {
+        r.on_timeout(t);
+        for o in r.drain_outputs() {
+            match o {
+                Output::Probe(b) => r.on_probe_result(b.device_id, &b.key, true, t),
+                Output::Remove { .. } => removed_at = Some(t),
+                _ => {}
+            }
+        }
+        if removed_at.is_some() {
+            break;
+        }
+    }
+    assert_eq!(removed_at, Some(now + 600_000));
+}
+
+#[test]
+fn a_refresh_with_a_shorter_expiry_expires_sooner() {
+    let mut r = reg();
+    ok(r.on_register(req(1, 1, "c1", 1, contacts(&["<sip:a@h1>"]), Some(3600)), T0));
+    ok(r.on_register(req(1, 1, "c1", 2, contacts(&["<sip:a@h1>"]), Some(60)), T0 + 1000));
+    r.drain_outputs();
+    let mut removed_at = None;
+    while let Some(t) = r.poll_timeout() {
+        r.on_timeout(t);
+        for o in r.drain_outputs() {
+            match o {
+                Output::Probe(b) => r.on_probe_result(b.device_id, &b.key, true, t),
+                Output::Remove { .. } => removed_at = Some(t),
+                _ => {}
+            }
+        }
+        if removed_at.is_some() {
+            break;
+        }
+    }
+    assert_eq!(removed_at, Some(T0 + 61_000));
+}

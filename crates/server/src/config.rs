@@ -168,11 +168,13 @@ pub struct LogConfig {
     pub format: String,
     /// A tracing filter, e.g. `info` or `switchboard_server=debug,info`.
     pub level: String,
+    /// Seconds between "registrar status" lines (bindings, transactions, queues, drops).
+    pub status_every_secs: u64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: "text".into(), level: "info".into() }
+        LogConfig { format: "text".into(), level: "info".into(), status_every_secs: 60 }
     }
 }
 

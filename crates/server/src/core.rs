@@ -52,6 +52,8 @@ pub(crate) struct Core {
     pub rng: Rng,
     /// Our address as seen from each peer address (route lookup), for Via in requests we originate.
     pub local_ips: HashMap<IpAddr, IpAddr>,
+    /// How often the status line is logged.
+    pub stats_every_secs: u64,
 }
 
 impl std::fmt::Debug for Core {
@@ -67,7 +69,7 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(64);
-    let mut stats = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut stats = tokio::time::interval(std::time::Duration::from_secs(core.stats_every_secs));
     stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let next = [core.registrar.poll_timeout(), core.tx.poll_timeout(), core.prober.poll_timeout()]
@@ -117,6 +119,7 @@ impl Core {
             }
             match self.tx.on_request(msg, reply_peer, peer.proto.is_reliable(), now) {
                 Some(Incoming::Request { key, msg }) | Some(Incoming::Cancel { key, msg, .. }) => {
+                    tracing::trace!(method = ?msg.method(), source = %peer.addr, "request");
                     self.on_request(Reply::Transaction(key), msg, peer, local, now);
                 }
                 // ACKs for 2xx and unmatched ACKs concern dialogs, which the registrar has none of.
@@ -286,6 +289,7 @@ impl Core {
             nonces_tracked = self.auth.nonces_tracked(),
             tcp_flows = self.transport.flow_count(),
             dropped_datagrams = self.transport.dropped(),
+            unsent_datagrams = self.transport.send_dropped(),
             "registrar status"
         );
     }
@@ -469,5 +473,6 @@ pub(crate) fn from_stored(b: switchboard_storage::Binding) -> Binding {
         updated_at: u64::try_from(b.updated_at).unwrap_or(0),
         misses: 0,
         next_probe: 0,
+        expiry_due: 0,
     }
 }

@@ -106,6 +106,7 @@ pub struct Transport {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     dropped: AtomicU64,
+    send_dropped: AtomicU64,
 }
 
 impl Transport {
@@ -129,6 +130,7 @@ impl Transport {
             shutdown,
             tracker: tracker.clone(),
             dropped: AtomicU64::new(0),
+            send_dropped: AtomicU64::new(0),
         });
         tracker.spawn(udp_loop(t.clone()));
         tracker.spawn(tcp::accept_loop(t.clone(), listener));
@@ -144,6 +146,11 @@ impl Transport {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Datagrams not sent because the socket's send buffer was full.
+    pub fn send_dropped(&self) -> u64 {
+        self.send_dropped.load(Ordering::Relaxed)
+    }
+
     pub fn flow_count(&self) -> usize {
         self.flows.len()
     }
@@ -157,16 +164,12 @@ impl Transport {
     /// §18.2.2, RFC 5626); otherwise a connection to the address is opened in the background.
     pub fn send(self: &Arc<Self>, peer: &Peer, bytes: Vec<u8>) {
         match peer.proto {
+            // A full socket send buffer drops the datagram, as the network would: the peer retransmits, and
+            // nothing queues up in memory behind a slow link.
             Proto::Udp => match self.udp.try_send_to(&bytes, peer.addr) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let udp = self.udp.clone();
-                    let addr = peer.addr;
-                    self.tracker.spawn(async move {
-                        if let Err(e) = udp.send_to(&bytes, addr).await {
-                            tracing::debug!(%addr, error = %e, "udp send failed");
-                        }
-                    });
+                    self.send_dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => tracing::debug!(addr = %peer.addr, error = %e, "udp send failed"),
             },

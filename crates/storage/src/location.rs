@@ -108,7 +108,9 @@ impl SqlStore {
                                     .push(" AS BIGINT))");
                             }
                             q.push(UPSERT_TAIL);
+                            // Not cached: each row count is a different statement, and caching them all costs megabytes.
                             q.build()
+                                .persistent(false)
                                 .execute(&mut *tx)
                                 .await
                                 // Only reachable if a device is deleted concurrently (PostgreSQL).
