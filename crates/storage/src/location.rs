@@ -23,8 +23,20 @@ const UPSERT_TAIL: &str = concat!(
      path = excluded.path, instance_id = excluded.instance_id, reg_id = excluded.reg_id, \
      user_agent = excluded.user_agent, node = excluded.node, updated_at = excluded.updated_at"
 );
-/// Rows per statement: 16 parameters each stays far below both databases' parameter limits.
-const UPSERT_CHUNK: usize = 200;
+/// Rows per statement, largest first: a run is cut greedily into these sizes, so only four distinct statements
+/// exist and each connection keeps them prepared (parsing a 128-row statement costs more than running it).
+/// 16 parameters a row stays far below both databases' parameter limits.
+const UPSERT_SIZES: [usize; 4] = [128, 16, 4, 1];
+
+/// Cuts `list` into chunks of the sizes in [`UPSERT_SIZES`].
+fn sized_chunks<T>(mut list: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = UPSERT_SIZES.iter().copied().find(|&n| n <= list.len())?;
+        let (chunk, rest) = list.split_at(size);
+        list = rest;
+        Some(chunk)
+    })
+}
 
 /// Splits `ops` into runs: a run of upserts (deduplicated by key, last one wins: one statement may not touch a
 /// row twice) or a single removal. Applying the runs in order equals applying the ops in order.
@@ -81,7 +93,7 @@ impl SqlStore {
             for run in &runs {
                 match run {
                     Run::Upserts(list) => {
-                        for chunk in list.chunks(UPSERT_CHUNK) {
+                        for chunk in sized_chunks(list) {
                             let mut q = sqlx::QueryBuilder::new(UPSERT_HEAD);
                             let mut first = true;
                             for b in chunk {
@@ -108,9 +120,7 @@ impl SqlStore {
                                     .push(" AS BIGINT))");
                             }
                             q.push(UPSERT_TAIL);
-                            // Not cached: each row count is a different statement, and caching them all costs megabytes.
                             q.build()
-                                .persistent(false)
                                 .execute(&mut *tx)
                                 .await
                                 // Only reachable if a device is deleted concurrently (PostgreSQL).
@@ -218,5 +228,19 @@ impl SqlStore {
                 .await?;
             Ok(seq)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunks_use_the_fixed_sizes_and_cover_everything() {
+        let list: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = super::sized_chunks(&list).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![128, 128, 16, 16, 4, 4, 4]);
+        let list: Vec<u32> = (0..7).collect();
+        let sizes: Vec<usize> = super::sized_chunks(&list).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![4, 1, 1, 1]);
+        assert_eq!(super::sized_chunks::<u32>(&[]).count(), 0);
     }
 }
