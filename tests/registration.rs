@@ -325,3 +325,25 @@ fn replayed_credentials_are_refused() {
     assert_eq!(resp.status(), Some(401), "a reused nonce count is challenged again");
     assert!(resp.headers.get_all(&HeaderName::WwwAuthenticate).any(|v| v.contains("stale=true")));
 }
+
+/// The same restart guarantee on PostgreSQL, the multi-node store.
+#[test]
+fn registrations_survive_a_clean_restart_on_postgresql() {
+    let Some(db) = switchboard_testkit::daemon::PgDatabase::create() else { return };
+    let mut d = Daemon::with_database(BIN, "", &db.url);
+    d.cli_ok(&["customer", "add", "Acme"]);
+    d.cli_ok(&["service", "add", "--customer", "Acme", "--name", "acme", "--mode", "direct"]);
+    d.cli_ok(&["device", "add", "--service", "acme", "--name", "pg", "--auth-id", "2020", "--password", "pass-2020-x"]);
+    d.launch();
+    let mut c = SipClient::udp(d.sip);
+    assert_eq!(register(&mut c, "2020", "pass-2020-x", None, &["Expires: 900"]).status(), Some(200));
+    assert!(wait_until(SECS, || registrations_of(&d.registrations(), "2020").len() == 1));
+    d.restart();
+    let regs = d.registrations();
+    let mine = registrations_of(&regs, "2020");
+    assert_eq!(mine.len(), 1, "binding stored across restart: {regs:?}");
+    let r = c.register("2020", &[]);
+    let resp = c.request_with_auth(r, "2020", "pass-2020-x", None);
+    assert_eq!(contacts(&resp).len(), 1, "{resp:?}");
+    d.stop();
+}

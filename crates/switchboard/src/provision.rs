@@ -106,13 +106,15 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
             if json {
                 print_json(&list)?;
             } else {
+                let services: std::collections::HashMap<i64, String> =
+                    store.list_services(None).await?.into_iter().map(|s| (s.id, s.name)).collect();
                 let rows = list
                     .iter()
                     .map(|d| {
                         vec![
                             d.auth_id.clone(),
                             d.name.clone(),
-                            d.service_id.to_string(),
+                            services.get(&d.service_id).cloned().unwrap_or_else(|| d.service_id.to_string()),
                             d.caller_id.clone().unwrap_or_default(),
                             d.call_types.join(","),
                         ]

@@ -10,6 +10,8 @@ use crate::client::SipClient;
 pub struct Daemon {
     bin: PathBuf,
     dir: tempfile::TempDir,
+    /// `None`: SQLite in the temporary directory.
+    database_url: Option<String>,
     pub sip: SocketAddr,
     child: Option<Child>,
     starts: u32,
@@ -46,13 +48,20 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("switchboard.toml"), config_toml).expect("write config");
         let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        Daemon { bin: bin.into(), dir, sip, child: None, starts: 0 }
+        Daemon { bin: bin.into(), dir, sip, child: None, starts: 0, database_url: None }
     }
 
     /// Starts the daemon (prepared with [`Daemon::new`]) and waits until it answers.
     pub fn launch(&mut self) {
         assert!(self.child.is_none(), "already running");
         self.spawn();
+    }
+
+    /// Like [`Daemon::new`], on the given database (e.g. a PostgreSQL database from [`PgDatabase`]).
+    pub fn with_database(bin: &str, config_toml: &str, url: &str) -> Daemon {
+        let mut d = Daemon::new(bin, config_toml);
+        d.database_url = Some(url.to_owned());
+        d
     }
 
     pub fn dir(&self) -> &Path {
@@ -63,7 +72,12 @@ impl Daemon {
         let mut c = Command::new(&self.bin);
         c.current_dir(self.dir.path())
             .env("SWITCHBOARD_CONFIG", self.dir.path().join("switchboard.toml"))
-            .env("SWITCHBOARD_DATABASE_URL", format!("sqlite://{}", self.dir.path().join("sb.db").display()))
+            .env(
+                "SWITCHBOARD_DATABASE_URL",
+                self.database_url
+                    .clone()
+                    .unwrap_or_else(|| format!("sqlite://{}", self.dir.path().join("sb.db").display())),
+            )
             .env("SWITCHBOARD_SIP_LISTEN", self.sip.to_string())
             .env_remove("RUST_LOG");
         c
@@ -175,4 +189,47 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// A fresh PostgreSQL database on the local server (`postgres://postgres@127.0.0.1:5432`, trust auth), dropped
+/// when this value is. Created with `psql`.
+#[derive(Debug)]
+pub struct PgDatabase {
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// None (after a loud skip line) when PostgreSQL is unreachable outside CI; panics in CI.
+    pub fn create() -> Option<PgDatabase> {
+        if !crate::require_program("psql", "postgresql-client") {
+            return None;
+        }
+        let name = format!("sb_e2e_{}", crate::token());
+        let ok = psql(&format!("CREATE DATABASE {name}"));
+        if !ok {
+            if crate::in_ci() {
+                panic!("PostgreSQL is required in CI but 127.0.0.1:5432 did not accept CREATE DATABASE");
+            }
+            eprintln!("SKIPPED: PostgreSQL unreachable on 127.0.0.1:5432; this test does not run here");
+            return None;
+        }
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        Some(PgDatabase { name, url })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn psql(sql: &str) -> bool {
+    Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "test", "-q", "-c", sql])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
