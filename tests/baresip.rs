@@ -69,7 +69,7 @@ fn wait_registered(d: &Daemon, user: &str, limit: Duration) -> Option<serde_json
 
 #[test]
 fn baresip_registers_when_offered_md5() {
-    let mut d = Daemon::new(BIN, "[auth]\nalgorithms = [\"MD5\"]\n[keepalive]\ninterval_secs = 1\ntimeout_ms = 500\n");
+    let mut d = Daemon::new(BIN, "[auth]\nalgorithms = [\"MD5\"]\n[keepalive]\ninterval_secs = 1\ntimeout_ms = 900\n");
     provision(&d, "4001", "baresip-pw-1");
     d.launch();
     let Some(_ua) = baresip(&d, "4001", "baresip-pw-1", 600) else { return };

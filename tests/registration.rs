@@ -254,17 +254,28 @@ fn registrations_survive_a_clean_restart() {
 /// interval × misses + timeout; one that answers stays online.
 #[test]
 fn silent_device_is_reported_offline_and_live_one_stays_online() {
-    let cfg = "[keepalive]\ninterval_secs = 1\nmax_misses = 2\ntimeout_ms = 400\n";
+    let cfg = "[keepalive]\ninterval_secs = 1\nmax_misses = 2\ntimeout_ms = 900\n";
     let d = daemon_with(cfg, &[("2008", "pass-2008-x"), ("2009", "pass-2009-x")]);
     let mut live = SipClient::udp(d.sip);
     let mut silent = SipClient::udp(d.sip);
     silent.answer_options = false;
     assert_eq!(register(&mut live, "2008", "pass-2008-x", None, &[]).status(), Some(200));
     assert_eq!(register(&mut silent, "2009", "pass-2009-x", None, &[]).status(), Some(200));
+    // The live device answers keepalives on its own thread, however slow the CLI polling below is.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answering = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                live.idle(Duration::from_millis(100));
+            }
+            live
+        })
+    };
     let started = Instant::now();
     let mut went_offline = None;
     while started.elapsed() < Duration::from_secs(8) {
-        live.idle(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(200));
         let regs = d.registrations();
         let s = registrations_of(&regs, "2009");
         if went_offline.is_none() && s.first().is_some_and(|r| r["online"] == false) {
@@ -277,8 +288,11 @@ fn silent_device_is_reported_offline_and_live_one_stays_online() {
             "live device stays online"
         );
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let live = answering.join().expect("answering thread");
     let at = went_offline.expect("silent device reported offline");
-    assert!(at >= Duration::from_millis(1400), "not before two probes have failed: {at:?}");
+    // Probes at 1 s and 2 s, each failing 0.9 s later.
+    assert!(at >= Duration::from_millis(2500), "not before two probes have failed: {at:?}");
     assert!(live.requests.len() >= 4, "the live device was probed: {}", live.requests.len());
     assert!(d.log().contains("device state changed"), "state change logged");
 }
