@@ -361,3 +361,40 @@ fn registrations_survive_a_clean_restart_on_postgresql() {
     assert_eq!(contacts(&resp).len(), 1, "{resp:?}");
     d.stop();
 }
+
+/// Over TCP the keepalive is an OPTIONS on the device's own connection: a device that stops answering, or whose
+/// connection closes, goes offline; one that answers stays online.
+#[test]
+fn tcp_keepalives_find_silent_and_disconnected_devices() {
+    let cfg = "[keepalive]\ninterval_secs = 1\nmax_misses = 2\ntimeout_ms = 900\n";
+    let d = daemon_with(cfg, &[("2030", "pass-2030-x"), ("2031", "pass-2031-x"), ("2032", "pass-2032-x")]);
+    let mut live = SipClient::tcp(d.sip);
+    let mut silent = SipClient::tcp(d.sip);
+    silent.answer_options = false;
+    let mut gone = SipClient::tcp(d.sip);
+    for (c, user) in [(&mut live, "2030"), (&mut silent, "2031"), (&mut gone, "2032")] {
+        assert_eq!(register(c, user, &format!("pass-{user}-x"), None, &[]).status(), Some(200));
+    }
+    drop(gone);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answering = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                live.idle(Duration::from_millis(100));
+            }
+            live
+        })
+    };
+    let state = |user: &str| registrations_of(&d.registrations(), user).first().map(|r| r["online"] == true);
+    let both_offline =
+        wait_until(Duration::from_secs(8), || state("2031") == Some(false) && state("2032") == Some(false));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let live = answering.join().expect("answering thread");
+    assert!(both_offline, "silent and disconnected TCP devices reported offline; log:\n{}", d.log());
+    assert_eq!(state("2030"), Some(true), "the answering TCP device stays online");
+    assert!(
+        live.requests.iter().any(|r| r.header(&HeaderName::Via).is_some_and(|v| v.starts_with("SIP/2.0/TCP"))),
+        "keepalives came over the device's TCP connection"
+    );
+}

@@ -54,7 +54,8 @@ impl Binding {
             v.push_str(&format!(";q={}.{:03}", q / 1000, q % 1000));
         }
         if let Some(inst) = &self.instance_id {
-            v.push_str(&format!(";+sip.instance=\"{inst}\""));
+            // RFC 5626 §4.1 / RFC 3840 string value: the URN stays in angle brackets inside the quotes.
+            v.push_str(&format!(";+sip.instance=\"<{inst}>\""));
         }
         if let Some(r) = self.reg_id {
             v.push_str(&format!(";reg-id={r}"));

@@ -59,6 +59,10 @@ impl Registrar {
                 if existing.iter().any(|b| b.call_id == req.call_id && req.cseq < b.cseq) {
                     return RegisterResult::Rejected { code: 400, reason: "CSeq Out Of Order" };
                 }
+                // The same Call-ID and CSeq as a live binding: that REGISTER again, not a removal.
+                if existing.iter().any(|b| b.call_id == req.call_id && b.cseq == req.cseq) {
+                    return RegisterResult::Ok(existing);
+                }
                 for b in existing {
                     self.outputs.push(Output::Remove { device_id: req.device_id, contact: b.contact });
                 }
@@ -76,7 +80,8 @@ impl Registrar {
             }
         }
         // 423 before any change (step 7): one too-brief contact fails the whole request.
-        let min = self.config.min_expires;
+        // RFC 3261 §10.3 step 7 allows 423 only for intervals under one hour, whatever min_expires says.
+        let min = self.config.min_expires.min(3600);
         if wanted.iter().any(|w| w.expires != 0 && w.expires < min) {
             return RegisterResult::IntervalTooBrief(min);
         }
@@ -134,7 +139,16 @@ impl Registrar {
                 let keep = next.len() - 1;
                 next.drain(..keep);
             } else {
-                return RegisterResult::Rejected { code: 403, reason: "Too Many Contacts" };
+                // A PBX that restarted registers with a new Call-ID while its old contacts linger: those from
+                // another Call-ID go first, oldest first, before the request is refused.
+                while next.len() > req.max_contacts {
+                    match next.iter().position(|b| b.call_id != req.call_id) {
+                        Some(i) => {
+                            next.remove(i);
+                        }
+                        None => return RegisterResult::Rejected { code: 403, reason: "Too Many Contacts" },
+                    }
+                }
             }
         }
         self.commit(req.device_id, existing, &mut next, now);
@@ -174,6 +188,11 @@ impl Registrar {
         for b in next.iter_mut().filter(|b| b.updated_at == now) {
             match old.iter().find(|o| o.key == b.key) {
                 Some(prev) => {
+                    // Storage keys bindings by the contact as written: if the text changed (a parameter the URI
+                    // comparison ignores), the old row must go.
+                    if prev.contact != b.contact {
+                        self.outputs.push(Output::Remove { device_id, contact: prev.contact.clone() });
+                    }
                     b.next_probe = prev.next_probe;
                     b.expiry_due = prev.expiry_due;
                     if b.expires_at < b.expiry_due {

@@ -166,13 +166,54 @@ fn trunk_limit_refuses_excess() {
 }
 
 #[test]
+fn a_restarted_trunk_displaces_its_previous_boots_contacts() {
+    let mut r = reg();
+    ok(r.on_register(req(1, 2, "boot1", 1, contacts(&["<sip:a@h1>", "<sip:a@h2>"]), Some(600)), T0));
+    r.drain_outputs();
+    let b = ok(r.on_register(req(1, 2, "boot2", 1, contacts(&["<sip:a@h3>", "<sip:a@h4>"]), Some(600)), T0 + 5));
+    let mut now: Vec<_> = b.iter().map(|b| b.contact.as_str()).collect();
+    now.sort();
+    assert_eq!(now, ["sip:a@h3", "sip:a@h4"]);
+    assert_eq!(r.drain_outputs().iter().filter(|o| matches!(o, Output::Remove { .. })).count(), 2);
+}
+
+#[test]
+fn changed_contact_text_with_the_same_identity_replaces_the_stored_row() {
+    let mut r = reg();
+    ok(r.on_register(req(1, 1, "c1", 1, contacts(&["<sip:a@h1;rinstance=1>"]), Some(600)), T0));
+    r.drain_outputs();
+    ok(r.on_register(req(1, 1, "c1", 2, contacts(&["<sip:a@h1;rinstance=2>"]), Some(600)), T0 + 1));
+    let out = r.drain_outputs();
+    assert!(out.contains(&Output::Remove { device_id: 1, contact: "sip:a@h1;rinstance=1".into() }), "{out:?}");
+    assert!(out.iter().any(|o| matches!(o, Output::Upsert(b) if b.contact == "sip:a@h1;rinstance=2")));
+}
+
+#[test]
+fn wildcard_retransmission_removes_nothing_new() {
+    let mut r = reg();
+    ok(r.on_register(req(1, 5, "c1", 7, contacts(&["<sip:a@h1>"]), Some(600)), T0));
+    r.drain_outputs();
+    // "*" with the Call-ID and CSeq of the live binding is that REGISTER replayed, not a removal.
+    let b = ok(r.on_register(req(1, 5, "c1", 7, Contacts::Wildcard, Some(0)), T0 + 1));
+    assert_eq!(b.len(), 1);
+    assert!(r.drain_outputs().is_empty());
+}
+
+#[test]
+fn min_expires_above_an_hour_never_refuses_an_hour() {
+    let mut r =
+        Registrar::new(Config { min_expires: 7200, max_expires: 7200, default_expires: 7200, ..Config::default() });
+    ok(r.on_register(req(1, 1, "c1", 1, contacts(&["<sip:a@h1>"]), Some(3600)), T0));
+}
+
+#[test]
 fn q_and_instance_are_kept_and_instance_replaces() {
     let mut r = reg();
     let c = r#"<sip:a@h1>;q=0.7;+sip.instance="<urn:uuid:1>";reg-id=1"#;
     let b = ok(r.on_register(req(1, 5, "c1", 1, contacts(&[c]), Some(600)), T0));
     assert_eq!(b[0].q, Some(700));
     assert_eq!(b[0].instance_id.as_deref(), Some("urn:uuid:1"));
-    assert_eq!(b[0].contact_value(T0), r#"<sip:a@h1>;expires=600;q=0.700;+sip.instance="urn:uuid:1";reg-id=1"#);
+    assert_eq!(b[0].contact_value(T0), r#"<sip:a@h1>;expires=600;q=0.700;+sip.instance="<urn:uuid:1>";reg-id=1"#);
     let c2 = r#"<sip:a@h9>;+sip.instance="<urn:uuid:1>";reg-id=1"#;
     let b = ok(r.on_register(req(1, 5, "c2", 1, contacts(&[c2]), Some(600)), T0));
     assert_eq!(b.len(), 1);

@@ -36,6 +36,9 @@ pub enum AuthOutcome {
     /// 400: the credentials header is malformed.
     Malformed(&'static str),
     Authenticated(Arc<CachedDevice>),
+    /// Correct credentials on a retransmission of a request already applied (its nonce count is already
+    /// recorded): answer as before, apply nothing.
+    Retransmission(Arc<CachedDevice>),
 }
 
 #[derive(Debug)]
@@ -151,7 +154,7 @@ impl Authenticator {
     /// credentials is a password or provisioning problem, not an algorithm problem).
     pub fn challenges(&mut self, stale: bool, first: bool, source: SocketAddr, now: u64) -> Vec<String> {
         self.issued = self.issued.wrapping_add(1);
-        let nonce = self.nonces.issue(now, self.issued, self.realm.as_bytes());
+        let nonce = self.nonces.issue(now, self.issued, &nonce_salt(&self.realm, source.ip()));
         let md5_only = self.legacy.is_legacy(source, now) && self.algorithms.contains(&Algorithm::Md5);
         let offered: Vec<Algorithm> =
             self.algorithms.iter().copied().filter(|&a| !md5_only || a == Algorithm::Md5).collect();
@@ -202,7 +205,10 @@ impl Authenticator {
         {
             return AuthOutcome::Throttled;
         }
-        let issued_at = match self.nonces.check(&creds.nonce, now, self.realm.as_bytes()) {
+        // Nonces are bound to the address they were issued to: a guess sent from a forged source address carries
+        // a nonce that was never issued there, is refused as invalid, and counts as nobody's failure, so nobody
+        // can lock a device out without receiving traffic at its address.
+        let issued_at = match self.nonces.check(&creds.nonce, now, &nonce_salt(&self.realm, source)) {
             NonceStatus::Invalid => return AuthOutcome::Challenge { stale: false },
             NonceStatus::Stale => None,
             NonceStatus::Valid { issued_at } => Some(issued_at),
@@ -230,10 +236,11 @@ impl Authenticator {
         // The exception is a retransmission of a request already applied (REGISTER is answered statelessly, see
         // the core): it carries the same count by nature, and is answered without being applied again.
         let nc = creds.qop.as_ref().map_or(0, |q| q.nc);
-        if !self.counts.check_and_record(&creds.nonce, issued_at, nc, now)
-            && !device.as_deref().is_some_and(&is_retransmission)
-        {
-            return AuthOutcome::Challenge { stale: true };
+        if !self.counts.check_and_record(&creds.nonce, issued_at, nc, now) {
+            return match device {
+                Some(d) if is_retransmission(&d) => AuthOutcome::Retransmission(d),
+                _ => AuthOutcome::Challenge { stale: true },
+            };
         }
         self.per_account_source.record_success(&account_source);
         if self.last_good.len() >= TRACKED && !self.last_good.contains_key(&creds.username) {
@@ -255,6 +262,18 @@ impl Authenticator {
         let hex: String = tag.iter().chain(tag.iter()).map(|b| format!("{b:02x}")).collect();
         hex.chars().take(alg.hex_len()).collect()
     }
+}
+
+/// What a nonce is bound to: the realm and the client's IP address.
+fn nonce_salt(realm: &str, ip: IpAddr) -> Vec<u8> {
+    let mut salt = Vec::with_capacity(realm.len() + 17);
+    salt.extend_from_slice(realm.as_bytes());
+    salt.push(0);
+    match ip {
+        IpAddr::V4(v4) => salt.extend_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => salt.extend_from_slice(&v6.octets()),
+    }
+    salt
 }
 
 fn ha1_for(d: &CachedDevice, alg: Algorithm) -> &str {

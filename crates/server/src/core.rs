@@ -12,7 +12,7 @@ use switchboard_registrar::{Binding, OfflineReason, Output, RegisterRequest, Reg
 use switchboard_sip_core::header::{contacts, parse_delta_seconds, response_target, top_via};
 use switchboard_sip_core::transaction::{self, Incoming, TransactionLayer};
 use switchboard_sip_core::validate::{Essentials, check_request, check_response, response_to};
-use switchboard_sip_core::{HeaderName, Message, Method};
+use switchboard_sip_core::{HeaderName, Headers, Message, Method};
 use switchboard_sip_io::{Inbound, Peer, Proto, Transport};
 use switchboard_storage::{BindingOp, DeviceState};
 use tokio::sync::{broadcast, mpsc};
@@ -54,6 +54,8 @@ pub(crate) struct Core {
     pub local_ips: HashMap<IpAddr, IpAddr>,
     /// How often the status line is logged.
     pub stats_every_secs: u64,
+    /// Keys the hash behind To tags of stateless responses.
+    pub tag_key: std::collections::hash_map::RandomState,
 }
 
 impl std::fmt::Debug for Core {
@@ -198,6 +200,11 @@ impl Core {
         );
         let device = match outcome {
             AuthOutcome::Authenticated(d) => d,
+            AuthOutcome::Retransmission(d) => {
+                // The request was applied when it first came: answer with the bindings as they are.
+                let extra = self.binding_headers(d.device.id, &msg.headers, now);
+                return self.reply(key, msg, 200, "OK", extra, now);
+            }
             AuthOutcome::Challenge { stale } => {
                 let first = msg.headers.get(&HeaderName::Authorization).is_none();
                 let extra = self
@@ -234,16 +241,12 @@ impl Core {
             source: peer.addr.to_string(),
             transport: peer.proto.as_str().to_owned(),
             local: local.to_string(),
-            path: path.clone(),
+            path,
             user_agent: msg.headers.get(&HeaderName::UserAgent).map(str::to_owned),
         };
         match self.registrar.on_register(req, now) {
-            RegisterResult::Ok(bindings) => {
-                let mut extra: Vec<(HeaderName, String)> =
-                    bindings.iter().map(|b| (HeaderName::Contact, b.contact_value(now))).collect();
-                // RFC 3327 §5.3: the registrar returns the Path it stored.
-                extra.extend(path.into_iter().map(|p| (HeaderName::Path, p)));
-                extra.push((HeaderName::Date, httpdate(now)));
+            RegisterResult::Ok(_) => {
+                let extra = self.binding_headers(device.device.id, &msg.headers, now);
                 self.reply(key, msg, 200, "OK", extra, now);
             }
             RegisterResult::IntervalTooBrief(min) => {
@@ -252,6 +255,26 @@ impl Core {
             }
             RegisterResult::Rejected { code, reason } => self.reply(key, msg, code, reason, Vec::new(), now),
         }
+    }
+
+    /// The headers of a 200 to REGISTER (RFC 3261 §10.3 step 8): every current binding with its remaining expiry,
+    /// the Path the request carried (RFC 3327 §5.3), and the Date.
+    fn binding_headers(&self, device_id: i64, req: &Headers, now: u64) -> Vec<(HeaderName, String)> {
+        let mut extra: Vec<(HeaderName, String)> =
+            self.registrar.bindings(device_id).iter().map(|b| (HeaderName::Contact, b.contact_value(now))).collect();
+        extra.extend(req.get_list(&HeaderName::Path).map(|p| (HeaderName::Path, p.to_owned())));
+        extra.push((HeaderName::Date, httpdate(now)));
+        extra
+    }
+
+    fn stateless_tag(&self, h: &Headers) -> String {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut hasher = self.tag_key.build_hasher();
+        for name in [HeaderName::CallId, HeaderName::CSeq, HeaderName::From] {
+            h.get(&name).hash(&mut hasher);
+        }
+        top_via(h).ok().and_then(|v| v.branch().map(str::to_owned)).hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
     }
 
     fn reply(
@@ -263,7 +286,12 @@ impl Core {
         extra: Vec<(HeaderName, String)>,
         now: u64,
     ) {
-        let tag = self.rng.token();
+        let tag = match key {
+            Reply::Transaction(_) => self.rng.token(),
+            // RFC 3261 §8.2.7: a stateless UAS gives a retransmitted request the same To tag, so the tag is a
+            // keyed hash of what identifies the request.
+            Reply::Stateless(_) => self.stateless_tag(&req.headers),
+        };
         let mut resp = response_to(&req.headers, code, reason, Some(&tag));
         for (name, value) in extra {
             resp.headers.push(name, value);
@@ -357,23 +385,28 @@ impl Core {
         let _ = self.events.send(DeviceEvent { device_id, online, at, reason });
     }
 
-    /// Sends a keepalive to a binding: an OPTIONS over UDP, a CRLF ping over TCP (RFC 5626 §3.5.1), where the
-    /// flow being open is the proof of life.
+    /// Sends a keepalive OPTIONS to a binding, over UDP or over the device's own TCP connection. Any response
+    /// proves the device is there. On TCP this is used rather than a CRLF ping (RFC 5626 §3.5.1) because only
+    /// clients that negotiated outbound answer pings, while every UA must answer OPTIONS; a device whose TCP
+    /// connection is gone is a miss at once.
     fn probe(&mut self, b: &Binding) {
         let now = self.clock.now();
         let Ok(addr) = b.source.parse::<SocketAddr>() else { return };
-        if b.transport == "tcp" {
-            let ok = self.transport.ping_addr(addr);
-            self.registrar.on_probe_result(b.device_id, &b.key, ok, now);
-            return;
-        }
-        let peer = Peer { addr, proto: Proto::Udp, flow: None };
+        let peer = if b.transport == "tcp" {
+            match self.transport.flow_for(addr) {
+                Some(flow) => Peer { addr, proto: Proto::Tcp, flow: Some(flow) },
+                None => return self.registrar.on_probe_result(b.device_id, &b.key, false, now),
+            }
+        } else {
+            Peer { addr, proto: Proto::Udp, flow: None }
+        };
         let branch = transaction::new_branch(self.rng.next());
         let local_ip = self.local_ip_for(addr.ip());
         let port = self.transport.local_addr().port();
+        let proto = if peer.proto == Proto::Tcp { "TCP" } else { "UDP" };
         let mut m = Message::request(Method::Options, b.contact.clone());
         let h = &mut m.headers;
-        h.push(HeaderName::Via, format!("SIP/2.0/UDP {};branch={branch};rport", fmt_host_port(local_ip, port)));
+        h.push(HeaderName::Via, format!("SIP/2.0/{proto} {};branch={branch};rport", fmt_host_port(local_ip, port)));
         h.push(HeaderName::MaxForwards, "70");
         // RFC 3327 §5.2: requests to a registered contact carry its Path as Route.
         for p in &b.path {
@@ -401,11 +434,14 @@ impl Core {
 /// Where responses to this request go (RFC 3261 §18.2.2): over a stream, back on the same flow; over UDP, to the
 /// Via's `received`/`rport` target when that is the source's own IP, else to the source.
 fn response_peer(msg: &Message, source: Peer) -> Peer {
+    let via = top_via(&msg.headers).ok();
     if source.proto.is_reliable() {
-        return source;
+        // Over the flow the request came on; should it close first, to the received address and the sent-by
+        // port (the client's listening port, not its ephemeral source port).
+        let port = via.as_ref().and_then(|v| v.port).unwrap_or(5060);
+        return Peer { addr: SocketAddr::new(source.addr.ip(), port), ..source };
     }
-    let target = top_via(&msg.headers).ok().as_ref().and_then(response_target);
-    match target {
+    match via.as_ref().and_then(response_target) {
         Some(t) if t.ip() == source.addr.ip() => Peer { addr: t, ..source },
         _ => source,
     }

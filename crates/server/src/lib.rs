@@ -155,6 +155,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         rng: Rng::new()?,
         local_ips: Default::default(),
         stats_every_secs: config.log.status_every_secs.max(1),
+        tag_key: std::collections::hash_map::RandomState::new(),
     };
     tracker.spawn(core::run(core, inbound_rx, updates_rx, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");

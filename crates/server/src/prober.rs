@@ -41,8 +41,9 @@ impl Prober {
     }
 
     /// Records a probe just sent with Via branch `branch`.
+    /// Over a reliable transport the probe is not retransmitted (RFC 3261 §17.1.2.2); it only times out.
     pub fn sent(&mut self, branch: String, device_id: i64, key: String, peer: Peer, bytes: Vec<u8>, now: u64) {
-        let next = now + self.t1;
+        let next = if peer.proto.is_reliable() { now + self.timeout } else { now + self.t1 };
         self.deadlines.insert((next, branch.clone()));
         let p = Pending {
             device_id,
@@ -124,6 +125,15 @@ mod tests {
         }
         assert_eq!(resends, vec![500, 1500, 3500]);
         assert_eq!(failed_at, Some(5000));
+    }
+
+    #[test]
+    fn tcp_probes_are_not_retransmitted() {
+        let mut p = Prober::new(500, 5000);
+        let tcp = Peer { addr: "127.0.0.1:5070".parse().unwrap(), proto: Proto::Tcp, flow: Some(3) };
+        p.sent("b1".into(), 7, "k".into(), tcp, b"OPTIONS".to_vec(), 0);
+        assert_eq!(p.poll_timeout(), Some(5000));
+        assert_eq!(p.on_timeout(5000), vec![ProbeEvent::Failed { device_id: 7, key: "k".into() }]);
     }
 
     #[test]

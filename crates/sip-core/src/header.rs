@@ -448,10 +448,12 @@ pub fn stamp_received(headers: &mut Headers, ip: std::net::IpAddr, port: u16) ->
     let top = items.next().ok_or(HeaderError::Missing("Via"))?;
     let rest: Vec<&str> = items.collect();
     let mut via = Via::parse(top)?;
-    if host_ip(&via.host) != Some(ip) {
+    let wants_rport = via.rport().is_some();
+    // RFC 3581 §4: with rport, received is added even when it equals the sent-by host.
+    if wants_rport || host_ip(&via.host) != Some(ip) {
         via.set_param("received", Some(ip.to_string()));
     }
-    if via.rport().is_some() {
+    if wants_rport {
         via.set_param("rport", Some(port.to_string()));
     }
     headers.replace_first(&HeaderName::Via, via.to_value(), rest.iter().map(|s| s.to_string()));

@@ -188,15 +188,9 @@ impl Transport {
         }
     }
 
-    /// Sends a CRLFCRLF keepalive over a stream flow (RFC 5626 §3.5.1). Returns false if the flow is gone.
-    pub fn ping_flow(&self, flow: FlowId) -> bool {
-        self.flows.get(&flow).is_some_and(|f| f.tx.try_send(b"\r\n\r\n".to_vec()).is_ok())
-    }
-
-    /// Sends a CRLFCRLF keepalive over the open flow to `addr`, if there is one. Returns false if none is open.
-    pub fn ping_addr(&self, addr: SocketAddr) -> bool {
-        let flow = self.flow_by_addr.get(&addr).map(|f| *f);
-        flow.is_some_and(|f| self.ping_flow(f))
+    /// The open stream flow from `addr`, if any.
+    pub fn flow_for(&self, addr: SocketAddr) -> Option<FlowId> {
+        self.flow_by_addr.get(&addr).map(|f| *f).filter(|f| self.flows.contains_key(f))
     }
 
     /// Hands a parsed message up, or answers a request that could not be parsed.
