@@ -50,17 +50,21 @@ fn registrations_of<'a>(regs: &'a [serde_json::Value], auth_id: &str) -> Vec<&'a
     regs.iter().filter(|r| r["auth_id"] == auth_id).collect()
 }
 
+/// A directory holding SIPp's `users.csv` for one user (SIPp takes the whole [authentication] keyword from the
+/// CSV: it does not expand fields inside it).
+fn sipp_users(user: &str, password: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let line = format!("SEQUENTIAL\n{user};{password};[authentication username={user} password={password}];300\n");
+    std::fs::write(dir.path().join("users.csv"), line).unwrap();
+    dir
+}
+
 const MD5_FIRST: &str = "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n";
 
 #[test]
 fn sipp_registers_with_md5_digest_over_udp_and_tcp() {
     let d = daemon_with(MD5_FIRST, &[("2001", "correct-horse")]);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("users.csv"),
-        "SEQUENTIAL\n2001;correct-horse;[authentication username=2001 password=correct-horse];300\n",
-    )
-    .unwrap();
+    let dir = sipp_users("2001", "correct-horse");
     for transport in ["u1", "t1"] {
         let Some(run) =
             sipp::run(dir.path(), "register_auth.xml", d.sip, &["-inf", "users.csv", "-m", "1", "-t", transport])
@@ -80,12 +84,7 @@ fn sipp_registers_with_md5_digest_over_udp_and_tcp() {
 #[test]
 fn sipp_with_wrong_password_never_gets_200() {
     let d = daemon_with(MD5_FIRST, &[("2002", "right-password")]);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("users.csv"),
-        "SEQUENTIAL\n2002;x;[authentication username=2002 password=wrong-password];300\n",
-    )
-    .unwrap();
+    let dir = sipp_users("2002", "wrong-password");
     let Some(run) = sipp::run(dir.path(), "register_wrong_password.xml", d.sip, &["-inf", "users.csv", "-m", "1"])
     else {
         return;

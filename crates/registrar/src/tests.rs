@@ -307,6 +307,25 @@ fn a_contact_listed_twice_takes_its_last_listing() {
     assert_eq!(b[0].expires_at - T0, 120_000);
 }
 
+/// Runs the clock forward, answering every probe, until a binding is removed; returns when.
+fn run_until_removed(r: &mut Registrar) -> Option<Millis> {
+    while let Some(t) = r.poll_timeout() {
+        r.on_timeout(t);
+        let mut removed = false;
+        for o in r.drain_outputs() {
+            match o {
+                Output::Probe(b) => r.on_probe_result(b.device_id, &b.key, true, t),
+                Output::Remove { .. } => removed = true,
+                _ => {}
+            }
+        }
+        if removed {
+            return Some(t);
+        }
+    }
+    None
+}
+
 #[test]
 fn frequent_refreshes_hold_one_deadline_per_binding_and_still_expire_on_time() {
     let mut r = reg();
@@ -327,20 +346,7 @@ fn frequent_refreshes_hold_one_deadline_per_binding_and_still_expire_on_time() {
     }
     r.drain_outputs();
     // The last refresh at `now` grants 600 s: nothing before, removal exactly then.
-    let mut removed_at = None;
-    while let Some(t) = r.poll_timeout() {
-        r.on_timeout(t);
-        for o in r.drain_outputs() {
-            match o {
-                Output::Probe(b) => r.on_probe_result(b.device_id, &b.key, true, t),
-                Output::Remove { .. } => removed_at = Some(t),
-                _ => {}
-            }
-        }
-        if removed_at.is_some() {
-            break;
-        }
-    }
+    let removed_at = run_until_removed(&mut r);
     assert_eq!(removed_at, Some(now + 600_000));
 }
 
@@ -350,19 +356,6 @@ fn a_refresh_with_a_shorter_expiry_expires_sooner() {
     ok(r.on_register(req(1, 1, "c1", 1, contacts(&["<sip:a@h1>"]), Some(3600)), T0));
     ok(r.on_register(req(1, 1, "c1", 2, contacts(&["<sip:a@h1>"]), Some(60)), T0 + 1000));
     r.drain_outputs();
-    let mut removed_at = None;
-    while let Some(t) = r.poll_timeout() {
-        r.on_timeout(t);
-        for o in r.drain_outputs() {
-            match o {
-                Output::Probe(b) => r.on_probe_result(b.device_id, &b.key, true, t),
-                Output::Remove { .. } => removed_at = Some(t),
-                _ => {}
-            }
-        }
-        if removed_at.is_some() {
-            break;
-        }
-    }
+    let removed_at = run_until_removed(&mut r);
     assert_eq!(removed_at, Some(T0 + 61_000));
 }
