@@ -491,3 +491,221 @@ fn reset_password_while_the_daemon_runs_swaps_the_working_password() {
     assert_eq!(register(&d, "rp-1", "first-password"), 401, "the old password still works");
     assert_eq!(register(&d, "rp-1", &new), 200);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Numbers and gateways
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Cli {
+    /// [`Cli::with_service`] plus devices `desk` in `main` and `other` in a second service `branch`.
+    fn with_devices() -> Cli {
+        let cli = Cli::with_service();
+        cli.ok(&["service", "add", "--customer", "Acme", "--name", "branch", "--mode", "direct"]);
+        for (service, name, auth_id) in [("main", "desk", "acme-1"), ("branch", "other", "acme-2")] {
+            cli.ok(&[
+                "device",
+                "add",
+                "--service",
+                service,
+                "--name",
+                name,
+                "--auth-id",
+                auth_id,
+                "--password",
+                "long-enough-1",
+            ]);
+        }
+        cli
+    }
+
+    fn numbers(&self) -> Vec<String> {
+        let list = self.json(&["number", "list", "--json"]);
+        list.as_array().expect("array").iter().map(|n| n["number"].as_str().expect("number").to_owned()).collect()
+    }
+
+    fn gateways(&self) -> Vec<String> {
+        let list = self.json(&["gateway", "list", "--json"]);
+        list.as_array().expect("array").iter().map(|g| g["name"].as_str().expect("name").to_owned()).collect()
+    }
+}
+
+#[test]
+fn numbers_can_be_added_listed_shown_edited_and_removed() {
+    let cli = Cli::with_devices();
+    let out = cli.ok(&[
+        "number",
+        "add",
+        "--service",
+        "main",
+        "--number",
+        "02 9876 5432",
+        "--device",
+        "desk",
+        "--divert-when",
+        "no-answer",
+        "--divert-to",
+        "voicemail",
+        "--no-answer-secs",
+        "20",
+        "--offline-alert",
+        "noc@example.net",
+    ]);
+    assert!(out.contains("+61298765432"), "the number is stored in E.164: {out}");
+    cli.ok(&["number", "add", "--service", "branch", "--number", "+61755550000", "--divert-when", "never"]);
+
+    let n = cli.json(&["number", "show", "+61298765432", "--json"]);
+    assert_eq!(
+        (n["number"].as_str(), n["service"].as_str(), n["device"].as_str()),
+        (Some("+61298765432"), Some("main"), Some("desk"))
+    );
+    assert_eq!((n["divert_when"].as_str(), n["divert_to"].as_str()), (Some("no_answer"), Some("voicemail")));
+    assert_eq!((n["no_answer_secs"].as_i64(), n["offline_alert"].as_str()), (Some(20), Some("noc@example.net")));
+    // Any spelling finds it.
+    assert_eq!(cli.json(&["number", "show", "0298765432", "--json"])["number"], "+61298765432");
+    let shown = cli.ok(&["number", "show", "61298765432"]);
+    assert!(shown.contains("desk") && shown.contains("no-answer") && shown.contains("voicemail"), "{shown}");
+
+    let b = cli.json(&["number", "show", "+61755550000", "--json"]);
+    assert_eq!(
+        (b["device"].clone(), b["divert_to"].clone(), b["no_answer_secs"].as_i64()),
+        (Value::Null, Value::Null, Some(60))
+    );
+    assert_eq!(cli.numbers(), ["+61298765432", "+61755550000"]);
+    let only = cli.json(&["number", "list", "--service", "branch", "--json"]);
+    assert_eq!(only.as_array().map(Vec::len), Some(1));
+    let list = cli.ok(&["number", "list"]);
+    assert!(list.contains("+61298765432") && list.contains("branch") && list.contains("20s"), "{list}");
+
+    cli.ok(&[
+        "number",
+        "edit",
+        "+61298765432",
+        "--divert-when",
+        "all",
+        "--divert-to",
+        "0412 345 678",
+        "--clear-device",
+    ]);
+    let n = cli.json(&["number", "show", "+61298765432", "--json"]);
+    assert_eq!((n["divert_when"].as_str(), n["divert_to"].as_str()), (Some("all"), Some("+61412345678")));
+    assert_eq!((n["device"].clone(), n["no_answer_secs"].as_i64()), (Value::Null, Some(20)), "untouched");
+    cli.ok(&["number", "edit", "+61298765432", "--divert-when", "never", "--clear-divert-to", "--clear-offline-alert"]);
+    let n = cli.json(&["number", "show", "+61298765432", "--json"]);
+    assert_eq!((n["divert_when"].as_str(), n["divert_to"].clone()), (Some("never"), Value::Null));
+    assert_eq!(n["offline_alert"], Value::Null);
+    cli.ok(&["number", "edit", "+61298765432", "--device", "desk", "--no-answer-secs", "300"]);
+    let n = cli.json(&["number", "show", "+61298765432", "--json"]);
+    assert_eq!((n["device"].as_str(), n["no_answer_secs"].as_i64()), (Some("desk"), Some(300)));
+
+    // Removing the device unpins the number; the number stays.
+    cli.ok(&["device", "remove", "acme-1"]);
+    assert_eq!(cli.json(&["number", "show", "+61298765432", "--json"])["device"], Value::Null);
+
+    cli.ok(&["number", "remove", "02 9876 5432"]);
+    assert_eq!(cli.numbers(), ["+61755550000"]);
+    let stderr = fails(&cli.run(&["number", "show", "+61298765432"]), 1, "show after remove");
+    assert!(stderr.contains("+61298765432"), "{stderr}");
+}
+
+#[test]
+fn gateways_can_be_added_listed_and_removed() {
+    let cli = Cli::new();
+    cli.ok(&["gateway", "add", "--name", "backup", "--address", "gw2.carrier.example:5060", "--priority", "20"]);
+    let out = cli.ok(&[
+        "gateway",
+        "add",
+        "--name",
+        "primary",
+        "--address",
+        "203.0.113.9:5080",
+        "--transport",
+        "tcp",
+        "--priority",
+        "10",
+    ]);
+    assert!(out.contains("primary"), "{out}");
+    cli.ok(&["gateway", "add", "--name", "v6", "--address", "[2001:db8::1]:5060", "--disabled"]);
+    // Tried in priority order.
+    assert_eq!(cli.gateways(), ["primary", "backup", "v6"]);
+    let list = cli.json(&["gateway", "list", "--json"]);
+    assert_eq!((list[0]["address"].as_str(), list[0]["transport"].as_str()), (Some("203.0.113.9:5080"), Some("tcp")));
+    assert_eq!((list[1]["transport"].as_str(), list[1]["enabled"].as_bool()), (Some("udp"), Some(true)));
+    assert_eq!((list[2]["priority"].as_i64(), list[2]["enabled"].as_bool()), (Some(100), Some(false)));
+    let text = cli.ok(&["gateway", "list"]);
+    assert!(text.contains("gw2.carrier.example:5060") && text.contains("tcp"), "{text}");
+
+    cli.ok(&["gateway", "remove", "backup"]);
+    assert_eq!(cli.gateways(), ["primary", "v6"]);
+    let stderr = fails(&cli.run(&["gateway", "remove", "backup"]), 1, "remove twice");
+    assert!(stderr.contains("backup"), "{stderr}");
+}
+
+#[test]
+fn every_number_and_gateway_error_names_its_flag_and_exits_1() {
+    let cli = Cli::with_devices();
+    cli.ok(&["number", "add", "--service", "main", "--number", "0298765432", "--divert-when", "never"]);
+    cli.ok(&["gateway", "add", "--name", "primary", "--address", "gw.carrier.example:5060"]);
+    let add = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["number", "add", "--service", "main", "--number", "0298765433", "--divert-when", "never"];
+        for pair in extra.chunks(2) {
+            match v.iter().position(|a| *a == pair[0]) {
+                Some(i) => v[i + 1] = pair[1],
+                None => v.extend_from_slice(pair),
+            }
+        }
+        v
+    };
+    let gw = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["gateway", "add", "--name", "backup", "--address", "gw2.carrier.example:5060"];
+        for pair in extra.chunks(2) {
+            match v.iter().position(|a| *a == pair[0]) {
+                Some(i) => v[i + 1] = pair[1],
+                None => v.extend_from_slice(pair),
+            }
+        }
+        v
+    };
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (add(&["--number", "+61 2 9876 5432"]), &["--number", "+61298765432", "already exists"]),
+        (add(&["--number", "12ab"]), &["--number", "12ab"]),
+        (add(&["--number", "000"]), &["--number", "000"]),
+        (add(&["--service", "nope"]), &["--service", "nope"]),
+        (add(&["--device", "ghost"]), &["--device", "ghost"]),
+        (add(&["--device", "other"]), &["--device", "other", "main"]),
+        (add(&["--divert-when", "sometimes"]), &["--divert-when", "sometimes"]),
+        (add(&["--divert-when", "no-answer"]), &["--divert-to", "required"]),
+        (add(&["--divert-when", "all", "--divert-to", "home"]), &["--divert-to", "home"]),
+        (add(&["--divert-when", "all", "--divert-to", "0298765433"]), &["--divert-to", "loop"]),
+        (add(&["--no-answer-secs", "4"]), &["--no-answer-secs", "5", "300"]),
+        (add(&["--no-answer-secs", "301"]), &["--no-answer-secs"]),
+        (add(&["--offline-alert", "noc-at-example"]), &["--offline-alert", "noc-at-example"]),
+        (vec!["number", "list", "--service", "nope"], &["--service", "nope"]),
+        (vec!["number", "show", "0298765499"], &["+61298765499"]),
+        (vec!["number", "show", "not-a-number"], &["not-a-number"]),
+        (vec!["number", "edit", "0298765432"], &["nothing to change"]),
+        (vec!["number", "edit", "0298765432", "--divert-when", "offline"], &["--divert-to"]),
+        (vec!["number", "edit", "0298765432", "--device", "other"], &["--device", "other"]),
+        (vec!["number", "edit", "0298765432", "--no-answer-secs", "0"], &["--no-answer-secs"]),
+        (vec!["number", "edit", "0298765432", "--no-answer-secs", "-5"], &["--no-answer-secs", "-5"]),
+        (vec!["number", "edit", "0298765432", "--offline-alert", "x@y"], &["--offline-alert"]),
+        (vec!["number", "edit", "0298765499", "--divert-when", "never"], &["+61298765499"]),
+        (vec!["number", "remove", "0298765499"], &["+61298765499"]),
+        (gw(&["--name", "primary"]), &["--name", "primary", "already exists"]),
+        (gw(&["--address", "gw2.carrier.example"]), &["--address", "gw2.carrier.example"]),
+        (gw(&["--address", "gw2:99999"]), &["--address", "gw2:99999"]),
+        (gw(&["--transport", "tls"]), &["--transport", "tls"]),
+        (gw(&["--priority", "-1"]), &["--priority"]),
+        (gw(&["--name", " "]), &["--name"]),
+        (vec!["gateway", "remove", "ghost"], &["ghost"]),
+    ];
+    for (args, words) in &cases {
+        let stderr = fails(&cli.run(args), 1, &format!("{args:?}"));
+        for w in *words {
+            assert!(stderr.contains(w), "{args:?}: error does not name {w:?}: {stderr}");
+        }
+    }
+    assert_eq!(cli.numbers(), ["+61298765432"], "a failed command changed the numbers");
+    let n = cli.json(&["number", "show", "0298765432", "--json"]);
+    assert_eq!((n["divert_when"].as_str(), n["device"].clone()), (Some("never"), Value::Null));
+    assert_eq!(cli.gateways(), ["primary"], "a failed command changed the gateways");
+}

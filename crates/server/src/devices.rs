@@ -112,7 +112,7 @@ pub async fn follow_changes(
                         Ok(list) => list.into_iter().map(|d| d.id).collect(),
                         Err(_) => Vec::new(),
                     },
-                    Entity::Customer => Vec::new(),
+                    Entity::Customer | Entity::Number | Entity::Gateway => Vec::new(),
                 };
                 for id in ids {
                     let update = match load_one(store.as_ref(), id).await {

@@ -8,8 +8,8 @@ use switchboard_server::{Config, DeviceEvent};
 use switchboard_sip_core::digest::{Algorithm, Challenge, ClientAuth, ClientSecret, client_response, ha1};
 use switchboard_sip_core::{HeaderName, Limits, Message, parse_datagram};
 use switchboard_storage::{
-    Binding, BindingOp, Change, Credentials, Customer, Device, DeviceState, DeviceUpdate, NewDevice, NewService,
-    Service, ServiceMode, Store, StoreError,
+    Binding, BindingOp, Change, Credentials, Customer, Device, DeviceState, DeviceUpdate, Gateway, NewDevice,
+    NewGateway, NewNumber, NewService, Number, NumberUpdate, Service, ServiceMode, Store, StoreError,
 };
 use tokio::net::UdpSocket;
 
@@ -75,6 +75,36 @@ impl Store for MemStore {
         refused()
     }
     async fn delete_device(&self, _: i64) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn create_number(&self, _: &NewNumber) -> Result<Number, StoreError> {
+        refused()
+    }
+    async fn number(&self, _: i64) -> Result<Option<Number>, StoreError> {
+        Ok(None)
+    }
+    async fn number_by_e164(&self, _: &str) -> Result<Option<Number>, StoreError> {
+        Ok(None)
+    }
+    async fn list_numbers(&self, _: Option<i64>) -> Result<Vec<Number>, StoreError> {
+        Ok(vec![])
+    }
+    async fn update_number(&self, _: i64, _: &NumberUpdate) -> Result<Number, StoreError> {
+        refused()
+    }
+    async fn delete_number(&self, _: i64) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn create_gateway(&self, _: &NewGateway) -> Result<Gateway, StoreError> {
+        refused()
+    }
+    async fn gateway_by_name(&self, _: &str) -> Result<Option<Gateway>, StoreError> {
+        Ok(None)
+    }
+    async fn list_gateways(&self) -> Result<Vec<Gateway>, StoreError> {
+        Ok(vec![])
+    }
+    async fn delete_gateway(&self, _: i64) -> Result<(), StoreError> {
         refused()
     }
     async fn apply_bindings(&self, ops: &[BindingOp]) -> Result<(), StoreError> {

@@ -1,10 +1,16 @@
-//! Customers, services and devices: the provisioned directory. Every write appends to the change log in the same
+//! Customers, services, devices, numbers and gateways: the provisioned directory. Every write appends to the change log in the same
 //! transaction, so other nodes' caches learn about it by polling `changes_since`.
 
 use crate::backend::{SqlStore, WritePool, log_change, now_ms, with_pool};
 use crate::errors::WriteCtx;
-use crate::rows::{CustomerRow, DeviceRow, ServiceRow, convert_all, device_columns, encode_list, service_columns};
-use crate::{Customer, Device, DeviceUpdate, Entity, NewDevice, NewService, Result, Service, StoreError};
+use crate::rows::{
+    CustomerRow, DeviceRow, GatewayRow, NumberRow, ServiceRow, convert_all, device_columns, encode_list,
+    gateway_columns, number_columns, service_columns,
+};
+use crate::{
+    Customer, Device, DeviceUpdate, Entity, Gateway, NewDevice, NewGateway, NewNumber, NewService, Number,
+    NumberUpdate, Result, Service, StoreError,
+};
 
 const INSERT_SERVICE: &str = concat!(
     "INSERT INTO services (customer_id, name, mode, region, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING ",
@@ -22,6 +28,24 @@ const UPDATE_DEVICE: &str = concat!(
     "UPDATE devices SET name = $2, realm = $3, ha1_md5 = $4, ha1_sha256 = $5, ha1_sha512_256 = $6, \
      caller_id = $7, call_types = $8, max_contacts = $9, updated_at = $10 WHERE id = $1 RETURNING ",
     device_columns!()
+);
+
+const INSERT_NUMBER: &str = concat!(
+    "INSERT INTO numbers (service_id, number, device_id, divert_when, divert_to, no_answer_secs, offline_alert, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING ",
+    number_columns!()
+);
+
+const UPDATE_NUMBER: &str = concat!(
+    "UPDATE numbers SET device_id = $2, divert_when = $3, divert_to = $4, no_answer_secs = $5, offline_alert = $6, \
+     updated_at = $7 WHERE id = $1 RETURNING ",
+    number_columns!()
+);
+
+const INSERT_GATEWAY: &str = concat!(
+    "INSERT INTO gateways (name, address, transport, priority, enabled, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    gateway_columns!()
 );
 
 impl SqlStore {
@@ -233,11 +257,16 @@ impl SqlStore {
         })
     }
 
-    /// Bindings and state go with the device (`ON DELETE CASCADE`).
+    /// Bindings and state go with the device (`ON DELETE CASCADE`); numbers pinned to it lose their device
+    /// (`ON DELETE SET NULL`) and are logged as changed too.
     pub(crate) async fn delete_device(&self, id: i64) -> Result<()> {
         let now = now_ms();
         with_pool!(self, pool => {
             let mut tx = pool.begin_logged().await?;
+            let pinned: Vec<(i64,)> = sqlx::query_as("SELECT id FROM numbers WHERE device_id = $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
             let deleted = sqlx::query("DELETE FROM devices WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -247,10 +276,222 @@ impl SqlStore {
                 return Err(device_not_found(id));
             }
             log_change!(tx, Entity::Device, id, now);
+            for (number_id,) in pinned {
+                log_change!(tx, Entity::Number, number_id, now);
+            }
             tx.commit().await?;
             Ok(())
         })
     }
+
+    pub(crate) async fn create_number(&self, new: &NewNumber) -> Result<Number> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            if let Some(device_id) = new.device_id {
+                let owner: Option<(i64,)> = sqlx::query_as("SELECT service_id FROM devices WHERE id = $1")
+                    .bind(device_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if owner.map(|(s,)| s) != Some(new.service_id) {
+                    return Err(device_not_found(device_id));
+                }
+            }
+            let row: NumberRow = sqlx::query_as(INSERT_NUMBER)
+                .bind(new.service_id)
+                .bind(&new.number)
+                .bind(new.device_id)
+                .bind(new.divert_when.as_str())
+                .bind(&new.divert_to)
+                .bind(new.no_answer_secs)
+                .bind(&new.offline_alert)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| {
+                    WriteCtx::new("number", &[("number", &new.number)]).parent("service", new.service_id).error(e)
+                })?;
+            let number = Number::try_from(row)?;
+            log_change!(tx, Entity::Number, number.id, now);
+            tx.commit().await?;
+            Ok(number)
+        })
+    }
+
+    pub(crate) async fn number(&self, id: i64) -> Result<Option<Number>> {
+        with_pool!(self, pool => {
+            let row: Option<NumberRow> =
+                sqlx::query_as(concat!("SELECT ", number_columns!(), " FROM numbers WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(Number::try_from).transpose()
+        })
+    }
+
+    pub(crate) async fn number_by_e164(&self, number: &str) -> Result<Option<Number>> {
+        with_pool!(self, pool => {
+            let row: Option<NumberRow> =
+                sqlx::query_as(concat!("SELECT ", number_columns!(), " FROM numbers WHERE number = $1"))
+                    .bind(number)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(Number::try_from).transpose()
+        })
+    }
+
+    pub(crate) async fn list_numbers(&self, service_id: Option<i64>) -> Result<Vec<Number>> {
+        with_pool!(self, pool => {
+            let rows: Vec<NumberRow> = sqlx::query_as(concat!(
+                "SELECT ", number_columns!(), " FROM numbers WHERE ($1 IS NULL OR service_id = $1) ORDER BY number"
+            ))
+            .bind(service_id)
+            .fetch_all(pool)
+            .await?;
+            convert_all(rows)
+        })
+    }
+
+    /// Read, merge, write back under the change-log lock, like [`SqlStore::update_device`].
+    pub(crate) async fn update_number(&self, id: i64, update: &NumberUpdate) -> Result<Number> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let current: Option<NumberRow> =
+                sqlx::query_as(concat!("SELECT ", number_columns!(), " FROM numbers WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(current) = current else {
+                return Err(number_not_found(id));
+            };
+            let mut n = Number::try_from(current)?;
+            merge_number(&mut n, update);
+            if let Some(Some(device_id)) = update.device_id {
+                let owner: Option<(i64,)> = sqlx::query_as("SELECT service_id FROM devices WHERE id = $1")
+                    .bind(device_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if owner.map(|(s,)| s) != Some(n.service_id) {
+                    return Err(device_not_found(device_id));
+                }
+            }
+            let row: NumberRow = sqlx::query_as(UPDATE_NUMBER)
+                .bind(id)
+                .bind(n.device_id)
+                .bind(n.divert_when.as_str())
+                .bind(&n.divert_to)
+                .bind(n.no_answer_secs)
+                .bind(&n.offline_alert)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            log_change!(tx, Entity::Number, id, now);
+            tx.commit().await?;
+            Number::try_from(row)
+        })
+    }
+
+    pub(crate) async fn delete_number(&self, id: i64) -> Result<()> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let deleted = sqlx::query("DELETE FROM numbers WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(number_not_found(id));
+            }
+            log_change!(tx, Entity::Number, id, now);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub(crate) async fn create_gateway(&self, new: &NewGateway) -> Result<Gateway> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let row: GatewayRow = sqlx::query_as(INSERT_GATEWAY)
+                .bind(&new.name)
+                .bind(&new.address)
+                .bind(&new.transport)
+                .bind(new.priority)
+                .bind(new.enabled)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| WriteCtx::new("gateway", &[("name", &new.name)]).error(e))?;
+            let gateway = Gateway::from(row);
+            log_change!(tx, Entity::Gateway, gateway.id, now);
+            tx.commit().await?;
+            Ok(gateway)
+        })
+    }
+
+    pub(crate) async fn gateway_by_name(&self, name: &str) -> Result<Option<Gateway>> {
+        with_pool!(self, pool => {
+            let row: Option<GatewayRow> =
+                sqlx::query_as(concat!("SELECT ", gateway_columns!(), " FROM gateways WHERE name = $1"))
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.map(Gateway::from))
+        })
+    }
+
+    pub(crate) async fn list_gateways(&self) -> Result<Vec<Gateway>> {
+        with_pool!(self, pool => {
+            let rows: Vec<GatewayRow> =
+                sqlx::query_as(concat!("SELECT ", gateway_columns!(), " FROM gateways ORDER BY priority, id"))
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows.into_iter().map(Gateway::from).collect())
+        })
+    }
+
+    pub(crate) async fn delete_gateway(&self, id: i64) -> Result<()> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let deleted = sqlx::query("DELETE FROM gateways WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(StoreError::NotFound { entity: "gateway", key: id.to_string() });
+            }
+            log_change!(tx, Entity::Gateway, id, now);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+fn merge_number(n: &mut Number, update: &NumberUpdate) {
+    let NumberUpdate { device_id, divert_when, divert_to, no_answer_secs, offline_alert } = update;
+    if let Some(device_id) = device_id {
+        n.device_id = *device_id;
+    }
+    if let Some(divert_when) = divert_when {
+        n.divert_when = *divert_when;
+    }
+    if let Some(divert_to) = divert_to {
+        n.divert_to.clone_from(divert_to);
+    }
+    if let Some(no_answer_secs) = no_answer_secs {
+        n.no_answer_secs = *no_answer_secs;
+    }
+    if let Some(offline_alert) = offline_alert {
+        n.offline_alert.clone_from(offline_alert);
+    }
+}
+
+fn number_not_found(id: i64) -> StoreError {
+    StoreError::NotFound { entity: "number", key: id.to_string() }
 }
 
 /// The constraints a device write can break: `auth_id` (global) and `name` (within the service).

@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - Device passwords are never stored; only HA1 values per digest algorithm.
-//! - Every write to customers, services and devices appends to the change log in the same transaction, so a
+//! - Every write to customers, services, devices, numbers and gateways appends to the change log in the same transaction, so a
 //!   running daemon (any node) sees CLI and API changes by polling [`Store::changes_since`].
 //! - Times are Unix milliseconds.
 
@@ -66,6 +66,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn update_device(&self, id: i64, update: &DeviceUpdate) -> Result<Device>;
     /// Removes the device with its bindings and state.
     async fn delete_device(&self, id: i64) -> Result<()>;
+
+    // numbers (DIDs)
+    /// Fails with `NotFound` for a missing service, or a device that is missing or of another service.
+    async fn create_number(&self, new: &NewNumber) -> Result<Number>;
+    async fn number(&self, id: i64) -> Result<Option<Number>>;
+    /// By E.164 (`+61...`), exactly as stored.
+    async fn number_by_e164(&self, number: &str) -> Result<Option<Number>>;
+    /// All numbers, or those of one service, ordered by number.
+    async fn list_numbers(&self, service_id: Option<i64>) -> Result<Vec<Number>>;
+    async fn update_number(&self, id: i64, update: &NumberUpdate) -> Result<Number>;
+    async fn delete_number(&self, id: i64) -> Result<()>;
+
+    // carrier gateways
+    async fn create_gateway(&self, new: &NewGateway) -> Result<Gateway>;
+    async fn gateway_by_name(&self, name: &str) -> Result<Option<Gateway>>;
+    /// Every gateway in the order to try them: priority (lowest first), then id.
+    async fn list_gateways(&self) -> Result<Vec<Gateway>>;
+    async fn delete_gateway(&self, id: i64) -> Result<()>;
 
     // bindings (the location service's persistent copy)
     /// Applies the operations in order, in one transaction.

@@ -156,6 +156,106 @@ pub struct DeviceState {
     pub since: Millis,
 }
 
+/// When a number's inbound calls divert (`numbers.divert_when`); the routing crate decides what each means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivertWhen {
+    #[default]
+    Never,
+    NoAnswer,
+    All,
+    Offline,
+}
+
+impl DivertWhen {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DivertWhen::Never => "never",
+            DivertWhen::NoAnswer => "no_answer",
+            DivertWhen::All => "all",
+            DivertWhen::Offline => "offline",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "never" => Some(DivertWhen::Never),
+            "no_answer" => Some(DivertWhen::NoAnswer),
+            "all" => Some(DivertWhen::All),
+            "offline" => Some(DivertWhen::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// A phone number (DID) of a service, with its inbound rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Number {
+    pub id: i64,
+    pub service_id: i64,
+    /// E.164 (`+61298765432`); unique across the platform.
+    pub number: String,
+    /// The device that rings, if the number is pinned to one (else every device of the service). Cleared when
+    /// the device is deleted.
+    pub device_id: Option<i64>,
+    pub divert_when: DivertWhen,
+    /// `voicemail` or an E.164 number.
+    pub divert_to: Option<String>,
+    /// Ring time before a no-answer divert.
+    pub no_answer_secs: i64,
+    /// Email address told when the service's devices go offline.
+    pub offline_alert: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNumber {
+    pub service_id: i64,
+    pub number: String,
+    /// Must be a device of `service_id`.
+    pub device_id: Option<i64>,
+    pub divert_when: DivertWhen,
+    pub divert_to: Option<String>,
+    pub no_answer_secs: i64,
+    pub offline_alert: Option<String>,
+}
+
+/// A partial update: `None` leaves the field as it is, `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NumberUpdate {
+    /// Must be a device of the number's service.
+    pub device_id: Option<Option<i64>>,
+    pub divert_when: Option<DivertWhen>,
+    pub divert_to: Option<Option<String>>,
+    pub no_answer_secs: Option<i64>,
+    pub offline_alert: Option<Option<String>>,
+}
+
+/// A carrier gateway that outbound (off-net) calls are sent to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gateway {
+    pub id: i64,
+    /// Unique across the platform.
+    pub name: String,
+    /// `host:port`.
+    pub address: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// Lower is tried first.
+    pub priority: i64,
+    pub enabled: bool,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGateway {
+    pub name: String,
+    pub address: String,
+    pub transport: String,
+    pub priority: i64,
+    pub enabled: bool,
+}
+
 /// What a change-log entry is about; the daemon drops cached copies when it sees one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -163,6 +263,8 @@ pub enum Entity {
     Customer,
     Service,
     Device,
+    Number,
+    Gateway,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

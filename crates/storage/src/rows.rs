@@ -3,12 +3,15 @@
 //! Storage formats that are not plain columns:
 //! - `devices.call_types` and `bindings.path` are JSON arrays of strings stored as TEXT (`["local","mobile"]`),
 //!   because SIP Path values can themselves contain commas.
-//! - `services.mode` is `direct` / `trunk`; `change_log.entity` is `customer` / `service` / `device`.
+//! - `services.mode` is `direct` / `trunk`; `change_log.entity` is `customer` / `service` / `device` /
+//!   `number` / `gateway`.
+//! - `numbers.divert_when` is `never` / `no_answer` / `all` / `offline`.
 
 use sqlx::FromRow;
 
 use crate::{
-    Binding, Change, Credentials, Customer, Device, DeviceState, Entity, Result, Service, ServiceMode, StoreError,
+    Binding, Change, Credentials, Customer, Device, DeviceState, DivertWhen, Entity, Gateway, Number, Result, Service,
+    ServiceMode, StoreError,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
@@ -36,6 +39,23 @@ macro_rules! service_columns {
     };
 }
 pub(crate) use service_columns;
+
+/// Column list matching [`NumberRow`].
+macro_rules! number_columns {
+    () => {
+        "id, service_id, number, device_id, divert_when, divert_to, no_answer_secs, offline_alert, created_at, \
+         updated_at"
+    };
+}
+pub(crate) use number_columns;
+
+/// Column list matching [`GatewayRow`].
+macro_rules! gateway_columns {
+    () => {
+        "id, name, address, transport, priority, enabled, created_at"
+    };
+}
+pub(crate) use gateway_columns;
 
 #[derive(Debug, FromRow)]
 pub(crate) struct CustomerRow {
@@ -173,6 +193,65 @@ impl From<DeviceStateRow> for DeviceState {
 }
 
 #[derive(Debug, FromRow)]
+pub(crate) struct NumberRow {
+    id: i64,
+    service_id: i64,
+    number: String,
+    device_id: Option<i64>,
+    divert_when: String,
+    divert_to: Option<String>,
+    no_answer_secs: i64,
+    offline_alert: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<NumberRow> for Number {
+    type Error = StoreError;
+    fn try_from(r: NumberRow) -> Result<Self> {
+        let divert_when = DivertWhen::parse(&r.divert_when)
+            .ok_or_else(|| corrupt(format!("numbers.divert_when {:?}", r.divert_when)))?;
+        Ok(Number {
+            id: r.id,
+            service_id: r.service_id,
+            number: r.number,
+            device_id: r.device_id,
+            divert_when,
+            divert_to: r.divert_to,
+            no_answer_secs: r.no_answer_secs,
+            offline_alert: r.offline_alert,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct GatewayRow {
+    id: i64,
+    name: String,
+    address: String,
+    transport: String,
+    priority: i64,
+    enabled: bool,
+    created_at: i64,
+}
+
+impl From<GatewayRow> for Gateway {
+    fn from(r: GatewayRow) -> Self {
+        Gateway {
+            id: r.id,
+            name: r.name,
+            address: r.address,
+            transport: r.transport,
+            priority: r.priority,
+            enabled: r.enabled,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, FromRow)]
 pub(crate) struct ChangeRow {
     seq: i64,
     entity: String,
@@ -186,6 +265,8 @@ impl TryFrom<ChangeRow> for Change {
             "customer" => Entity::Customer,
             "service" => Entity::Service,
             "device" => Entity::Device,
+            "number" => Entity::Number,
+            "gateway" => Entity::Gateway,
             other => return Err(corrupt(format!("change_log.entity {other:?}"))),
         };
         Ok(Change { seq: r.seq, entity, entity_id: r.entity_id })
@@ -206,6 +287,8 @@ pub(crate) fn entity_str(entity: Entity) -> &'static str {
         Entity::Customer => "customer",
         Entity::Service => "service",
         Entity::Device => "device",
+        Entity::Number => "number",
+        Entity::Gateway => "gateway",
     }
 }
 

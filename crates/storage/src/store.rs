@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use crate::backend::SqlStore;
 use crate::{
-    Binding, BindingOp, Change, Customer, Device, DeviceState, DeviceUpdate, Millis, NewDevice, NewService, Result,
-    Service, Store,
+    Binding, BindingOp, Change, Customer, Device, DeviceState, DeviceUpdate, Gateway, Millis, NewDevice, NewGateway,
+    NewNumber, NewService, Number, NumberUpdate, Result, Service, Store,
 };
 
 #[async_trait]
@@ -57,6 +57,38 @@ impl Store for SqlStore {
     }
     async fn delete_device(&self, id: i64) -> Result<()> {
         SqlStore::delete_device(self, id).await
+    }
+
+    async fn create_number(&self, new: &NewNumber) -> Result<Number> {
+        SqlStore::create_number(self, new).await
+    }
+    async fn number(&self, id: i64) -> Result<Option<Number>> {
+        SqlStore::number(self, id).await
+    }
+    async fn number_by_e164(&self, number: &str) -> Result<Option<Number>> {
+        SqlStore::number_by_e164(self, number).await
+    }
+    async fn list_numbers(&self, service_id: Option<i64>) -> Result<Vec<Number>> {
+        SqlStore::list_numbers(self, service_id).await
+    }
+    async fn update_number(&self, id: i64, update: &NumberUpdate) -> Result<Number> {
+        SqlStore::update_number(self, id, update).await
+    }
+    async fn delete_number(&self, id: i64) -> Result<()> {
+        SqlStore::delete_number(self, id).await
+    }
+
+    async fn create_gateway(&self, new: &NewGateway) -> Result<Gateway> {
+        SqlStore::create_gateway(self, new).await
+    }
+    async fn gateway_by_name(&self, name: &str) -> Result<Option<Gateway>> {
+        SqlStore::gateway_by_name(self, name).await
+    }
+    async fn list_gateways(&self) -> Result<Vec<Gateway>> {
+        SqlStore::list_gateways(self).await
+    }
+    async fn delete_gateway(&self, id: i64) -> Result<()> {
+        SqlStore::delete_gateway(self, id).await
     }
 
     async fn apply_bindings(&self, ops: &[BindingOp]) -> Result<()> {

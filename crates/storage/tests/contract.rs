@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use harness::Ctx;
 use switchboard_storage::{
-    Binding, BindingOp, Credentials, Device, DeviceState, DeviceUpdate, Entity, NewDevice, NewService, ServiceMode,
-    Store, StoreError,
+    Binding, BindingOp, Credentials, Device, DeviceState, DeviceUpdate, DivertWhen, Entity, NewDevice, NewGateway,
+    NewNumber, NewService, NumberUpdate, ServiceMode, Store, StoreError,
 };
 
 /// Generates `sqlite::$name` and `postgres::$name` tests for each contract function.
@@ -60,6 +60,14 @@ contract!(
     change_log_grows_and_pages,
     concurrent_writers,
     reopen_keeps_data,
+    numbers_create_list_lookup,
+    number_conflict_and_missing_parents,
+    number_device_of_another_service_not_found,
+    update_number_partial,
+    missing_number_update_delete_not_found,
+    delete_device_unpins_its_numbers,
+    gateways_create_list_lookup_delete,
+    change_log_covers_numbers_and_gateways,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -105,6 +113,28 @@ fn binding(device_id: i64, contact: &str, expires_at: i64) -> Binding {
         user_agent: Some("Softphone/1.0".to_owned()),
         node: "node-a".to_owned(),
         updated_at: 1_000,
+    }
+}
+
+fn new_number(service_id: i64, number: &str) -> NewNumber {
+    NewNumber {
+        service_id,
+        number: number.to_owned(),
+        device_id: None,
+        divert_when: DivertWhen::Never,
+        divert_to: None,
+        no_answer_secs: 60,
+        offline_alert: None,
+    }
+}
+
+fn new_gateway(name: &str, priority: i64) -> NewGateway {
+    NewGateway {
+        name: name.to_owned(),
+        address: format!("{name}.carrier.example:5060"),
+        transport: "udp".to_owned(),
+        priority,
+        enabled: true,
     }
 }
 
@@ -652,6 +682,200 @@ async fn reopen_keeps_data(ctx: Ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// numbers and gateways
+
+async fn numbers_create_list_lookup(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let two = service_fixture(s, "two").await;
+    let desk = s.create_device(&new_device(one, "desk", "alice")).await.unwrap();
+    assert!(s.list_numbers(None).await.unwrap().is_empty());
+
+    let full = NewNumber {
+        device_id: Some(desk.id),
+        divert_when: DivertWhen::NoAnswer,
+        divert_to: Some("voicemail".to_owned()),
+        no_answer_secs: 25,
+        offline_alert: Some("noc@example.net".to_owned()),
+        ..new_number(one, "+61298765432")
+    };
+    let a = s.create_number(&full).await.unwrap();
+    assert_eq!(
+        (a.service_id, a.number.as_str(), a.device_id, a.divert_when, a.divert_to.as_deref(), a.no_answer_secs),
+        (one, "+61298765432", Some(desk.id), DivertWhen::NoAnswer, Some("voicemail"), 25)
+    );
+    assert_eq!(a.offline_alert.as_deref(), Some("noc@example.net"));
+    assert!(a.created_at > 1_600_000_000_000 && a.updated_at == a.created_at, "{a:?}");
+    // Listed in number order, not creation order.
+    let b = s.create_number(&new_number(one, "+61212340000")).await.unwrap();
+    let c = s.create_number(&new_number(two, "+61755550000")).await.unwrap();
+    assert_eq!((b.device_id, b.divert_when, b.divert_to.clone()), (None, DivertWhen::Never, None));
+
+    assert_eq!(s.list_numbers(None).await.unwrap(), vec![b.clone(), a.clone(), c.clone()]);
+    assert_eq!(s.list_numbers(Some(one)).await.unwrap(), vec![b.clone(), a.clone()]);
+    assert_eq!(s.list_numbers(Some(two)).await.unwrap(), vec![c]);
+    assert_eq!(s.number(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.number_by_e164("+61298765432").await.unwrap(), Some(a));
+    assert_eq!(s.number_by_e164("+61299999999").await.unwrap(), None);
+    assert_eq!(s.number(-1).await.unwrap(), None);
+}
+
+async fn number_conflict_and_missing_parents(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let two = service_fixture(s, "two").await;
+    s.create_number(&new_number(one, "+61298765432")).await.unwrap();
+    // Unique across the platform, not just within the service.
+    assert_conflict(s.create_number(&new_number(two, "+61298765432")).await, "number", "number", "+61298765432");
+    assert_not_found(s.create_number(&new_number(9999, "+61211111111")).await, "service", "9999");
+    let pinned = NewNumber { device_id: Some(8888), ..new_number(one, "+61211111111") };
+    assert_not_found(s.create_number(&pinned).await, "device", "8888");
+    assert_eq!(s.list_numbers(None).await.unwrap().len(), 1);
+}
+
+async fn number_device_of_another_service_not_found(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let two = service_fixture(s, "two").await;
+    let theirs = s.create_device(&new_device(two, "desk", "bob")).await.unwrap().id;
+    let pinned = NewNumber { device_id: Some(theirs), ..new_number(one, "+61298765432") };
+    assert_not_found(s.create_number(&pinned).await, "device", &theirs.to_string());
+    let n = s.create_number(&new_number(one, "+61298765432")).await.unwrap();
+    let update = NumberUpdate { device_id: Some(Some(theirs)), ..Default::default() };
+    assert_not_found(s.update_number(n.id, &update).await, "device", &theirs.to_string());
+    assert_eq!(s.number(n.id).await.unwrap(), Some(n));
+}
+
+async fn update_number_partial(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let desk = s.create_device(&new_device(one, "desk", "alice")).await.unwrap().id;
+    let n = s.create_number(&new_number(one, "+61298765432")).await.unwrap();
+
+    let update = NumberUpdate {
+        device_id: Some(Some(desk)),
+        divert_when: Some(DivertWhen::All),
+        divert_to: Some(Some("+61400000000".to_owned())),
+        ..Default::default()
+    };
+    let u = s.update_number(n.id, &update).await.unwrap();
+    assert_eq!(
+        (u.device_id, u.divert_when, u.divert_to.as_deref()),
+        (Some(desk), DivertWhen::All, Some("+61400000000"))
+    );
+    assert_eq!((u.no_answer_secs, u.offline_alert.clone(), u.created_at), (60, None, n.created_at));
+    assert!(u.updated_at >= n.updated_at);
+
+    let update = NumberUpdate {
+        no_answer_secs: Some(30),
+        offline_alert: Some(Some("ops@example.net".to_owned())),
+        ..Default::default()
+    };
+    let u2 = s.update_number(n.id, &update).await.unwrap();
+    assert_eq!((u2.device_id, u2.divert_when, u2.divert_to.clone()), (u.device_id, u.divert_when, u.divert_to));
+    assert_eq!((u2.no_answer_secs, u2.offline_alert.as_deref()), (30, Some("ops@example.net")));
+
+    let clear = NumberUpdate {
+        device_id: Some(None),
+        divert_when: Some(DivertWhen::Offline),
+        divert_to: Some(Some("voicemail".to_owned())),
+        offline_alert: Some(None),
+        ..Default::default()
+    };
+    let u3 = s.update_number(n.id, &clear).await.unwrap();
+    assert_eq!((u3.device_id, u3.divert_when, u3.offline_alert.clone()), (None, DivertWhen::Offline, None));
+    assert_eq!(s.number_by_e164("+61298765432").await.unwrap(), Some(u3.clone()));
+    // An empty update changes nothing but the timestamp.
+    let same = s.update_number(n.id, &NumberUpdate::default()).await.unwrap();
+    assert_eq!((same.divert_to, same.no_answer_secs), (u3.divert_to, u3.no_answer_secs));
+}
+
+async fn missing_number_update_delete_not_found(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let update = NumberUpdate { no_answer_secs: Some(10), ..Default::default() };
+    assert_not_found(s.update_number(4242, &update).await, "number", "4242");
+    assert_not_found(s.delete_number(4242).await, "number", "4242");
+    let n = s.create_number(&new_number(one, "+61298765432")).await.unwrap();
+    s.delete_number(n.id).await.unwrap();
+    assert_eq!(s.number(n.id).await.unwrap(), None);
+    assert_not_found(s.delete_number(n.id).await, "number", &n.id.to_string());
+    // The number is free again, with a new id.
+    let again = s.create_number(&new_number(one, "+61298765432")).await.unwrap();
+    assert!(again.id > n.id);
+}
+
+async fn delete_device_unpins_its_numbers(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let desk = s.create_device(&new_device(one, "desk", "alice")).await.unwrap().id;
+    let other = s.create_device(&new_device(one, "phone", "bob")).await.unwrap().id;
+    let a = s.create_number(&NewNumber { device_id: Some(desk), ..new_number(one, "+61298765432") }).await.unwrap();
+    let b = s.create_number(&NewNumber { device_id: Some(other), ..new_number(one, "+61298765433") }).await.unwrap();
+    let before = s.last_change().await.unwrap();
+    s.delete_device(desk).await.unwrap();
+    let a2 = s.number(a.id).await.unwrap().expect("the number stays with its service");
+    assert_eq!((a2.device_id, a2.service_id), (None, one));
+    assert_eq!(s.number(b.id).await.unwrap(), Some(b));
+    let summary: Vec<_> = s.changes_since(before, 100).await.unwrap().iter().map(|c| (c.entity, c.entity_id)).collect();
+    assert_eq!(summary, [(Entity::Device, desk), (Entity::Number, a.id)]);
+}
+
+async fn gateways_create_list_lookup_delete(ctx: Ctx) {
+    let s = &*ctx.store;
+    assert!(s.list_gateways().await.unwrap().is_empty());
+    let backup = s.create_gateway(&new_gateway("backup", 20)).await.unwrap();
+    let primary =
+        s.create_gateway(&NewGateway { transport: "tcp".to_owned(), ..new_gateway("primary", 10) }).await.unwrap();
+    let spare = s.create_gateway(&NewGateway { enabled: false, ..new_gateway("spare", 20) }).await.unwrap();
+    assert_eq!(
+        (
+            primary.name.as_str(),
+            primary.address.as_str(),
+            primary.transport.as_str(),
+            primary.priority,
+            primary.enabled
+        ),
+        ("primary", "primary.carrier.example:5060", "tcp", 10, true)
+    );
+    assert!(!spare.enabled);
+    assert!(primary.created_at > 1_600_000_000_000);
+    // Priority first, then id.
+    assert_eq!(s.list_gateways().await.unwrap(), vec![primary.clone(), backup.clone(), spare.clone()]);
+    assert_eq!(s.gateway_by_name("primary").await.unwrap(), Some(primary.clone()));
+    assert_eq!(s.gateway_by_name("nope").await.unwrap(), None);
+
+    assert_conflict(s.create_gateway(&new_gateway("primary", 1)).await, "gateway", "name", "primary");
+    s.delete_gateway(backup.id).await.unwrap();
+    assert_not_found(s.delete_gateway(backup.id).await, "gateway", &backup.id.to_string());
+    assert_eq!(s.list_gateways().await.unwrap(), vec![primary, spare]);
+}
+
+async fn change_log_covers_numbers_and_gateways(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let before = s.last_change().await.unwrap();
+    let n = s.create_number(&new_number(one, "+61298765432")).await.unwrap();
+    s.update_number(n.id, &NumberUpdate { no_answer_secs: Some(20), ..Default::default() }).await.unwrap();
+    let g = s.create_gateway(&new_gateway("primary", 10)).await.unwrap();
+    s.delete_number(n.id).await.unwrap();
+    s.delete_gateway(g.id).await.unwrap();
+    // Failed writes log nothing.
+    s.create_number(&new_number(9999, "+61211111111")).await.unwrap_err();
+    let summary: Vec<_> = s.changes_since(before, 100).await.unwrap().iter().map(|c| (c.entity, c.entity_id)).collect();
+    assert_eq!(
+        summary,
+        [
+            (Entity::Number, n.id),
+            (Entity::Number, n.id),
+            (Entity::Gateway, g.id),
+            (Entity::Number, n.id),
+            (Entity::Gateway, g.id),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // backend-independent checks
 
 #[tokio::test]
@@ -674,13 +898,51 @@ async fn open_accepts_sqlite_url_forms() {
     assert!(path.exists());
 }
 
+/// Every migration file, in both dialects: the same file names, and each file the same tables and columns.
 #[test]
 fn migrations_define_same_tables_and_columns() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
-    let sqlite = harness::schema_of(&std::fs::read_to_string(format!("{root}/sqlite/0001_init.sql")).unwrap());
-    let postgres = harness::schema_of(&std::fs::read_to_string(format!("{root}/postgres/0001_init.sql")).unwrap());
-    let tables: Vec<_> = sqlite.keys().map(String::as_str).collect();
-    assert_eq!(tables, ["bindings", "change_log", "customers", "device_states", "devices", "services"]);
-    assert_eq!(sqlite, postgres);
-    assert!(sqlite["devices"].iter().any(|c| c == "auth_id"));
+    let files = |dialect: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(format!("{root}/{dialect}"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        names.sort();
+        names
+    };
+    let names = files("sqlite");
+    assert_eq!(names, ["0001_init.sql", "0002_numbers_gateways.sql"]);
+    assert_eq!(files("postgres"), names);
+    let mut all = std::collections::BTreeMap::new();
+    for name in &names {
+        let read = |dialect: &str| std::fs::read_to_string(format!("{root}/{dialect}/{name}")).unwrap();
+        let sqlite = harness::schema_of(&read("sqlite"));
+        let postgres = harness::schema_of(&read("postgres"));
+        assert!(!sqlite.is_empty(), "{name} creates no table");
+        assert_eq!(sqlite, postgres, "{name}");
+        all.extend(sqlite);
+    }
+    let tables: Vec<_> = all.keys().map(String::as_str).collect();
+    assert_eq!(
+        tables,
+        ["bindings", "change_log", "customers", "device_states", "devices", "gateways", "numbers", "services"]
+    );
+    assert!(all["devices"].iter().any(|c| c == "auth_id"));
+    assert_eq!(
+        all["numbers"],
+        [
+            "id",
+            "service_id",
+            "number",
+            "device_id",
+            "divert_when",
+            "divert_to",
+            "no_answer_secs",
+            "offline_alert",
+            "created_at",
+            "updated_at"
+        ]
+    );
+    assert_eq!(all["gateways"], ["id", "name", "address", "transport", "priority", "enabled", "created_at"]);
 }

@@ -40,6 +40,12 @@ pub enum Command {
     /// SIP devices (endpoints and PBX trunks).
     #[command(subcommand)]
     Device(DeviceCmd),
+    /// Phone numbers (DIDs) of services, with their divert rules.
+    #[command(subcommand)]
+    Number(NumberCmd),
+    /// Carrier gateways for off-net calls.
+    #[command(subcommand)]
+    Gateway(GatewayCmd),
     /// Current registrations: every binding with its contact, source, transport, expiry and device state.
     Registrations {
         #[arg(long)]
@@ -151,6 +157,102 @@ pub struct DeviceEdit {
     pub call_types: Option<Vec<String>>,
     #[arg(long)]
     pub max_contacts: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NumberCmd {
+    /// Add a number to a service.
+    Add(NumberAdd),
+    /// List numbers.
+    List {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one number.
+    Show {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a number's device or divert rules.
+    Edit(NumberEdit),
+    /// Remove a number.
+    Remove { number: String },
+}
+
+#[derive(Debug, Args)]
+pub struct NumberAdd {
+    #[arg(long)]
+    pub service: String,
+    /// The number: national (02 9876 5432) or E.164 (+61298765432); stored as E.164.
+    #[arg(long)]
+    pub number: String,
+    /// Ring only this device of the service (by name); without it every device of the service rings.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// never, no-answer, all or offline.
+    #[arg(long)]
+    pub divert_when: String,
+    /// voicemail or a number; required unless --divert-when is never.
+    #[arg(long)]
+    pub divert_to: Option<String>,
+    /// Ring time before a no-answer divert, 5 to 300 seconds.
+    #[arg(long, allow_negative_numbers = true)]
+    pub no_answer_secs: Option<i64>,
+    /// Email address to tell when the service's devices go offline.
+    #[arg(long)]
+    pub offline_alert: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NumberEdit {
+    pub number: String,
+    #[arg(long, conflicts_with = "clear_device")]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub clear_device: bool,
+    #[arg(long)]
+    pub divert_when: Option<String>,
+    #[arg(long, conflicts_with = "clear_divert_to")]
+    pub divert_to: Option<String>,
+    #[arg(long)]
+    pub clear_divert_to: bool,
+    #[arg(long, allow_negative_numbers = true)]
+    pub no_answer_secs: Option<i64>,
+    #[arg(long, conflicts_with = "clear_offline_alert")]
+    pub offline_alert: Option<String>,
+    #[arg(long)]
+    pub clear_offline_alert: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayCmd {
+    /// Add a carrier gateway.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// HOST:PORT (a name, an IPv4 address, or [IPv6]).
+        #[arg(long)]
+        address: String,
+        /// udp (default) or tcp.
+        #[arg(long, default_value = "udp")]
+        transport: String,
+        /// Lower is tried first, 0 to 1000 (default 100).
+        #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+        priority: i64,
+        /// Add it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List gateways in the order they are tried.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a gateway (by name).
+    Remove { name: String },
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {

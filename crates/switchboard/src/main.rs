@@ -2,6 +2,7 @@
 //! directly, whether or not a daemon runs; a running daemon picks changes up from the change log.
 
 mod cli;
+mod numbers;
 mod provision;
 mod settings;
 

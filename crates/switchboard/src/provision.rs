@@ -78,6 +78,8 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
         }
         Command::Device(d) => device(d, store, config).await?,
         Command::Registrations { json } => registrations(store, json).await?,
+        Command::Number(n) => crate::numbers::number(n, store).await?,
+        Command::Gateway(g) => crate::numbers::gateway(g, store).await?,
         Command::Run { .. } | Command::Config => unreachable_command()?,
     }
     Ok(())
@@ -386,7 +388,7 @@ fn read_csv(path: &Path, service: &Service, config: &Config) -> anyhow::Result<V
     Ok(out)
 }
 
-async fn service_named(store: &dyn Store, name: &str) -> anyhow::Result<Service> {
+pub(crate) async fn service_named(store: &dyn Store, name: &str) -> anyhow::Result<Service> {
     store.service_by_name(name).await?.with_context(|| format!("--service: no service named {name:?}"))
 }
 
@@ -395,7 +397,7 @@ async fn device_by_auth(store: &dyn Store, auth_id: &str) -> anyhow::Result<Devi
 }
 
 /// Store conflicts in words that name the CLI field.
-fn friendly(e: StoreError) -> anyhow::Error {
+pub(crate) fn friendly(e: StoreError) -> anyhow::Error {
     match e {
         StoreError::Conflict { entity, field, value } => {
             anyhow::anyhow!("--{}: a {entity} with {field} {value:?} already exists", field.replace('_', "-"))
@@ -485,12 +487,12 @@ async fn registrations(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {

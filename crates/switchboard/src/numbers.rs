@@ -1,0 +1,361 @@
+//! `number` and `gateway` commands: phone numbers (DIDs) with their divert rules, and carrier gateways.
+//!
+//! Numbers are stored in E.164, normalised with the routing crate's caller ID rules, so `02 9876 5432`,
+//! `+61298765432` and `61298765432` are the same number everywhere. Errors name the flag they are about.
+
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use switchboard_routing::normalise_cli;
+use switchboard_storage::{DivertWhen, Gateway, NewGateway, NewNumber, Number, NumberUpdate, Service, Store};
+
+use crate::cli::{GatewayCmd, NumberAdd, NumberCmd, NumberEdit};
+use crate::provision::{check_name, friendly, print_json, service_named, table};
+
+/// Ring time before a no-answer divert when `--no-answer-secs` is not given.
+const DEFAULT_NO_ANSWER_SECS: i64 = switchboard_routing::DEFAULT_NO_ANSWER_SECS as i64;
+const NO_ANSWER_SECS: std::ops::RangeInclusive<i64> = 5..=300;
+const PRIORITY: std::ops::RangeInclusive<i64> = 0..=1000;
+
+/// A number as `show --json` and `list --json` print it: the stored record plus the names it refers to.
+#[derive(Debug, Serialize)]
+struct NumberView {
+    #[serde(flatten)]
+    number: Number,
+    service: String,
+    device: Option<String>,
+}
+
+pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
+    match cmd {
+        NumberCmd::Add(add) => {
+            let service = service_named(store, &add.service).await?;
+            let new = new_number(&add, &service, store).await?;
+            let n = store.create_number(&new).await.map_err(friendly)?;
+            println!("number {} added to service {} (id {})", n.number, service.name, n.id);
+        }
+        NumberCmd::List { service, json } => {
+            let sid = match service {
+                Some(s) => Some(service_named(store, &s).await?.id),
+                None => None,
+            };
+            let views = views(store, store.list_numbers(sid).await?).await?;
+            if json {
+                print_json(&views)?;
+            } else {
+                let rows = views
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v.number.number.clone(),
+                            v.service.clone(),
+                            v.device.clone().unwrap_or_else(|| "-".into()),
+                            when_str(v.number.divert_when).into(),
+                            v.number.divert_to.clone().unwrap_or_else(|| "-".into()),
+                            format!("{}s", v.number.no_answer_secs),
+                        ]
+                    })
+                    .collect();
+                table(&["NUMBER", "SERVICE", "DEVICE", "DIVERT", "DIVERT TO", "NO ANSWER"], rows);
+            }
+        }
+        NumberCmd::Show { number, json } => {
+            let n = number_named(store, &number).await?;
+            let view = views(store, vec![n]).await?.pop().context("a view per number")?;
+            if json {
+                print_json(&view)?;
+            } else {
+                let n = &view.number;
+                println!("number:         {}", n.number);
+                println!("service:        {}", view.service);
+                println!("device:         {}", view.device.as_deref().unwrap_or("- (every device of the service)"));
+                println!("divert when:    {}", when_str(n.divert_when));
+                println!("divert to:      {}", n.divert_to.as_deref().unwrap_or("-"));
+                println!("no answer:      {}s", n.no_answer_secs);
+                println!("offline alert:  {}", n.offline_alert.as_deref().unwrap_or("-"));
+            }
+        }
+        NumberCmd::Edit(edit) => {
+            let n = number_named(store, &edit.number).await?;
+            let update = number_update(&edit, &n, store).await?;
+            if update == NumberUpdate::default() {
+                bail!(
+                    "nothing to change: give at least one of --device, --clear-device, --divert-when, --divert-to, \
+                     --clear-divert-to, --no-answer-secs, --offline-alert, --clear-offline-alert"
+                );
+            }
+            let n = store.update_number(n.id, &update).await.map_err(friendly)?;
+            println!("number {} updated", n.number);
+        }
+        NumberCmd::Remove { number } => {
+            let n = number_named(store, &number).await?;
+            store.delete_number(n.id).await.map_err(friendly)?;
+            println!("number {} removed", n.number);
+        }
+    }
+    Ok(())
+}
+
+pub async fn gateway(cmd: GatewayCmd, store: &dyn Store) -> anyhow::Result<()> {
+    match cmd {
+        GatewayCmd::Add { name, address, transport, priority, disabled } => {
+            let new = NewGateway {
+                name: check_name("--name", &name)?,
+                address: check_address("--address", &address)?,
+                transport: check_transport("--transport", &transport)?,
+                priority: check_range("--priority", priority, &PRIORITY)?,
+                enabled: !disabled,
+            };
+            let g = store.create_gateway(&new).await.map_err(friendly)?;
+            println!("gateway {} added ({} {}, priority {}, id {})", g.name, g.transport, g.address, g.priority, g.id);
+        }
+        GatewayCmd::List { json } => {
+            let list = store.list_gateways().await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                let rows = list.iter().map(gateway_row).collect();
+                table(&["NAME", "ADDRESS", "TRANSPORT", "PRIORITY", "ENABLED"], rows);
+            }
+        }
+        GatewayCmd::Remove { name } => {
+            let g = store.gateway_by_name(&name).await?.with_context(|| format!("name: no gateway named {name:?}"))?;
+            store.delete_gateway(g.id).await.map_err(friendly)?;
+            println!("gateway {} removed", g.name);
+        }
+    }
+    Ok(())
+}
+
+fn gateway_row(g: &Gateway) -> Vec<String> {
+    vec![
+        g.name.clone(),
+        g.address.clone(),
+        g.transport.clone(),
+        g.priority.to_string(),
+        if g.enabled { "yes".into() } else { "no".into() },
+    ]
+}
+
+async fn new_number(add: &NumberAdd, service: &Service, store: &dyn Store) -> anyhow::Result<NewNumber> {
+    let number = check_number("--number", &add.number)?;
+    let device_id = match &add.device {
+        Some(name) => Some(device_in(store, service, name).await?),
+        None => None,
+    };
+    let divert_when = check_divert_when("--divert-when", &add.divert_when)?;
+    let divert_to = add.divert_to.as_deref().map(|v| check_divert_to("--divert-to", v, &number)).transpose()?;
+    if divert_when != DivertWhen::Never && divert_to.is_none() {
+        bail!("--divert-to: required when --divert-when is {}", when_str(divert_when));
+    }
+    let no_answer_secs = match add.no_answer_secs {
+        Some(secs) => check_range("--no-answer-secs", secs, &NO_ANSWER_SECS)?,
+        None => DEFAULT_NO_ANSWER_SECS,
+    };
+    let offline_alert = add.offline_alert.as_deref().map(|v| check_email("--offline-alert", v)).transpose()?;
+    Ok(NewNumber { service_id: service.id, number, device_id, divert_when, divert_to, no_answer_secs, offline_alert })
+}
+
+/// The update `edit` asks for, checked against the number as it is: the result must still have somewhere to
+/// divert to unless it never diverts.
+async fn number_update(edit: &NumberEdit, current: &Number, store: &dyn Store) -> anyhow::Result<NumberUpdate> {
+    let device_id = match (&edit.device, edit.clear_device) {
+        (_, true) => Some(None),
+        (Some(name), false) => {
+            let service = store.service(current.service_id).await?.context("the number's service is gone")?;
+            Some(Some(device_in(store, &service, name).await?))
+        }
+        (None, false) => None,
+    };
+    let divert_when = edit.divert_when.as_deref().map(|v| check_divert_when("--divert-when", v)).transpose()?;
+    let divert_to = match (&edit.divert_to, edit.clear_divert_to) {
+        (_, true) => Some(None),
+        (Some(v), false) => Some(Some(check_divert_to("--divert-to", v, &current.number)?)),
+        (None, false) => None,
+    };
+    let when = divert_when.unwrap_or(current.divert_when);
+    let has_target = divert_to.as_ref().map_or(current.divert_to.is_some(), Option::is_some);
+    if when != DivertWhen::Never && !has_target {
+        let flag = if edit.clear_divert_to { "--clear-divert-to" } else { "--divert-to" };
+        bail!("{flag}: --divert-when {} needs a --divert-to (or set --divert-when never)", when_str(when));
+    }
+    let no_answer_secs =
+        edit.no_answer_secs.map(|secs| check_range("--no-answer-secs", secs, &NO_ANSWER_SECS)).transpose()?;
+    let offline_alert = match (&edit.offline_alert, edit.clear_offline_alert) {
+        (_, true) => Some(None),
+        (Some(v), false) => Some(Some(check_email("--offline-alert", v)?)),
+        (None, false) => None,
+    };
+    Ok(NumberUpdate { device_id, divert_when, divert_to, no_answer_secs, offline_alert })
+}
+
+/// Attaches service and device names, looking each table up once.
+async fn views(store: &dyn Store, numbers: Vec<Number>) -> anyhow::Result<Vec<NumberView>> {
+    let services: HashMap<i64, String> = store.list_services(None).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let mut devices: HashMap<i64, String> = HashMap::new();
+    for id in numbers.iter().filter_map(|n| n.device_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = devices.entry(id)
+            && let Some(d) = store.device(id).await?
+        {
+            slot.insert(d.name);
+        }
+    }
+    Ok(numbers
+        .into_iter()
+        .map(|n| NumberView {
+            service: services.get(&n.service_id).cloned().unwrap_or_else(|| n.service_id.to_string()),
+            device: n.device_id.and_then(|id| devices.get(&id).cloned()),
+            number: n,
+        })
+        .collect())
+}
+
+/// A stored number, found by any spelling of it (`NUMBER` is the positional argument).
+async fn number_named(store: &dyn Store, v: &str) -> anyhow::Result<Number> {
+    let e164 = check_number("number", v)?;
+    store.number_by_e164(&e164).await?.with_context(|| format!("number: no number {e164} (from {v:?})"))
+}
+
+/// The id of the device named `name` in `service`.
+async fn device_in(store: &dyn Store, service: &Service, name: &str) -> anyhow::Result<i64> {
+    let d = store
+        .device_by_name(service.id, name)
+        .await?
+        .with_context(|| format!("--device: no device named {name:?} in service {}", service.name))?;
+    Ok(d.id)
+}
+
+/// The flag spelling of a divert rule (`no-answer`), as `--divert-when` takes it.
+fn when_str(w: DivertWhen) -> &'static str {
+    match w {
+        DivertWhen::NoAnswer => "no-answer",
+        other => other.as_str(),
+    }
+}
+
+pub fn check_number(field: &str, v: &str) -> anyhow::Result<String> {
+    normalise_cli(v).with_context(|| {
+        format!("{field}: {v:?} is not a phone number we can host (national 0..., or E.164 such as +61298765432)")
+    })
+}
+
+pub fn check_divert_when(field: &str, v: &str) -> anyhow::Result<DivertWhen> {
+    // The routing crate owns the spellings (`no-answer` and `no_answer`); storage keeps the canonical one.
+    switchboard_routing::DivertWhen::parse(&v.to_ascii_lowercase())
+        .and_then(|w| DivertWhen::parse(w.as_str()))
+        .with_context(|| format!("{field}: {v:?} is not a divert rule (use never, no-answer, all or offline)"))
+}
+
+/// `voicemail`, or a number to divert to (E.164); never the number itself.
+pub fn check_divert_to(field: &str, v: &str, own: &str) -> anyhow::Result<String> {
+    if v.trim().eq_ignore_ascii_case("voicemail") {
+        return Ok("voicemail".to_owned());
+    }
+    let e164 = normalise_cli(v).with_context(|| format!("{field}: {v:?} must be voicemail or a phone number"))?;
+    if e164 == own {
+        bail!("{field}: {v:?} is the number itself; diverting to it would loop");
+    }
+    Ok(e164)
+}
+
+pub fn check_range(field: &str, v: i64, range: &std::ops::RangeInclusive<i64>) -> anyhow::Result<i64> {
+    if !range.contains(&v) {
+        bail!("{field}: {v} must be between {} and {}", range.start(), range.end());
+    }
+    Ok(v)
+}
+
+/// A plausible address: `local@domain.tld`, no spaces; deliverability is the mail system's problem.
+pub fn check_email(field: &str, v: &str) -> anyhow::Result<String> {
+    let label_ok = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ok = v.len() <= 254
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        && v.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && local.len() <= 64 && domain.contains('.') && domain.split('.').all(label_ok)
+        });
+    if !ok {
+        bail!("{field}: {v:?} is not an email address");
+    }
+    Ok(v.to_owned())
+}
+
+/// `host:port`: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port 1 to 65535.
+pub fn check_address(field: &str, v: &str) -> anyhow::Result<String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let ok = v.rsplit_once(':').is_some_and(|(host, port)| {
+        let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+        let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => v6.parse::<Ipv6Addr>().is_ok(),
+            None => host.len() <= 253 && host.split('.').all(label_ok),
+        };
+        port_ok && host_ok
+    });
+    if !ok {
+        bail!("{field}: {v:?} must be HOST:PORT (a host name, IPv4 or [IPv6] address, and a port 1 to 65535)");
+    }
+    Ok(v.to_ascii_lowercase())
+}
+
+pub fn check_transport(field: &str, v: &str) -> anyhow::Result<String> {
+    let t = v.to_ascii_lowercase();
+    if t != "udp" && t != "tcp" {
+        bail!("{field}: {v:?} is not a transport (use udp or tcp)");
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_normalise_to_e164() {
+        assert_eq!(check_number("--number", "02 9876 5432").unwrap(), "+61298765432");
+        assert_eq!(check_number("--number", "+61298765432").unwrap(), "+61298765432");
+        assert_eq!(check_number("--number", "61298765432").unwrap(), "+61298765432");
+        assert!(check_number("--number", "000").unwrap_err().to_string().starts_with("--number"));
+        assert!(check_number("--number", "abc").is_err());
+    }
+
+    #[test]
+    fn divert_rules() {
+        assert_eq!(check_divert_when("--divert-when", "no-answer").unwrap(), DivertWhen::NoAnswer);
+        assert_eq!(check_divert_when("--divert-when", "no_answer").unwrap(), DivertWhen::NoAnswer);
+        assert_eq!(check_divert_when("--divert-when", "Offline").unwrap(), DivertWhen::Offline);
+        assert!(check_divert_when("--divert-when", "sometimes").unwrap_err().to_string().starts_with("--divert-when"));
+        assert_eq!(check_divert_to("--divert-to", "VoiceMail", "+61298765432").unwrap(), "voicemail");
+        assert_eq!(check_divert_to("--divert-to", "0412 345 678", "+61298765432").unwrap(), "+61412345678");
+        assert!(
+            check_divert_to("--divert-to", "02 9876 5432", "+61298765432").unwrap_err().to_string().contains("loop")
+        );
+        assert!(check_divert_to("--divert-to", "home", "+61298765432").is_err());
+    }
+
+    #[test]
+    fn emails_and_addresses() {
+        for ok in ["noc@example.net", "first.last+tag@sub.example.com.au"] {
+            assert_eq!(check_email("--offline-alert", ok).unwrap(), ok);
+        }
+        for bad in ["", "noc", "noc@", "@example.net", "noc@localhost", "a b@example.net", "a@b@example.net", "a@x..y"]
+        {
+            assert!(check_email("--offline-alert", bad).is_err(), "{bad:?}");
+        }
+        for ok in ["sip.carrier.example:5060", "203.0.113.9:5080", "[2001:db8::1]:5060", "GW1:5060"] {
+            assert!(check_address("--address", ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["carrier", "carrier:", "carrier:0", "carrier:70000", ":5060", "2001:db8::1:5060", "a_b:5060"] {
+            assert!(check_address("--address", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(check_transport("--transport", "TCP").unwrap(), "tcp");
+        assert!(check_transport("--transport", "tls").is_err());
+        assert!(check_range("--priority", 1001, &PRIORITY).is_err());
+    }
+}
