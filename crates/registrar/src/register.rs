@@ -38,6 +38,7 @@ pub enum RegisterResult {
 /// A contact of the request after its expiry and identity are worked out.
 struct Wanted<'a> {
     addr: &'a NameAddr,
+    uri: Uri,
     key: String,
     expires: u32,
     q: Option<u16>,
@@ -85,8 +86,10 @@ impl Registrar {
         if wanted.iter().any(|w| w.expires != 0 && w.expires < min) {
             return RegisterResult::IntervalTooBrief(min);
         }
+        // The same binding: an equal contact URI (RFC 3261 §19.1.4), or the same instance and reg-id (RFC 5626).
         let same = |b: &Binding, w: &Wanted<'_>| {
-            b.key == w.key || (w.instance_id.is_some() && b.instance_id == w.instance_id && b.reg_id == w.reg_id)
+            Uri::parse(&b.contact).is_ok_and(|u| u.rfc_eq(&w.uri))
+                || (w.instance_id.is_some() && b.instance_id == w.instance_id && b.reg_id == w.reg_id)
         };
         // Step 7: for a binding that exists, the same Call-ID needs a higher CSeq, or this is an old request
         // arriving late. Checked against the bindings as they were, so a contact listed twice in one request
@@ -104,14 +107,16 @@ impl Registrar {
         let mut next = existing.clone();
         for w in &wanted {
             let pos = next.iter().position(|b| same(b, w));
-            if let Some(p) = pos {
-                next.remove(p);
-            }
+            // A binding that matches keeps its identity (the key its deadlines are filed under).
+            let key = match pos {
+                Some(p) => next.remove(p).key,
+                None => w.key.clone(),
+            };
             if w.expires > 0 {
                 let expires = w.expires.min(self.config.max_expires);
                 next.push(Binding {
                     device_id: req.device_id,
-                    key: w.key.clone(),
+                    key,
                     aor: req.aor.clone(),
                     contact: w.addr.uri.clone(),
                     q: w.q,
@@ -174,7 +179,7 @@ impl Registrar {
             Some(v) => Some(v.parse::<u32>().map_err(|_| bad("Malformed Contact reg-id"))?),
             None => None,
         };
-        Ok(Wanted { addr, key: uri.comparison_key(), expires, q, instance_id, reg_id })
+        Ok(Wanted { addr, key: uri.comparison_key(), uri, expires, q, instance_id, reg_id })
     }
 
     /// Installs the new binding list and reports the differences. A binding made now gets its deadlines; a

@@ -359,3 +359,14 @@ fn a_refresh_with_a_shorter_expiry_expires_sooner() {
     let removed_at = run_until_removed(&mut r);
     assert_eq!(removed_at, Some(T0 + 61_000));
 }
+
+#[test]
+fn contacts_differing_in_a_parameter_both_carry_are_two_bindings() {
+    let mut r = reg();
+    let b =
+        ok(r.on_register(req(1, 5, "c1", 1, contacts(&["<sip:pbx@h1;line=1>", "<sip:pbx@h1;line=2>"]), Some(600)), T0));
+    assert_eq!(b.len(), 2);
+    // And a parameter present in only one of them does not make a new binding (RFC 3261 §19.1.4).
+    let b = ok(r.on_register(req(1, 5, "c1", 2, contacts(&["<sip:pbx@h1;line=1;x=y>"]), Some(600)), T0));
+    assert_eq!(b.len(), 2);
+}

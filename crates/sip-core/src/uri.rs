@@ -96,9 +96,37 @@ impl Uri {
         find_param(&self.params, name).map(|p| p.value.as_deref().unwrap_or(""))
     }
 
-    /// A string equal for URIs that RFC 3261 §19.1.4 calls equal, in the common cases: scheme and host compared
-    /// without case, user with case, the params that must match (user, ttl, method, maddr, transport) kept, others
-    /// dropped.
+    /// URI equivalence as RFC 3261 §19.1.4 defines it: scheme, host and port must agree (an explicit default port
+    /// does not equal an omitted one); the user part compares case-sensitively after unescaping; `user`, `ttl`,
+    /// `method`, `maddr` and `transport` must agree whether present or not; any other parameter present in both
+    /// must agree, and one present in only one URI is ignored; URI headers must agree. Parameter names and values
+    /// compare without case.
+    pub fn rfc_eq(&self, other: &Uri) -> bool {
+        if self.scheme != other.scheme || self.host != other.host || self.port != other.port {
+            return false;
+        }
+        if self.user.as_deref().map(unescape) != other.user.as_deref().map(unescape) {
+            return false;
+        }
+        const MUST_MATCH: [&str; 5] = ["user", "ttl", "method", "maddr", "transport"];
+        let value = |u: &Uri, name: &str| u.param(name).map(str::to_ascii_lowercase);
+        if MUST_MATCH.iter().any(|n| value(self, n) != value(other, n)) {
+            return false;
+        }
+        for p in &self.params {
+            if let Some(theirs) = value(other, &p.name)
+                && theirs != p.value.as_deref().unwrap_or("").to_ascii_lowercase()
+            {
+                return false;
+            }
+        }
+        self.headers.as_deref().map(unescape) == other.headers.as_deref().map(unescape)
+    }
+
+    /// A normalised spelling of the URI (scheme and host without case, user unescaped, every parameter with its
+    /// name and value lower-cased, in sorted order, and the headers). URIs that differ per RFC 3261 §19.1.4 never
+    /// share a key, so it serves as an identity; two equal URIs may still have different keys (a parameter present
+    /// in only one), so equality itself is [`Uri::rfc_eq`].
     pub fn comparison_key(&self) -> String {
         let scheme = match self.scheme {
             Scheme::Sip => "sip",
@@ -114,16 +142,19 @@ impl Uri {
         if let Some(p) = self.port {
             key.push_str(&format!(":{p}"));
         }
-        let mut kept: Vec<String> = self
+        let mut params: Vec<String> = self
             .params
             .iter()
-            .filter(|p| ["user", "ttl", "method", "maddr", "transport"].iter().any(|n| p.name.eq_ignore_ascii_case(n)))
             .map(|p| {
                 format!(";{}={}", p.name.to_ascii_lowercase(), p.value.as_deref().unwrap_or("").to_ascii_lowercase())
             })
             .collect();
-        kept.sort();
-        key.extend(kept);
+        params.sort();
+        key.extend(params);
+        if let Some(h) = &self.headers {
+            key.push('?');
+            key.push_str(&unescape(h));
+        }
         key
     }
 }
@@ -188,11 +219,34 @@ mod tests {
     }
 
     #[test]
-    fn comparison_key_follows_equality_rules() {
+    fn rfc_equality_rules() {
+        let eq = |a: &str, b: &str| Uri::parse(a).unwrap().rfc_eq(&Uri::parse(b).unwrap());
+        // RFC 3261 §19.1.4 examples of equal URIs.
+        assert!(eq("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"));
+        assert!(eq("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"));
+        assert!(eq("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5"));
+        assert!(eq(
+            "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+            "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"
+        ));
+        // ... and of unequal ones.
+        assert!(!eq("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"));
+        assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"));
+        assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"));
+        assert!(!eq("sip:carol@chicago.com;newparam=6", "sip:carol@chicago.com;newparam=5"));
+        assert!(!eq("sip:bob@biloxi.com", "sips:bob@biloxi.com"));
+    }
+
+    #[test]
+    fn comparison_key_normalises_and_never_merges_unequal_uris() {
         let a = Uri::parse("sip:%61lice@EXAMPLE.com;transport=TCP;foo=1").unwrap();
-        let b = Uri::parse("SIP:alice@example.com;Transport=tcp").unwrap();
+        let b = Uri::parse("SIP:alice@example.com;Foo=1;Transport=tcp").unwrap();
         assert_eq!(a.comparison_key(), b.comparison_key());
         let c = Uri::parse("sip:ALICE@example.com").unwrap();
         assert_ne!(a.comparison_key(), c.comparison_key());
+        let line1 = Uri::parse("sip:pbx@h;line=1").unwrap();
+        let line2 = Uri::parse("sip:pbx@h;line=2").unwrap();
+        assert!(!line1.rfc_eq(&line2));
+        assert_ne!(line1.comparison_key(), line2.comparison_key());
     }
 }
