@@ -8,8 +8,9 @@ use switchboard_server::{Config, DeviceEvent};
 use switchboard_sip_core::digest::{Algorithm, Challenge, ClientAuth, ClientSecret, client_response, ha1};
 use switchboard_sip_core::{HeaderName, Limits, Message, parse_datagram};
 use switchboard_storage::{
-    Binding, BindingOp, Change, Credentials, Customer, Device, DeviceState, DeviceUpdate, Gateway, NewDevice,
-    NewGateway, NewNumber, NewService, Number, NumberUpdate, Service, ServiceMode, Store, StoreError,
+    Binding, BindingOp, Cdr, CdrFilter, Change, Credentials, Customer, Device, DeviceState, DeviceUpdate, Gateway,
+    NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Service, ServiceMode, Store,
+    StoreError,
 };
 use tokio::net::UdpSocket;
 
@@ -140,6 +141,12 @@ impl Store for MemStore {
     }
     async fn device_states(&self) -> Result<Vec<DeviceState>, StoreError> {
         Ok(self.states.lock().unwrap().clone())
+    }
+    async fn insert_cdrs(&self, _: &[NewCdr]) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn list_cdrs(&self, _: &CdrFilter) -> Result<Vec<Cdr>, StoreError> {
+        Ok(vec![])
     }
     async fn changes_since(&self, _: i64, _: i64) -> Result<Vec<Change>, StoreError> {
         Ok(vec![])

@@ -5,9 +5,11 @@
 //! - Device passwords are never stored; only HA1 values per digest algorithm.
 //! - Every write to customers, services, devices, numbers and gateways appends to the change log in the same transaction, so a
 //!   running daemon (any node) sees CLI and API changes by polling [`Store::changes_since`].
+//! - Call detail records are append-only history, written in batches, and not part of the change log.
 //! - Times are Unix milliseconds.
 
 mod backend;
+mod cdrs;
 mod directory;
 mod errors;
 mod location;
@@ -97,6 +99,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // device liveness
     async fn set_device_state(&self, state: &DeviceState) -> Result<()>;
     async fn device_states(&self) -> Result<Vec<DeviceState>>;
+
+    // call detail records
+    /// Inserts every CDR in one transaction: either all are stored or none. A `device_id` whose device no longer
+    /// exists is stored as NULL (as if the device had been deleted afterwards); a `service_id` that does not exist
+    /// fails the batch with `NotFound` (service, keyed by the batch's service ids).
+    async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<()>;
+    /// CDRs matching `filter`, newest (`started_at`, then id) first, at most `filter.limit` capped at
+    /// [`CDR_LIST_MAX`]; none if the limit is zero or less.
+    async fn list_cdrs(&self, filter: &CdrFilter) -> Result<Vec<Cdr>>;
 
     // change log
     /// Changes with `seq > after`, oldest first, at most `limit`.

@@ -28,8 +28,8 @@ const UPSERT_TAIL: &str = concat!(
 /// 16 parameters a row stays far below both databases' parameter limits.
 const UPSERT_SIZES: [usize; 4] = [128, 16, 4, 1];
 
-/// Cuts `list` into chunks of the sizes in [`UPSERT_SIZES`].
-fn sized_chunks<T>(mut list: &[T]) -> impl Iterator<Item = &[T]> {
+/// Cuts `list` into chunks of the sizes in [`UPSERT_SIZES`] (CDR inserts use the same sizes).
+pub(crate) fn sized_chunks<T>(mut list: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         let size = UPSERT_SIZES.iter().copied().find(|&n| n <= list.len())?;
         let (chunk, rest) = list.split_at(size);

@@ -273,3 +273,167 @@ pub struct Change {
     pub entity: Entity,
     pub entity_id: i64,
 }
+
+/// Which way a call went: from a carrier to a customer, from a customer to a carrier, or between two devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CdrDirection {
+    Inbound,
+    Outbound,
+    OnNet,
+}
+
+impl CdrDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CdrDirection::Inbound => "inbound",
+            CdrDirection::Outbound => "outbound",
+            CdrDirection::OnNet => "on_net",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inbound" => Some(CdrDirection::Inbound),
+            "outbound" => Some(CdrDirection::Outbound),
+            "on_net" => Some(CdrDirection::OnNet),
+            _ => None,
+        }
+    }
+}
+
+/// How a call attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CdrDisposition {
+    Answered,
+    Busy,
+    NoAnswer,
+    Failed,
+    Cancelled,
+    Rejected,
+}
+
+impl CdrDisposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CdrDisposition::Answered => "answered",
+            CdrDisposition::Busy => "busy",
+            CdrDisposition::NoAnswer => "no_answer",
+            CdrDisposition::Failed => "failed",
+            CdrDisposition::Cancelled => "cancelled",
+            CdrDisposition::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "answered" => Some(CdrDisposition::Answered),
+            "busy" => Some(CdrDisposition::Busy),
+            "no_answer" => Some(CdrDisposition::NoAnswer),
+            "failed" => Some(CdrDisposition::Failed),
+            "cancelled" => Some(CdrDisposition::Cancelled),
+            "rejected" => Some(CdrDisposition::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// Why a call was diverted (`cdrs.divert_reason`): a number's divert rule, or the callee being busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivertReason {
+    NoAnswer,
+    All,
+    Offline,
+    Busy,
+}
+
+impl DivertReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DivertReason::NoAnswer => "no_answer",
+            DivertReason::All => "all",
+            DivertReason::Offline => "offline",
+            DivertReason::Busy => "busy",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "no_answer" => Some(DivertReason::NoAnswer),
+            "all" => Some(DivertReason::All),
+            "offline" => Some(DivertReason::Offline),
+            "busy" => Some(DivertReason::Busy),
+            _ => None,
+        }
+    }
+}
+
+/// A call detail record: one per call attempt, written by the call engine (write-behind, in batches).
+/// Not part of the change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cdr {
+    pub id: i64,
+    /// Our internal call id.
+    pub call_id: String,
+    pub direction: CdrDirection,
+    /// The customer service billed, if the call touched one.
+    pub service_id: Option<i64>,
+    /// The device involved; cleared when the device is deleted (the record stays).
+    pub device_id: Option<i64>,
+    /// E.164 or dialled digits.
+    pub caller: String,
+    /// E.164 or dialled digits.
+    pub callee: String,
+    /// The routing call type name (`local`, `mobile`, ...), if routing classified the call.
+    pub call_type: Option<String>,
+    pub started_at: Millis,
+    pub answered_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub disposition: CdrDisposition,
+    /// The final SIP response status, if there was one.
+    pub sip_status: Option<u16>,
+    pub divert_reason: Option<DivertReason>,
+    /// Where the call was diverted to (`voicemail` or E.164).
+    pub diverted_to: Option<String>,
+    /// The carrier gateway's name, for off-net legs.
+    pub gateway: Option<String>,
+    /// The node that handled the call.
+    pub node: String,
+}
+
+/// A [`Cdr`] to insert: everything but the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCdr {
+    pub call_id: String,
+    pub direction: CdrDirection,
+    /// Must be an existing service.
+    pub service_id: Option<i64>,
+    /// Stored as NULL if the device no longer exists.
+    pub device_id: Option<i64>,
+    pub caller: String,
+    pub callee: String,
+    pub call_type: Option<String>,
+    pub started_at: Millis,
+    pub answered_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub disposition: CdrDisposition,
+    pub sip_status: Option<u16>,
+    pub divert_reason: Option<DivertReason>,
+    pub diverted_to: Option<String>,
+    pub gateway: Option<String>,
+    pub node: String,
+}
+
+/// Which CDRs [`crate::Store::list_cdrs`] returns: all conditions given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CdrFilter {
+    pub service_id: Option<i64>,
+    /// `started_at >= since`.
+    pub since: Option<Millis>,
+    /// `started_at < until`.
+    pub until: Option<Millis>,
+    /// At most this many (capped at [`CDR_LIST_MAX`]); zero or less returns nothing.
+    pub limit: i64,
+}
+
+/// The most CDRs one [`crate::Store::list_cdrs`] call returns.
+pub const CDR_LIST_MAX: i64 = 10_000;

@@ -6,12 +6,13 @@
 //! - `services.mode` is `direct` / `trunk`; `change_log.entity` is `customer` / `service` / `device` /
 //!   `number` / `gateway`.
 //! - `numbers.divert_when` is `never` / `no_answer` / `all` / `offline`.
+//! - `cdrs.direction`, `cdrs.disposition` and `cdrs.divert_reason` are the enums' `as_str` spellings.
 
 use sqlx::FromRow;
 
 use crate::{
-    Binding, Change, Credentials, Customer, Device, DeviceState, DivertWhen, Entity, Gateway, Number, Result, Service,
-    ServiceMode, StoreError,
+    Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceState, DivertReason,
+    DivertWhen, Entity, Gateway, Number, Result, Service, ServiceMode, StoreError,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
@@ -56,6 +57,15 @@ macro_rules! gateway_columns {
     };
 }
 pub(crate) use gateway_columns;
+
+/// Column list matching [`CdrRow`], without `id` (the insert's column list).
+macro_rules! cdr_insert_columns {
+    () => {
+        "call_id, direction, service_id, device_id, caller, callee, call_type, started_at, answered_at, ended_at, \
+         disposition, sip_status, divert_reason, diverted_to, gateway, node"
+    };
+}
+pub(crate) use cdr_insert_columns;
 
 #[derive(Debug, FromRow)]
 pub(crate) struct CustomerRow {
@@ -248,6 +258,64 @@ impl From<GatewayRow> for Gateway {
             enabled: r.enabled,
             created_at: r.created_at,
         }
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct CdrRow {
+    id: i64,
+    call_id: String,
+    direction: String,
+    service_id: Option<i64>,
+    device_id: Option<i64>,
+    caller: String,
+    callee: String,
+    call_type: Option<String>,
+    started_at: i64,
+    answered_at: Option<i64>,
+    ended_at: Option<i64>,
+    disposition: String,
+    sip_status: Option<i32>,
+    divert_reason: Option<String>,
+    diverted_to: Option<String>,
+    gateway: Option<String>,
+    node: String,
+}
+
+impl TryFrom<CdrRow> for Cdr {
+    type Error = StoreError;
+    fn try_from(r: CdrRow) -> Result<Self> {
+        let direction =
+            CdrDirection::parse(&r.direction).ok_or_else(|| corrupt(format!("cdrs.direction {:?}", r.direction)))?;
+        let disposition = CdrDisposition::parse(&r.disposition)
+            .ok_or_else(|| corrupt(format!("cdrs.disposition {:?}", r.disposition)))?;
+        let divert_reason = r
+            .divert_reason
+            .map(|text| DivertReason::parse(&text).ok_or_else(|| corrupt(format!("cdrs.divert_reason {text:?}"))))
+            .transpose()?;
+        let sip_status = r
+            .sip_status
+            .map(|status| u16::try_from(status).map_err(|_| corrupt(format!("cdrs.sip_status {status}"))))
+            .transpose()?;
+        Ok(Cdr {
+            id: r.id,
+            call_id: r.call_id,
+            direction,
+            service_id: r.service_id,
+            device_id: r.device_id,
+            caller: r.caller,
+            callee: r.callee,
+            call_type: r.call_type,
+            started_at: r.started_at,
+            answered_at: r.answered_at,
+            ended_at: r.ended_at,
+            disposition,
+            sip_status,
+            divert_reason,
+            diverted_to: r.diverted_to,
+            gateway: r.gateway,
+            node: r.node,
+        })
     }
 }
 

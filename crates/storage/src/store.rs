@@ -1,11 +1,11 @@
-//! The [`Store`] trait, implemented by delegating to the SQL in `directory` and `location`.
+//! The [`Store`] trait, implemented by delegating to the SQL in `directory`, `location` and `cdrs`.
 
 use async_trait::async_trait;
 
 use crate::backend::SqlStore;
 use crate::{
-    Binding, BindingOp, Change, Customer, Device, DeviceState, DeviceUpdate, Gateway, Millis, NewDevice, NewGateway,
-    NewNumber, NewService, Number, NumberUpdate, Result, Service, Store,
+    Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceState, DeviceUpdate, Gateway, Millis, NewCdr,
+    NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Result, Service, Store,
 };
 
 #[async_trait]
@@ -109,6 +109,13 @@ impl Store for SqlStore {
     }
     async fn device_states(&self) -> Result<Vec<DeviceState>> {
         SqlStore::device_states(self).await
+    }
+
+    async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<()> {
+        SqlStore::insert_cdrs(self, cdrs).await
+    }
+    async fn list_cdrs(&self, filter: &CdrFilter) -> Result<Vec<Cdr>> {
+        SqlStore::list_cdrs(self, filter).await
     }
 
     async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {

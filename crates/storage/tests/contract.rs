@@ -10,9 +10,11 @@ mod harness;
 use std::collections::BTreeSet;
 
 use harness::Ctx;
+use sqlx::Connection;
 use switchboard_storage::{
-    Binding, BindingOp, Credentials, Device, DeviceState, DeviceUpdate, DivertWhen, Entity, NewDevice, NewGateway,
-    NewNumber, NewService, NumberUpdate, ServiceMode, Store, StoreError,
+    Binding, BindingOp, Cdr, CdrDirection, CdrDisposition, CdrFilter, Credentials, Device, DeviceState, DeviceUpdate,
+    DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewGateway, NewNumber, NewService, NumberUpdate, ServiceMode,
+    Store, StoreError,
 };
 
 /// Generates `sqlite::$name` and `postgres::$name` tests for each contract function.
@@ -68,6 +70,11 @@ contract!(
     delete_device_unpins_its_numbers,
     gateways_create_list_lookup_delete,
     change_log_covers_numbers_and_gateways,
+    cdrs_insert_list_filter_order,
+    cdrs_keep_history_of_deleted_devices,
+    cdrs_missing_service_fails_whole_batch,
+    cdrs_corrupt_enum_text_is_an_error,
+    cdrs_large_batch,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -136,6 +143,58 @@ fn new_gateway(name: &str, priority: i64) -> NewGateway {
         priority,
         enabled: true,
     }
+}
+
+/// A minimal answered outbound CDR.
+fn new_cdr(call_id: &str, service_id: Option<i64>, started_at: i64) -> NewCdr {
+    NewCdr {
+        call_id: call_id.to_owned(),
+        direction: CdrDirection::Outbound,
+        service_id,
+        device_id: None,
+        caller: "+61298765432".to_owned(),
+        callee: "0412345678".to_owned(),
+        call_type: None,
+        started_at,
+        answered_at: None,
+        ended_at: None,
+        disposition: CdrDisposition::Answered,
+        sip_status: None,
+        divert_reason: None,
+        diverted_to: None,
+        gateway: None,
+        node: "node-a".to_owned(),
+    }
+}
+
+/// A stored CDR without its id, to compare with what was inserted.
+fn unstored(c: &Cdr) -> NewCdr {
+    NewCdr {
+        call_id: c.call_id.clone(),
+        direction: c.direction,
+        service_id: c.service_id,
+        device_id: c.device_id,
+        caller: c.caller.clone(),
+        callee: c.callee.clone(),
+        call_type: c.call_type.clone(),
+        started_at: c.started_at,
+        answered_at: c.answered_at,
+        ended_at: c.ended_at,
+        disposition: c.disposition,
+        sip_status: c.sip_status,
+        divert_reason: c.divert_reason,
+        diverted_to: c.diverted_to.clone(),
+        gateway: c.gateway.clone(),
+        node: c.node.clone(),
+    }
+}
+
+fn cdr_filter(limit: i64) -> CdrFilter {
+    CdrFilter { limit, ..Default::default() }
+}
+
+fn call_ids(cdrs: &[Cdr]) -> Vec<&str> {
+    cdrs.iter().map(|c| c.call_id.as_str()).collect()
 }
 
 /// A customer with one service; returns the service id.
@@ -876,6 +935,162 @@ async fn change_log_covers_numbers_and_gateways(ctx: Ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// call detail records
+
+async fn cdrs_insert_list_filter_order(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let two = service_fixture(s, "two").await;
+    let desk = s.create_device(&new_device(one, "desk", "alice")).await.unwrap().id;
+    assert!(s.list_cdrs(&cdr_filter(100)).await.unwrap().is_empty());
+    s.insert_cdrs(&[]).await.unwrap();
+    let before = s.last_change().await.unwrap();
+
+    // Every optional field set, so the round trip covers them all.
+    let full = NewCdr {
+        call_id: "c-full".to_owned(),
+        direction: CdrDirection::Inbound,
+        service_id: Some(one),
+        device_id: Some(desk),
+        caller: "+442079460000".to_owned(),
+        callee: "+61298765432".to_owned(),
+        call_type: Some("international".to_owned()),
+        started_at: 2_000,
+        answered_at: Some(2_500),
+        ended_at: Some(9_000),
+        disposition: CdrDisposition::NoAnswer,
+        sip_status: Some(487),
+        divert_reason: Some(DivertReason::NoAnswer),
+        diverted_to: Some("voicemail".to_owned()),
+        gateway: Some("primary".to_owned()),
+        node: "node-b".to_owned(),
+    };
+    let on_net = NewCdr {
+        direction: CdrDirection::OnNet,
+        disposition: CdrDisposition::Busy,
+        divert_reason: Some(DivertReason::Busy),
+        ..new_cdr("c-on-net", Some(one), 1_000)
+    };
+    let batch = vec![
+        on_net.clone(),
+        full.clone(),
+        new_cdr("c-two", Some(two), 3_000),
+        new_cdr("c-none", None, 4_000),
+        // Same start as c-none, inserted later: the higher id comes first.
+        NewCdr { disposition: CdrDisposition::Cancelled, ..new_cdr("c-tie", Some(one), 4_000) },
+    ];
+    s.insert_cdrs(&batch).await.unwrap();
+
+    let all = s.list_cdrs(&cdr_filter(100)).await.unwrap();
+    assert_eq!(call_ids(&all), ["c-tie", "c-none", "c-two", "c-full", "c-on-net"]);
+    assert_eq!(unstored(&all[3]), full);
+    assert_eq!(unstored(&all[4]), on_net);
+    let ids: BTreeSet<i64> = all.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 5);
+
+    let of_one = s.list_cdrs(&CdrFilter { service_id: Some(one), ..cdr_filter(100) }).await.unwrap();
+    assert_eq!(call_ids(&of_one), ["c-tie", "c-full", "c-on-net"]);
+    // `since` is inclusive, `until` exclusive.
+    let window = s.list_cdrs(&CdrFilter { since: Some(2_000), until: Some(4_000), ..cdr_filter(100) }).await.unwrap();
+    assert_eq!(call_ids(&window), ["c-two", "c-full"]);
+    let both = CdrFilter { service_id: Some(one), since: Some(1_500), until: None, limit: 100 };
+    assert_eq!(call_ids(&s.list_cdrs(&both).await.unwrap()), ["c-tie", "c-full"]);
+    assert!(s.list_cdrs(&CdrFilter { service_id: Some(9999), ..cdr_filter(100) }).await.unwrap().is_empty());
+
+    assert_eq!(call_ids(&s.list_cdrs(&cdr_filter(2)).await.unwrap()), ["c-tie", "c-none"]);
+    assert!(s.list_cdrs(&cdr_filter(0)).await.unwrap().is_empty());
+    assert!(s.list_cdrs(&cdr_filter(-1)).await.unwrap().is_empty());
+    assert_eq!(s.list_cdrs(&cdr_filter(i64::MAX)).await.unwrap().len(), 5);
+
+    // CDRs are not directory changes.
+    assert_eq!(s.last_change().await.unwrap(), before);
+}
+
+async fn cdrs_keep_history_of_deleted_devices(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let desk = s.create_device(&new_device(one, "desk", "alice")).await.unwrap().id;
+    let phone = s.create_device(&new_device(one, "phone", "bob")).await.unwrap().id;
+    s.insert_cdrs(&[
+        NewCdr { device_id: Some(desk), ..new_cdr("c-desk", Some(one), 1_000) },
+        NewCdr { device_id: Some(phone), ..new_cdr("c-phone", Some(one), 2_000) },
+    ])
+    .await
+    .unwrap();
+    s.delete_device(desk).await.unwrap();
+    let after: Vec<_> =
+        s.list_cdrs(&cdr_filter(100)).await.unwrap().iter().map(|c| (c.call_id.clone(), c.device_id)).collect();
+    assert_eq!(after, [("c-phone".to_owned(), Some(phone)), ("c-desk".to_owned(), None)]);
+
+    // A CDR of a device deleted before the batch was written is stored too, without the device, and does not
+    // take the rest of the batch down with it.
+    s.insert_cdrs(&[
+        NewCdr { device_id: Some(desk), ..new_cdr("c-late", Some(one), 3_000) },
+        NewCdr { device_id: Some(phone), ..new_cdr("c-ok", Some(one), 4_000) },
+    ])
+    .await
+    .unwrap();
+    let newest = s.list_cdrs(&CdrFilter { since: Some(3_000), ..cdr_filter(100) }).await.unwrap();
+    let newest: Vec<_> = newest.iter().map(|c| (c.call_id.as_str(), c.device_id)).collect();
+    assert_eq!(newest, [("c-ok", Some(phone)), ("c-late", None)]);
+}
+
+async fn cdrs_missing_service_fails_whole_batch(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let result = s.insert_cdrs(&[new_cdr("c-ok", Some(one), 1_000), new_cdr("c-bad", Some(9999), 2_000)]).await;
+    assert_not_found(result, "service", &format!("{one},9999"));
+    assert!(s.list_cdrs(&cdr_filter(100)).await.unwrap().is_empty(), "all or nothing");
+}
+
+/// A value the enums do not know (schema drift, a hand edit) is a decode error, not a panic.
+async fn cdrs_corrupt_enum_text_is_an_error(ctx: Ctx) {
+    let s = &*ctx.store;
+    s.insert_cdrs(&[new_cdr("c-1", None, 1_000)]).await.unwrap();
+    let url = ctx.url();
+    if url.starts_with("sqlite") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql("PRAGMA ignore_check_constraints = ON; UPDATE cdrs SET direction = 'sideways'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql("ALTER TABLE cdrs DROP CONSTRAINT cdrs_direction_check; UPDATE cdrs SET direction = 'sideways'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    match s.list_cdrs(&cdr_filter(10)).await {
+        Err(StoreError::Database(e)) => assert!(e.to_string().contains("sideways"), "{e}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+}
+
+async fn cdrs_large_batch(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let desk = s.create_device(&new_device(one, "desk", "alice")).await.unwrap().id;
+    let batch: Vec<NewCdr> = (0..1_000)
+        .map(|i| NewCdr {
+            device_id: (i % 2 == 0).then_some(desk),
+            sip_status: Some(200),
+            ..new_cdr(&format!("c-{i:04}"), Some(one), 10_000 + i)
+        })
+        .collect();
+    s.insert_cdrs(&batch).await.unwrap();
+    let all = s.list_cdrs(&cdr_filter(10_000)).await.unwrap();
+    assert_eq!(all.len(), 1_000);
+    let mut expected: Vec<NewCdr> = batch;
+    expected.reverse();
+    assert_eq!(all.iter().map(unstored).collect::<Vec<_>>(), expected);
+    let page = s.list_cdrs(&CdrFilter { since: Some(10_100), until: Some(10_200), ..cdr_filter(30) }).await.unwrap();
+    assert_eq!((page.len(), page[0].call_id.as_str(), page[29].call_id.as_str()), (30, "c-0199", "c-0170"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // backend-independent checks
 
 #[tokio::test]
@@ -912,7 +1127,7 @@ fn migrations_define_same_tables_and_columns() {
         names
     };
     let names = files("sqlite");
-    assert_eq!(names, ["0001_init.sql", "0002_numbers_gateways.sql"]);
+    assert_eq!(names, ["0001_init.sql", "0002_numbers_gateways.sql", "0003_cdrs.sql"]);
     assert_eq!(files("postgres"), names);
     let mut all = std::collections::BTreeMap::new();
     for name in &names {
@@ -926,7 +1141,7 @@ fn migrations_define_same_tables_and_columns() {
     let tables: Vec<_> = all.keys().map(String::as_str).collect();
     assert_eq!(
         tables,
-        ["bindings", "change_log", "customers", "device_states", "devices", "gateways", "numbers", "services"]
+        ["bindings", "cdrs", "change_log", "customers", "device_states", "devices", "gateways", "numbers", "services"]
     );
     assert!(all["devices"].iter().any(|c| c == "auth_id"));
     assert_eq!(
@@ -945,4 +1160,26 @@ fn migrations_define_same_tables_and_columns() {
         ]
     );
     assert_eq!(all["gateways"], ["id", "name", "address", "transport", "priority", "enabled", "created_at"]);
+    assert_eq!(
+        all["cdrs"],
+        [
+            "id",
+            "call_id",
+            "direction",
+            "service_id",
+            "device_id",
+            "caller",
+            "callee",
+            "call_type",
+            "started_at",
+            "answered_at",
+            "ended_at",
+            "disposition",
+            "sip_status",
+            "divert_reason",
+            "diverted_to",
+            "gateway",
+            "node"
+        ]
+    );
 }

@@ -20,6 +20,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The database URL, for tests that must reach under the store (e.g. to plant a corrupt row).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Drops the store (its pool closes) and opens the same URL again, as a daemon restart would.
     pub async fn reopen(self) -> Ctx {
         let Ctx { store, url } = self;
