@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod digest;
+pub mod divert;
 pub mod header;
 pub mod message;
 pub mod parse;

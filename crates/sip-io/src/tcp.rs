@@ -128,7 +128,7 @@ async fn run_flow(t: Arc<Transport>, stream: TcpStream, addr: SocketAddr, id: Fl
     if draining {
         // Responses to requests handed up before the bad one may still be on their way from the core: keep
         // writing them for a moment before closing.
-        let grace = tokio::time::sleep(std::time::Duration::from_millis(500));
+        let grace = tokio::time::sleep(std::time::Duration::from_secs(2));
         tokio::pin!(grace);
         loop {
             tokio::select! {
