@@ -73,11 +73,14 @@ fn sipp_registers_with_md5_digest_over_udp_and_tcp() {
         };
         assert!(run.success, "SIPp over {transport} failed:\n{}\n{}\n{}", run.stdout, run.errors, run.messages);
         assert!(run.messages.contains("algorithm=MD5"), "SIPp answered with MD5");
-        let regs = d.registrations();
-        let mine = registrations_of(&regs, "2001");
-        assert_eq!(mine.len(), 1, "one binding (Direct Mode replaces): {regs:?}");
+        // One binding (Direct Mode replaces), over this transport, once the write-behind has stored it.
         let expected = if transport == "u1" { "udp" } else { "tcp" };
-        assert_eq!(mine[0]["transport"], expected);
+        let stored = wait_until(SECS, || {
+            let regs = d.registrations();
+            let mine = registrations_of(&regs, "2001");
+            mine.len() == 1 && mine[0]["transport"] == expected
+        });
+        assert!(stored, "binding over {expected}: {:?}", d.registrations());
     }
 }
 
@@ -259,6 +262,7 @@ fn silent_device_is_reported_offline_and_live_one_stays_online() {
     let mut silent = SipClient::udp(d.sip);
     silent.answer_options = false;
     assert_eq!(register(&mut live, "2008", "pass-2008-x", None, &[]).status(), Some(200));
+    let registered = Instant::now();
     assert_eq!(register(&mut silent, "2009", "pass-2009-x", None, &[]).status(), Some(200));
     // The live device answers keepalives on its own thread, however slow the CLI polling below is.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -271,6 +275,11 @@ fn silent_device_is_reported_offline_and_live_one_stays_online() {
             live
         })
     };
+    // Both stored (write-behind) before watching their states.
+    assert!(wait_until(SECS, || {
+        let regs = d.registrations();
+        registrations_of(&regs, "2008").len() == 1 && registrations_of(&regs, "2009").len() == 1
+    }));
     let started = Instant::now();
     let mut went_offline = None;
     while started.elapsed() < Duration::from_secs(8) {
@@ -278,7 +287,7 @@ fn silent_device_is_reported_offline_and_live_one_stays_online() {
         let regs = d.registrations();
         let s = registrations_of(&regs, "2009");
         if went_offline.is_none() && s.first().is_some_and(|r| r["online"] == false) {
-            went_offline = Some(started.elapsed());
+            went_offline = Some(registered.elapsed());
         }
         let l = registrations_of(&regs, "2008");
         assert_eq!(
@@ -301,10 +310,14 @@ fn silent_device_is_reported_offline_and_live_one_stays_online() {
 fn registration_expires_on_time() {
     let d = daemon_with("[registrar]\nmin_expires = 1\n", &[("2010", "pass-2010-x")]);
     let mut c = SipClient::udp(d.sip);
-    assert_eq!(register(&mut c, "2010", "pass-2010-x", None, &["Expires: 2"]).status(), Some(200));
-    assert_eq!(registrations_of(&d.registrations(), "2010").len(), 1);
-    let gone = wait_until(Duration::from_secs(6), || registrations_of(&d.registrations(), "2010").is_empty());
+    let registered = Instant::now();
+    assert_eq!(register(&mut c, "2010", "pass-2010-x", None, &["Expires: 4"]).status(), Some(200));
+    // Listed once the write-behind has stored it (the CLI reads the database) ...
+    assert!(wait_until(Duration::from_secs(3), || registrations_of(&d.registrations(), "2010").len() == 1));
+    // ... and gone once it expires, not before.
+    let gone = wait_until(Duration::from_secs(10), || registrations_of(&d.registrations(), "2010").is_empty());
     assert!(gone, "expired binding removed");
+    assert!(registered.elapsed() >= Duration::from_millis(3900), "removed early: {:?}", registered.elapsed());
 }
 
 #[test]
