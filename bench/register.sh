@@ -9,6 +9,8 @@
 #    and reads the daemon's RSS before and after (memory per binding).
 # 3. Offers each rate for SECONDS seconds and reports completions, failures and daemon CPU; a rate is "held" when
 #    failures are < 0.1 % and completed calls reach >= 97 % of what was offered.
+# BENCH_DATABASE_URL=postgres://... runs the daemon on PostgreSQL (an empty database) instead of SQLite.
+# BENCH_SKIP_BASELINE=1 skips step 1.
 # Loopback only; every SIPp run is bounded by -m and a timeout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +77,7 @@ PY
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+if [ -z "${BENCH_SKIP_BASELINE:-}" ]; then
 echo "== baseline: SIPp against a trivial SIPp registrar"
 (cd "$WORK" && sipp -sf "$ROOT/bench/uas_register.xml" -i 127.0.0.1 -p $UAS_PORT -nostdin -bg >/dev/null 2>&1 || true)
 sleep 1
@@ -83,6 +86,7 @@ for rate in "${RATES[@]}"; do
   report baseline "$rate" "$offered" "$ok" "$failed" "$secs" "$done"
 done
 pkill -f "uas_register.xml" || true
+fi
 
 echo "== switchboard with $DEVICES devices"
 cat > "$WORK/switchboard.toml" <<TOML
@@ -94,7 +98,7 @@ max_failures = 1000000
 [keepalive]
 interval_secs = 3600
 [database]
-url = "sqlite://$WORK/bench.db"
+url = "${BENCH_DATABASE_URL:-sqlite://$WORK/bench.db}"
 [log]
 level = "warn"
 TOML
