@@ -265,16 +265,7 @@ fn silent_device_is_reported_offline_and_live_one_stays_online() {
     let registered = Instant::now();
     assert_eq!(register(&mut silent, "2009", "pass-2009-x", None, &[]).status(), Some(200));
     // The live device answers keepalives on its own thread, however slow the CLI polling below is.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let answering = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                live.idle(Duration::from_millis(100));
-            }
-            live
-        })
-    };
+    let answering = live.answer_in_background();
     // Both stored (write-behind) before watching their states.
     assert!(wait_until(SECS, || {
         let regs = d.registrations();
@@ -296,8 +287,7 @@ fn silent_device_is_reported_offline_and_live_one_stays_online() {
             "live device stays online"
         );
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let live = answering.join().expect("answering thread");
+    let live = answering.stop();
     let at = went_offline.expect("silent device reported offline");
     // Probes at 1 s and 2 s, each failing 0.9 s later.
     assert!(at >= Duration::from_millis(2500), "not before two probes have failed: {at:?}");
@@ -388,21 +378,11 @@ fn tcp_keepalives_find_silent_and_disconnected_devices() {
         assert_eq!(register(c, user, &format!("pass-{user}-x"), None, &[]).status(), Some(200));
     }
     drop(gone);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let answering = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                live.idle(Duration::from_millis(100));
-            }
-            live
-        })
-    };
+    let answering = live.answer_in_background();
     let state = |user: &str| registrations_of(&d.registrations(), user).first().map(|r| r["online"] == true);
     let both_offline =
         wait_until(Duration::from_secs(8), || state("2031") == Some(false) && state("2032") == Some(false));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let live = answering.join().expect("answering thread");
+    let live = answering.stop();
     assert!(both_offline, "silent and disconnected TCP devices reported offline; log:\n{}", d.log());
     assert_eq!(state("2030"), Some(true), "the answering TCP device stays online");
     assert!(

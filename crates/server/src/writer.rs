@@ -1,8 +1,8 @@
 //! Write-behind persistence of bindings and device state.
 //!
 //! The core task never waits on the database: it queues operations here, and this task applies them in batches
-//! (one transaction per batch), so a burst of 10,000 REGISTERs costs a few dozen commits. Superseded upserts of
-//! the same binding within a batch are coalesced. A failed batch is retried with back-off, never dropped while
+//! (one transaction per batch), so a burst of 10,000 REGISTERs costs a few dozen commits (the store itself
+//! folds repeated upserts of one binding within a batch into one). A failed batch is retried with back-off, never dropped while
 //! the daemon runs; at shutdown the queue is drained before the process exits, so a clean restart loses nothing.
 
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<WriteOp>
         let mut states = Vec::new();
         for op in batch.drain(..) {
             match op {
-                WriteOp::Binding(b) => push_coalesced(&mut bindings, b),
+                WriteOp::Binding(b) => bindings.push(b),
                 WriteOp::State(s) => states.push(s),
             }
         }
@@ -62,16 +62,4 @@ async fn apply(store: &dyn Store, bindings: &[BindingOp], states: &[DeviceState]
         store.set_device_state(s).await?;
     }
     Ok(())
-}
-
-/// An upsert replaces an earlier upsert of the same binding still in the batch; order is otherwise kept.
-fn push_coalesced(ops: &mut Vec<BindingOp>, op: BindingOp) {
-    if let BindingOp::Upsert(b) = &op
-        && let Some(BindingOp::Upsert(last)) = ops.last()
-        && last.device_id == b.device_id
-        && last.contact == b.contact
-    {
-        ops.pop();
-    }
-    ops.push(op);
 }

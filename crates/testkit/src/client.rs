@@ -246,6 +246,36 @@ fn bump(req: &mut Message, cseq: u32) {
     }
 }
 
+/// A client answering keepalives on its own thread (see [`SipClient::answer_in_background`]).
+#[derive(Debug)]
+pub struct Answering {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<SipClient>,
+}
+
+impl Answering {
+    /// Stops answering and hands the client back (with the requests it saw).
+    pub fn stop(self) -> SipClient {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().expect("answering thread")
+    }
+}
+
+impl SipClient {
+    /// Keeps answering requests (keepalive OPTIONS) on a background thread, however slow the test thread is.
+    pub fn answer_in_background(mut self) -> Answering {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                self.idle(Duration::from_millis(100));
+            }
+            self
+        });
+        Answering { stop, handle }
+    }
+}
+
 /// Contact header values of a response.
 pub fn contacts(m: &Message) -> Vec<String> {
     m.headers.get_list(&HeaderName::Contact).map(str::to_owned).collect()
