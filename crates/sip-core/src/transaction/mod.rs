@@ -44,6 +44,13 @@ pub fn new_branch(random: u64) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key(u64);
 
+impl Key {
+    /// A key made up by a transaction user's own tests; a layer never hands out one it did not make.
+    pub const fn from_raw(n: u64) -> Key {
+        Key(n)
+    }
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tx-{}", self.0)
