@@ -709,3 +709,201 @@ fn every_number_and_gateway_error_names_its_flag_and_exits_1() {
     assert_eq!((n["divert_when"].as_str(), n["device"].clone()), (Some("never"), Value::Null));
     assert_eq!(cli.gateways(), ["primary"], "a failed command changed the gateways");
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// trusted addresses, calls in progress, call detail records
+
+/// Runs `f` on the CLI's database through the store, for records only the daemon writes (calls, CDRs).
+fn with_store<T>(cli: &Cli, f: impl AsyncFnOnce(&dyn switchboard_storage::Store) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let store = switchboard_storage::open(&cli.db_url()).await.expect("open the database");
+        f(store.as_ref()).await
+    })
+}
+
+#[test]
+fn a_trusted_address_can_be_added_shown_changed_and_cleared() {
+    let cli = Cli::with_service();
+    cli.ok(&["service", "add", "--customer", "Acme", "--name", "pbx", "--mode", "trunk"]);
+    let add = |name: &str, auth_id: &str, extra: &[&str]| -> Output {
+        let mut args = vec!["device", "add", "--service", "pbx", "--name", name, "--auth-id", auth_id];
+        args.extend_from_slice(&["--password", "long-enough-1"]);
+        args.extend_from_slice(extra);
+        cli.run(&args)
+    };
+    let trusted = |auth_id: &str| cli.json(&["device", "show", auth_id, "--json"])["trusted_address"].clone();
+
+    check_ok(&["device", "add"], add("Trunk", "pbx-1", &["--trusted-address", "192.0.2.10"]));
+    assert_eq!(trusted("pbx-1"), "192.0.2.10:5060", "the default port is stored");
+    let shown = cli.ok(&["device", "show", "pbx-1"]);
+    assert!(shown.contains("192.0.2.10:5060"), "{shown}");
+    let list = cli.ok(&["device", "list"]);
+    assert!(list.contains("TRUSTED ADDRESS") && list.contains("192.0.2.10:5060"), "{list}");
+    let listed = cli.json(&["device", "list", "--json"]);
+    assert_eq!(listed[0]["trusted_address"], "192.0.2.10:5060");
+    check_ok(&["device", "add"], add("Phone", "pbx-2", &[]));
+    assert_eq!(trusted("pbx-2"), Value::Null);
+    assert!(cli.ok(&["device", "show", "pbx-2"]).lines().any(|l| l.starts_with("trusted from:") && l.ends_with('-')));
+
+    cli.ok(&["device", "edit", "pbx-1", "--trusted-address", "[2001:DB8::10]:5070"]);
+    assert_eq!(trusted("pbx-1"), "[2001:db8::10]:5070");
+    cli.ok(&["device", "edit", "pbx-1", "--trusted-address", "2001:db8::11"]);
+    assert_eq!(trusted("pbx-1"), "[2001:db8::11]:5060");
+    cli.ok(&["device", "edit", "pbx-1", "--name", "Trunk A"]);
+    assert_eq!(trusted("pbx-1"), "[2001:db8::11]:5060", "untouched by other edits");
+    cli.ok(&["device", "edit", "pbx-1", "--clear-trusted-address"]);
+    assert_eq!(trusted("pbx-1"), Value::Null);
+    cli.ok(&["device", "edit", "pbx-2", "--trusted-address", "192.0.2.20:5062"]);
+    cli.ok(&["device", "edit", "pbx-2", "--no-trusted-address"]);
+    assert_eq!(trusted("pbx-2"), Value::Null);
+
+    // Bad values name the flag and change nothing.
+    cli.ok(&["device", "edit", "pbx-1", "--trusted-address", "192.0.2.10"]);
+    let cases: Vec<(Output, &[&str])> = vec![
+        (add("New", "pbx-3", &["--trusted-address", "pbx.example.net"]), &["--trusted-address", "pbx.example.net"][..]),
+        (add("New", "pbx-3", &["--trusted-address", "192.0.2.30:0"]), &["--trusted-address", "192.0.2.30:0"]),
+        (add("New", "pbx-3", &["--trusted-address", "192.0.2.30:70000"]), &["--trusted-address"]),
+        (add("New", "pbx-3", &["--trusted-address", "0.0.0.0"]), &["--trusted-address"]),
+        (add("New", "pbx-3", &["--trusted-address", "192.0.2.10:5060"]), &["--trusted-address", "already exists"]),
+        (cli.run(&["device", "edit", "pbx-2", "--trusted-address", "10.0.0"]), &["--trusted-address", "10.0.0"]),
+        (cli.run(&["device", "edit", "pbx-2", "--trusted-address", "192.0.2.10"]), &["--trusted-address", "already"]),
+    ];
+    for (out, words) in &cases {
+        let stderr = fails(out, 1, "a bad trusted address");
+        for w in *words {
+            assert!(stderr.contains(w), "error does not name {w:?}: {stderr}");
+        }
+    }
+    let both = cli.run(&["device", "edit", "pbx-1", "--trusted-address", "192.0.2.40", "--clear-trusted-address"]);
+    assert!(fails(&both, 2, "both set and clear").contains("Usage:"));
+    assert_eq!(cli.auth_ids(), ["pbx-1", "pbx-2"]);
+    assert_eq!((trusted("pbx-1"), trusted("pbx-2")), (Value::from("192.0.2.10:5060"), Value::Null));
+}
+
+#[test]
+fn calls_and_cdrs_of_a_fresh_database_are_empty_lists() {
+    let cli = Cli::new();
+    assert_eq!(cli.ok(&["calls", "--json"]).trim(), "[]");
+    assert_eq!(cli.ok(&["cdr", "--json"]).trim(), "[]");
+    assert!(cli.ok(&["calls"]).starts_with("CALL ID"));
+    assert!(cli.ok(&["cdr"]).starts_with("STARTED"));
+    let cases: Vec<(&[&str], &[&str])> = vec![
+        (&["cdr", "--service", "nosuch"], &["--service", "nosuch"]),
+        (&["cdr", "--json", "--service", "nosuch"], &["--service", "nosuch"]),
+        (&["cdr", "--limit", "0"], &["--limit", "0"]),
+        (&["cdr", "--limit", "10001"], &["--limit", "10001"]),
+    ];
+    for (args, words) in &cases {
+        let stderr = fails(&cli.run(args), 1, &format!("{args:?}"));
+        for w in *words {
+            assert!(stderr.contains(w), "{args:?}: error does not name {w:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn calls_lists_the_calls_in_progress_oldest_first() {
+    use switchboard_storage::{ActiveCall, ActiveCallOp, CdrDirection};
+    let cli = Cli::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let call = |call_id: &str, started_at: i64, state: &str| ActiveCall {
+        call_id: call_id.to_owned(),
+        node: "node-a".to_owned(),
+        direction: CdrDirection::Inbound,
+        service_id: None,
+        device_id: None,
+        caller: "+61298765432".to_owned(),
+        callee: "+61755550000".to_owned(),
+        state: state.to_owned(),
+        started_at,
+        answered_at: (state == "answered").then_some(started_at + 1_000),
+    };
+    with_store(&cli, async |s| {
+        let ops = [
+            ActiveCallOp::Upsert(call("c-new", now - 5_000, "ringing")),
+            ActiveCallOp::Upsert(ActiveCall {
+                direction: CdrDirection::Outbound,
+                ..call("c-old", now - 3_725_000, "answered")
+            }),
+        ];
+        s.apply_active_calls(&ops).await.expect("apply");
+    });
+    let list = cli.json(&["calls", "--json"]);
+    let ids: Vec<_> = list.as_array().expect("array").iter().map(|c| c["call_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["c-old", "c-new"]);
+    assert_eq!((list[0]["direction"].as_str(), list[0]["state"].as_str()), (Some("outbound"), Some("answered")));
+    assert_eq!(list[1]["answered_at"], Value::Null);
+    let text = cli.ok(&["calls"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    // 1 h 2 min 5 s so far (the table rounds down, and a second may pass before the command runs).
+    assert!(lines[1].starts_with("c-old") && lines[1].contains("outbound") && lines[1].contains("1:02:0"), "{text}");
+    assert!(lines[2].contains("+61755550000") && lines[2].contains("ringing") && lines[2].contains("0:00:0"), "{text}");
+}
+
+#[test]
+fn cdr_lists_records_newest_first_by_service_and_limit() {
+    use switchboard_storage::{CdrDirection, CdrDisposition, DivertReason, NewCdr};
+    let cli = Cli::with_service();
+    cli.ok(&["service", "add", "--customer", "Acme", "--name", "branch", "--mode", "direct"]);
+    let main = cli.json(&["service", "list", "--json"])[0]["id"].as_i64().unwrap();
+    let branch = cli.json(&["service", "list", "--json"])[1]["id"].as_i64().unwrap();
+    let cdr = |call_id: &str, service_id: i64, started_at: i64| NewCdr {
+        call_id: call_id.to_owned(),
+        direction: CdrDirection::Outbound,
+        service_id: Some(service_id),
+        device_id: None,
+        caller: "+61298765432".to_owned(),
+        callee: "0412345678".to_owned(),
+        call_type: Some("mobile".to_owned()),
+        started_at,
+        answered_at: Some(started_at + 2_000),
+        ended_at: Some(started_at + 2_000 + 95_000),
+        disposition: CdrDisposition::Answered,
+        sip_status: Some(200),
+        divert_reason: None,
+        diverted_to: None,
+        gateway: Some("primary".to_owned()),
+        node: "node-a".to_owned(),
+    };
+    // 2025-01-01 00:00:00 UTC and onwards.
+    let t0 = 1_735_689_600_000;
+    with_store(&cli, async |s| {
+        let diverted = NewCdr {
+            direction: CdrDirection::Inbound,
+            answered_at: None,
+            disposition: CdrDisposition::NoAnswer,
+            sip_status: Some(480),
+            divert_reason: Some(DivertReason::NoAnswer),
+            diverted_to: Some("voicemail".to_owned()),
+            ..cdr("c-2", branch, t0 + 60_000)
+        };
+        s.insert_cdrs(&[cdr("c-1", main, t0), diverted, cdr("c-3", main, t0 + 120_000)]).await.expect("insert");
+    });
+
+    let ids = |args: &[&str]| -> Vec<String> {
+        let list = cli.json(args);
+        list.as_array().expect("array").iter().map(|c| c["call_id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(&["cdr", "--json"]), ["c-3", "c-2", "c-1"]);
+    assert_eq!(ids(&["cdr", "--json", "--service", "main"]), ["c-3", "c-1"]);
+    assert_eq!(ids(&["cdr", "--json", "--service", "branch"]), ["c-2"]);
+    assert_eq!(ids(&["cdr", "--json", "--limit", "2"]), ["c-3", "c-2"]);
+    let full = cli.json(&["cdr", "--json", "--service", "branch"]);
+    assert_eq!((full[0]["divert_reason"].as_str(), full[0]["sip_status"].as_u64()), (Some("no_answer"), Some(480)));
+
+    let text = cli.ok(&["cdr"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (line, words) in [
+        (lines[1], &["2025-01-01 00:02:00", "outbound", "0412345678", "mobile", "answered", "200", "0:01:35"][..]),
+        (lines[2], &["2025-01-01 00:01:00", "inbound", "no_answer", "480", "voicemail"]),
+        (lines[3], &["2025-01-01 00:00:00", "+61298765432"]),
+    ] {
+        for w in words {
+            assert!(line.contains(w), "{w:?} missing from {line:?}:\n{text}");
+        }
+    }
+    assert!(!lines[2].contains("0:01:35"), "an unanswered call has no talk time: {text}");
+}

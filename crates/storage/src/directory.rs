@@ -19,14 +19,15 @@ const INSERT_SERVICE: &str = concat!(
 
 const INSERT_DEVICE: &str = concat!(
     "INSERT INTO devices (service_id, name, auth_id, realm, ha1_md5, ha1_sha256, ha1_sha512_256, caller_id, \
-     call_types, max_contacts, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
+     call_types, max_contacts, trusted_address, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING ",
     device_columns!()
 );
 
 const UPDATE_DEVICE: &str = concat!(
     "UPDATE devices SET name = $2, realm = $3, ha1_md5 = $4, ha1_sha256 = $5, ha1_sha512_256 = $6, \
-     caller_id = $7, call_types = $8, max_contacts = $9, updated_at = $10 WHERE id = $1 RETURNING ",
+     caller_id = $7, call_types = $8, max_contacts = $9, trusted_address = $10, updated_at = $11 \
+     WHERE id = $1 RETURNING ",
     device_columns!()
 );
 
@@ -162,10 +163,13 @@ impl SqlStore {
                     .bind(&d.caller_id)
                     .bind(encode_list(&d.call_types))
                     .bind(d.max_contacts)
+                    .bind(&d.trusted_address)
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(|e| device_ctx(&d.auth_id, &d.name, Some(d.service_id)).error(e))?;
+                    .map_err(|e| {
+                        device_ctx(&d.auth_id, &d.name, d.trusted_address.as_deref(), Some(d.service_id)).error(e)
+                    })?;
                 log_change!(tx, Entity::Device, row.id, now);
                 created.push(Device::try_from(row)?);
             }
@@ -247,10 +251,11 @@ impl SqlStore {
                 .bind(&d.caller_id)
                 .bind(encode_list(&d.call_types))
                 .bind(d.max_contacts)
+                .bind(&d.trusted_address)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(|e| device_ctx(&d.auth_id, &d.name, None).error(e))?;
+                .map_err(|e| device_ctx(&d.auth_id, &d.name, d.trusted_address.as_deref(), None).error(e))?;
             log_change!(tx, Entity::Device, id, now);
             tx.commit().await?;
             Device::try_from(row)
@@ -494,14 +499,21 @@ fn number_not_found(id: i64) -> StoreError {
     StoreError::NotFound { entity: "number", key: id.to_string() }
 }
 
-/// The constraints a device write can break: `auth_id` (global) and `name` (within the service).
-fn device_ctx<'a>(auth_id: &'a str, name: &'a str, service_id: Option<i64>) -> DeviceCtx<'a> {
-    DeviceCtx { unique: [("auth_id", auth_id), ("name", name)], service_id }
+/// The constraints a device write can break: `auth_id` and `trusted_address` (global), and `name` (within the
+/// service).
+fn device_ctx<'a>(
+    auth_id: &'a str,
+    name: &'a str,
+    trusted_address: Option<&'a str>,
+    service_id: Option<i64>,
+) -> DeviceCtx<'a> {
+    let unique = [("auth_id", auth_id), ("trusted_address", trusted_address.unwrap_or_default()), ("name", name)];
+    DeviceCtx { unique, service_id }
 }
 
 /// Owns the unique-field list so the borrowed [`WriteCtx`] can be built from it.
 struct DeviceCtx<'a> {
-    unique: [(&'static str, &'a str); 2],
+    unique: [(&'static str, &'a str); 3],
     service_id: Option<i64>,
 }
 
@@ -516,7 +528,7 @@ impl DeviceCtx<'_> {
 }
 
 fn merge(d: &mut Device, update: &DeviceUpdate) {
-    let DeviceUpdate { name, caller_id, call_types, max_contacts, credentials } = update;
+    let DeviceUpdate { name, caller_id, call_types, max_contacts, credentials, trusted_address } = update;
     if let Some(name) = name {
         d.name.clone_from(name);
     }
@@ -531,6 +543,9 @@ fn merge(d: &mut Device, update: &DeviceUpdate) {
     }
     if let Some(credentials) = credentials {
         d.credentials.clone_from(credentials);
+    }
+    if let Some(trusted_address) = trusted_address {
+        d.trusted_address.clone_from(trusted_address);
     }
 }
 

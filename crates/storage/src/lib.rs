@@ -6,8 +6,11 @@
 //! - Every write to customers, services, devices, numbers and gateways appends to the change log in the same transaction, so a
 //!   running daemon (any node) sees CLI and API changes by polling [`Store::changes_since`].
 //! - Call detail records are append-only history, written in batches, and not part of the change log.
+//! - Active calls are transient rows, one per call in progress, written in batches by the node handling the call;
+//!   not part of the change log and without foreign keys. Each node clears its own at start.
 //! - Times are Unix milliseconds.
 
+mod active_calls;
 mod backend;
 mod cdrs;
 mod directory;
@@ -108,6 +111,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// CDRs matching `filter`, newest (`started_at`, then id) first, at most `filter.limit` capped at
     /// [`CDR_LIST_MAX`]; none if the limit is zero or less.
     async fn list_cdrs(&self, filter: &CdrFilter) -> Result<Vec<Cdr>>;
+
+    // calls in progress
+    /// Applies the operations in order, in one transaction. Removing a call that is not stored does nothing.
+    async fn apply_active_calls(&self, ops: &[ActiveCallOp]) -> Result<()>;
+    /// Every stored call, oldest (`started_at`, then `call_id`) first.
+    async fn list_active_calls(&self) -> Result<Vec<ActiveCall>>;
+    /// Deletes the calls of `node` (a node clears its own at start); returns how many.
+    async fn clear_active_calls(&self, node: &str) -> Result<u64>;
 
     // change log
     /// Changes with `seq > after`, oldest first, at most `limit`.

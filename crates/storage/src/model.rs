@@ -83,6 +83,9 @@ pub struct Device {
     pub call_types: Vec<String>,
     /// How many contacts may be bound at once (1 for Direct Mode).
     pub max_contacts: i64,
+    /// `ip:port` (IPv6 as `[v6]:port`) from which this PBX trunk is trusted without digest auth, and where its
+    /// inbound calls go when it does not register. Unique across the platform.
+    pub trusted_address: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -96,6 +99,7 @@ pub struct NewDevice {
     pub caller_id: Option<String>,
     pub call_types: Vec<String>,
     pub max_contacts: i64,
+    pub trusted_address: Option<String>,
 }
 
 /// A partial update: `None` leaves the field as it is.
@@ -107,6 +111,8 @@ pub struct DeviceUpdate {
     pub call_types: Option<Vec<String>>,
     pub max_contacts: Option<i64>,
     pub credentials: Option<Credentials>,
+    /// `Some(None)` clears the trusted address.
+    pub trusted_address: Option<Option<String>>,
 }
 
 /// One registered contact of a device (RFC 3261 §10.3), as the location service keeps it.
@@ -437,3 +443,35 @@ pub struct CdrFilter {
 
 /// The most CDRs one [`crate::Store::list_cdrs`] call returns.
 pub const CDR_LIST_MAX: i64 = 10_000;
+
+/// A call in progress, as the node handling it reports it (`active_calls`). Transient: the node removes the row
+/// when the call ends and clears all of its rows when it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveCall {
+    /// Our internal call id (the CDR's `call_id` once the call ends).
+    pub call_id: String,
+    /// The node that handles the call.
+    pub node: String,
+    pub direction: CdrDirection,
+    /// The customer service involved, if any. Not a reference: the service may have gone since.
+    pub service_id: Option<i64>,
+    /// The device involved, if any. Not a reference: the device may have gone since.
+    pub device_id: Option<i64>,
+    /// E.164 or dialled digits.
+    pub caller: String,
+    /// E.164 or dialled digits.
+    pub callee: String,
+    /// `ringing` or `answered`.
+    pub state: String,
+    pub started_at: Millis,
+    pub answered_at: Option<Millis>,
+}
+
+/// A change to the active calls, applied in batches by the daemon's write-behind task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActiveCallOp {
+    /// Inserts the call, or replaces every field of the stored one with the same `call_id`.
+    Upsert(ActiveCall),
+    /// Removes the call if it is stored.
+    Remove { call_id: String },
+}

@@ -6,20 +6,21 @@
 //! - `services.mode` is `direct` / `trunk`; `change_log.entity` is `customer` / `service` / `device` /
 //!   `number` / `gateway`.
 //! - `numbers.divert_when` is `never` / `no_answer` / `all` / `offline`.
-//! - `cdrs.direction`, `cdrs.disposition` and `cdrs.divert_reason` are the enums' `as_str` spellings.
+//! - `cdrs.direction`, `cdrs.disposition`, `cdrs.divert_reason` and `active_calls.direction` are the enums'
+//!   `as_str` spellings.
 
 use sqlx::FromRow;
 
 use crate::{
-    Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceState, DivertReason,
-    DivertWhen, Entity, Gateway, Number, Result, Service, ServiceMode, StoreError,
+    ActiveCall, Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceState,
+    DivertReason, DivertWhen, Entity, Gateway, Number, Result, Service, ServiceMode, StoreError,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
 macro_rules! device_columns {
     () => {
         "id, service_id, name, auth_id, realm, ha1_md5, ha1_sha256, ha1_sha512_256, caller_id, call_types, \
-         max_contacts, created_at, updated_at"
+         max_contacts, trusted_address, created_at, updated_at"
     };
 }
 pub(crate) use device_columns;
@@ -66,6 +67,14 @@ macro_rules! cdr_insert_columns {
     };
 }
 pub(crate) use cdr_insert_columns;
+
+/// Column list matching [`ActiveCallRow`].
+macro_rules! active_call_columns {
+    () => {
+        "call_id, node, direction, service_id, device_id, caller, callee, state, started_at, answered_at"
+    };
+}
+pub(crate) use active_call_columns;
 
 #[derive(Debug, FromRow)]
 pub(crate) struct CustomerRow {
@@ -118,6 +127,7 @@ pub(crate) struct DeviceRow {
     caller_id: Option<String>,
     call_types: String,
     max_contacts: i64,
+    trusted_address: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -139,6 +149,7 @@ impl TryFrom<DeviceRow> for Device {
             caller_id: r.caller_id,
             call_types: decode_list("devices.call_types", &r.call_types)?,
             max_contacts: r.max_contacts,
+            trusted_address: r.trusted_address,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -315,6 +326,40 @@ impl TryFrom<CdrRow> for Cdr {
             diverted_to: r.diverted_to,
             gateway: r.gateway,
             node: r.node,
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct ActiveCallRow {
+    call_id: String,
+    node: String,
+    direction: String,
+    service_id: Option<i64>,
+    device_id: Option<i64>,
+    caller: String,
+    callee: String,
+    state: String,
+    started_at: i64,
+    answered_at: Option<i64>,
+}
+
+impl TryFrom<ActiveCallRow> for ActiveCall {
+    type Error = StoreError;
+    fn try_from(r: ActiveCallRow) -> Result<Self> {
+        let direction = CdrDirection::parse(&r.direction)
+            .ok_or_else(|| corrupt(format!("active_calls.direction {:?}", r.direction)))?;
+        Ok(ActiveCall {
+            call_id: r.call_id,
+            node: r.node,
+            direction,
+            service_id: r.service_id,
+            device_id: r.device_id,
+            caller: r.caller,
+            callee: r.callee,
+            state: r.state,
+            started_at: r.started_at,
+            answered_at: r.answered_at,
         })
     }
 }

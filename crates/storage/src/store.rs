@@ -1,11 +1,13 @@
-//! The [`Store`] trait, implemented by delegating to the SQL in `directory`, `location` and `cdrs`.
+//! The [`Store`] trait, implemented by delegating to the SQL in `directory`, `location`, `cdrs` and
+//! `active_calls`.
 
 use async_trait::async_trait;
 
 use crate::backend::SqlStore;
 use crate::{
-    Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceState, DeviceUpdate, Gateway, Millis, NewCdr,
-    NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Result, Service, Store,
+    ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceState, DeviceUpdate,
+    Gateway, Millis, NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Result, Service,
+    Store,
 };
 
 #[async_trait]
@@ -116,6 +118,16 @@ impl Store for SqlStore {
     }
     async fn list_cdrs(&self, filter: &CdrFilter) -> Result<Vec<Cdr>> {
         SqlStore::list_cdrs(self, filter).await
+    }
+
+    async fn apply_active_calls(&self, ops: &[ActiveCallOp]) -> Result<()> {
+        SqlStore::apply_active_calls(self, ops).await
+    }
+    async fn list_active_calls(&self) -> Result<Vec<ActiveCall>> {
+        SqlStore::list_active_calls(self).await
+    }
+    async fn clear_active_calls(&self, node: &str) -> Result<u64> {
+        SqlStore::clear_active_calls(self, node).await
     }
 
     async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {

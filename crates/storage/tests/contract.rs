@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 use harness::Ctx;
 use sqlx::Connection;
 use switchboard_storage::{
-    Binding, BindingOp, Cdr, CdrDirection, CdrDisposition, CdrFilter, Credentials, Device, DeviceState, DeviceUpdate,
-    DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewGateway, NewNumber, NewService, NumberUpdate, ServiceMode,
-    Store, StoreError,
+    ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrDirection, CdrDisposition, CdrFilter, Credentials, Device,
+    DeviceState, DeviceUpdate, DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewGateway, NewNumber, NewService,
+    NumberUpdate, ServiceMode, Store, StoreError,
 };
 
 /// Generates `sqlite::$name` and `postgres::$name` tests for each contract function.
@@ -75,6 +75,14 @@ contract!(
     cdrs_missing_service_fails_whole_batch,
     cdrs_corrupt_enum_text_is_an_error,
     cdrs_large_batch,
+    device_trusted_address_create_update_clear,
+    device_trusted_address_conflict,
+    active_calls_round_trip_all_fields,
+    active_calls_upsert_then_answer,
+    active_calls_apply_in_order,
+    active_calls_list_oldest_first,
+    active_calls_clear_only_that_node,
+    active_calls_large_batch_with_repeats,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -98,6 +106,7 @@ fn new_device(service_id: i64, name: &str, auth_id: &str) -> NewDevice {
         caller_id: Some("441632960000".to_owned()),
         call_types: vec!["local".to_owned(), "national".to_owned(), "mobile".to_owned()],
         max_contacts: 1,
+        trusted_address: None,
     }
 }
 
@@ -187,6 +196,26 @@ fn unstored(c: &Cdr) -> NewCdr {
         gateway: c.gateway.clone(),
         node: c.node.clone(),
     }
+}
+
+/// A ringing inbound call on `node`.
+fn active_call(call_id: &str, node: &str, started_at: i64) -> ActiveCall {
+    ActiveCall {
+        call_id: call_id.to_owned(),
+        node: node.to_owned(),
+        direction: CdrDirection::Inbound,
+        service_id: None,
+        device_id: None,
+        caller: "+61298765432".to_owned(),
+        callee: "+61755550000".to_owned(),
+        state: "ringing".to_owned(),
+        started_at,
+        answered_at: None,
+    }
+}
+
+fn active_ids(calls: &[ActiveCall]) -> Vec<&str> {
+    calls.iter().map(|c| c.call_id.as_str()).collect()
 }
 
 fn cdr_filter(limit: i64) -> CdrFilter {
@@ -1091,6 +1120,254 @@ async fn cdrs_large_batch(ctx: Ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// trusted addresses
+
+async fn device_trusted_address_create_update_clear(ctx: Ctx) {
+    let s = &*ctx.store;
+    let svc = service_fixture(s, "one").await;
+    let pbx = s
+        .create_device(&NewDevice {
+            trusted_address: Some("192.0.2.10:5060".to_owned()),
+            ..new_device(svc, "pbx", "pbx")
+        })
+        .await
+        .unwrap();
+    let phone = s.create_device(&new_device(svc, "phone", "phone")).await.unwrap();
+    assert_eq!(pbx.trusted_address.as_deref(), Some("192.0.2.10:5060"));
+    assert_eq!(phone.trusted_address, None);
+    assert_eq!(s.device(pbx.id).await.unwrap(), Some(pbx.clone()));
+    assert_eq!(s.device_by_auth_id("pbx").await.unwrap(), Some(pbx.clone()));
+    assert_eq!(s.list_devices(Some(svc)).await.unwrap(), vec![pbx.clone(), phone.clone()]);
+
+    // Other fields leave it alone.
+    let renamed =
+        s.update_device(pbx.id, &DeviceUpdate { name: Some("trunk".to_owned()), ..Default::default() }).await.unwrap();
+    assert_eq!(renamed.trusted_address.as_deref(), Some("192.0.2.10:5060"));
+
+    let before = s.last_change().await.unwrap();
+    let moved = s
+        .update_device(
+            pbx.id,
+            &DeviceUpdate { trusted_address: Some(Some("[2001:db8::10]:5070".to_owned())), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.trusted_address.as_deref(), Some("[2001:db8::10]:5070"));
+    assert_eq!(s.device(pbx.id).await.unwrap(), Some(moved.clone()));
+    assert_eq!(s.changes_since(before, 10).await.unwrap().len(), 1, "a directory change like any other");
+
+    let cleared =
+        s.update_device(pbx.id, &DeviceUpdate { trusted_address: Some(None), ..Default::default() }).await.unwrap();
+    assert_eq!(cleared.trusted_address, None);
+    assert_eq!(cleared.name, "trunk");
+    assert_eq!(s.device(pbx.id).await.unwrap(), Some(cleared));
+
+    // Setting one on a device that had none.
+    let set = s
+        .update_device(
+            phone.id,
+            &DeviceUpdate { trusted_address: Some(Some("192.0.2.11:5060".to_owned())), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.device(phone.id).await.unwrap().and_then(|d| d.trusted_address), Some("192.0.2.11:5060".to_owned()));
+    assert_eq!(set.trusted_address.as_deref(), Some("192.0.2.11:5060"));
+}
+
+/// A source address names at most one device; many devices may have none.
+async fn device_trusted_address_conflict(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let two = service_fixture(s, "two").await;
+    let at = |addr: &str, d: NewDevice| NewDevice { trusted_address: Some(addr.to_owned()), ..d };
+    s.create_device(&at("192.0.2.10:5060", new_device(one, "pbx", "pbx-1"))).await.unwrap();
+    s.create_device(&new_device(one, "a", "a")).await.unwrap();
+    s.create_device(&new_device(one, "b", "b")).await.unwrap();
+    let other = s.create_device(&at("192.0.2.10:5062", new_device(two, "pbx", "pbx-2"))).await.unwrap();
+
+    let taken = at("192.0.2.10:5060", new_device(two, "pbx2", "pbx-3"));
+    assert_conflict(s.create_device(&taken).await, "device", "trusted_address", "192.0.2.10:5060");
+    let update = DeviceUpdate { trusted_address: Some(Some("192.0.2.10:5060".to_owned())), ..Default::default() };
+    assert_conflict(s.update_device(other.id, &update).await, "device", "trusted_address", "192.0.2.10:5060");
+    assert_eq!(s.device(other.id).await.unwrap(), Some(other));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// calls in progress
+
+async fn active_calls_round_trip_all_fields(ctx: Ctx) {
+    let s = &*ctx.store;
+    assert!(s.list_active_calls().await.unwrap().is_empty());
+    s.apply_active_calls(&[]).await.unwrap();
+    let before = s.last_change().await.unwrap();
+    let full = ActiveCall {
+        call_id: "c-full".to_owned(),
+        node: "node-b".to_owned(),
+        direction: CdrDirection::OnNet,
+        // No foreign keys: ids of things that do not exist (any more) are stored as given.
+        service_id: Some(4242),
+        device_id: Some(77),
+        caller: "+61298765432".to_owned(),
+        callee: "1234".to_owned(),
+        state: "answered".to_owned(),
+        started_at: 1_000,
+        answered_at: Some(4_500),
+    };
+    let bare = ActiveCall { direction: CdrDirection::Outbound, ..active_call("c-bare", "node-a", 2_000) };
+    let inbound = active_call("c-in", "node-a", 3_000);
+    s.apply_active_calls(&[
+        ActiveCallOp::Upsert(full.clone()),
+        ActiveCallOp::Upsert(bare.clone()),
+        ActiveCallOp::Upsert(inbound.clone()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.list_active_calls().await.unwrap(), vec![full, bare, inbound]);
+    assert_eq!(s.last_change().await.unwrap(), before, "calls are not directory changes");
+}
+
+async fn active_calls_upsert_then_answer(ctx: Ctx) {
+    let s = &*ctx.store;
+    let ringing = active_call("c-1", "node-a", 1_000);
+    s.apply_active_calls(&[ActiveCallOp::Upsert(ringing.clone())]).await.unwrap();
+    assert_eq!(s.list_active_calls().await.unwrap(), vec![ringing.clone()]);
+
+    // In a later batch: the same call, answered (and picked up by a device), replaces the row.
+    let answered = ActiveCall {
+        state: "answered".to_owned(),
+        answered_at: Some(6_000),
+        device_id: Some(5),
+        service_id: Some(3),
+        ..ringing.clone()
+    };
+    s.apply_active_calls(&[ActiveCallOp::Upsert(answered.clone())]).await.unwrap();
+    assert_eq!(s.list_active_calls().await.unwrap(), vec![answered.clone()]);
+
+    // Every field is replaced, the optional ones too.
+    s.apply_active_calls(&[ActiveCallOp::Upsert(ringing.clone())]).await.unwrap();
+    assert_eq!(s.list_active_calls().await.unwrap(), vec![ringing]);
+
+    // Ringing then answered in one batch: one row, the last state.
+    let other = active_call("c-2", "node-a", 2_000);
+    s.apply_active_calls(&[
+        ActiveCallOp::Upsert(other.clone()),
+        ActiveCallOp::Upsert(ActiveCall { state: "answered".to_owned(), answered_at: Some(2_500), ..other.clone() }),
+    ])
+    .await
+    .unwrap();
+    let listed = s.list_active_calls().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!((listed[1].state.as_str(), listed[1].answered_at), ("answered", Some(2_500)));
+}
+
+/// Removals and upserts of the same call in one batch take effect in the order given.
+async fn active_calls_apply_in_order(ctx: Ctx) {
+    let s = &*ctx.store;
+    let a = active_call("c-a", "node-a", 1_000);
+    let b = active_call("c-b", "node-a", 2_000);
+    let c = active_call("c-c", "node-a", 3_000);
+    s.apply_active_calls(&[ActiveCallOp::Upsert(a.clone()), ActiveCallOp::Upsert(b.clone())]).await.unwrap();
+
+    let remove = |call: &ActiveCall| ActiveCallOp::Remove { call_id: call.call_id.clone() };
+    let b_again = ActiveCall { state: "answered".to_owned(), answered_at: Some(9_000), ..b.clone() };
+    s.apply_active_calls(&[
+        // a: removed, then back (a retried call id): stored.
+        remove(&a),
+        ActiveCallOp::Upsert(a.clone()),
+        // b: updated, then removed: gone.
+        ActiveCallOp::Upsert(b_again),
+        remove(&b),
+        // c: new, then removed within the batch: never seen.
+        ActiveCallOp::Upsert(c.clone()),
+        remove(&c),
+        // Removing what is not there is not an error.
+        ActiveCallOp::Remove { call_id: "c-nobody".to_owned() },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.list_active_calls().await.unwrap(), vec![a.clone()]);
+
+    s.apply_active_calls(&[remove(&a)]).await.unwrap();
+    assert!(s.list_active_calls().await.unwrap().is_empty());
+}
+
+async fn active_calls_list_oldest_first(ctx: Ctx) {
+    let s = &*ctx.store;
+    let ops: Vec<ActiveCallOp> = [("c-a", 3_000), ("c-z", 1_000), ("c-b", 4_000), ("c-y2", 2_000), ("c-y1", 2_000)]
+        .into_iter()
+        .map(|(id, at)| ActiveCallOp::Upsert(active_call(id, "node-a", at)))
+        .collect();
+    s.apply_active_calls(&ops).await.unwrap();
+    // Equal start times in call id order.
+    assert_eq!(active_ids(&s.list_active_calls().await.unwrap()), ["c-z", "c-y1", "c-y2", "c-a", "c-b"]);
+}
+
+async fn active_calls_clear_only_that_node(ctx: Ctx) {
+    let s = &*ctx.store;
+    s.apply_active_calls(&[
+        ActiveCallOp::Upsert(active_call("a-1", "node-a", 1_000)),
+        ActiveCallOp::Upsert(active_call("b-1", "node-b", 2_000)),
+        ActiveCallOp::Upsert(active_call("a-2", "node-a", 3_000)),
+        ActiveCallOp::Upsert(active_call("b-2", "node-b", 4_000)),
+        // A node name that merely starts with another's.
+        ActiveCallOp::Upsert(active_call("aa-1", "node-aa", 5_000)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.clear_active_calls("node-a").await.unwrap(), 2);
+    assert_eq!(active_ids(&s.list_active_calls().await.unwrap()), ["b-1", "b-2", "aa-1"]);
+    assert_eq!(s.clear_active_calls("node-a").await.unwrap(), 0);
+    assert_eq!(s.clear_active_calls("node-c").await.unwrap(), 0);
+    assert_eq!(s.clear_active_calls("node-b").await.unwrap(), 2);
+    assert_eq!(active_ids(&s.list_active_calls().await.unwrap()), ["aa-1"]);
+}
+
+/// Batches larger than one statement, with many operations per call: the outcome equals applying them one by one.
+async fn active_calls_large_batch_with_repeats(ctx: Ctx) {
+    let s = &*ctx.store;
+    let mut expected = std::collections::BTreeMap::new();
+    let mut first = Vec::new();
+    for i in 0..600_i64 {
+        let call = active_call(&format!("c-{i:04}"), if i % 2 == 0 { "node-a" } else { "node-b" }, 10_000 + i);
+        first.push(ActiveCallOp::Upsert(call.clone()));
+        expected.insert(call.call_id.clone(), call);
+    }
+    s.apply_active_calls(&first).await.unwrap();
+    assert_eq!(s.list_active_calls().await.unwrap().len(), 600);
+
+    // The second batch answers, ends and restarts calls stored by the first, and starts new ones.
+    let mut ops = Vec::new();
+    for i in 600..900_i64 {
+        let call = active_call(&format!("c-{i:04}"), "node-b", 10_000 + i);
+        ops.push(ActiveCallOp::Upsert(call.clone()));
+        expected.insert(call.call_id.clone(), call);
+    }
+    for i in (0..900_i64).step_by(3) {
+        let id = format!("c-{i:04}");
+        let answered =
+            ActiveCall { state: "answered".to_owned(), answered_at: Some(20_000 + i), ..expected[&id].clone() };
+        ops.push(ActiveCallOp::Upsert(answered.clone()));
+        expected.insert(id, answered);
+    }
+    for i in (0..900_i64).step_by(5) {
+        let id = format!("c-{i:04}");
+        ops.push(ActiveCallOp::Remove { call_id: id.clone() });
+        expected.remove(&id);
+    }
+    // Some come back after their removal.
+    for i in (0..600_i64).step_by(25) {
+        let call = active_call(&format!("c-{i:04}"), "node-c", 10_000 + i);
+        ops.push(ActiveCallOp::Upsert(call.clone()));
+        expected.insert(call.call_id.clone(), call);
+    }
+    s.apply_active_calls(&ops).await.unwrap();
+    let listed = s.list_active_calls().await.unwrap();
+    // Start times follow the ids, so the list is in id order.
+    assert_eq!(listed, expected.into_values().collect::<Vec<_>>());
+    assert_eq!(listed.len(), 900 - 180 + 24);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // backend-independent checks
 
 #[tokio::test]
@@ -1127,23 +1404,50 @@ fn migrations_define_same_tables_and_columns() {
         names
     };
     let names = files("sqlite");
-    assert_eq!(names, ["0001_init.sql", "0002_numbers_gateways.sql", "0003_cdrs.sql"]);
+    assert_eq!(names, ["0001_init.sql", "0002_numbers_gateways.sql", "0003_cdrs.sql", "0004_calls.sql"]);
     assert_eq!(files("postgres"), names);
     let mut all = std::collections::BTreeMap::new();
     for name in &names {
         let read = |dialect: &str| std::fs::read_to_string(format!("{root}/{dialect}/{name}")).unwrap();
         let sqlite = harness::schema_of(&read("sqlite"));
         let postgres = harness::schema_of(&read("postgres"));
-        assert!(!sqlite.is_empty(), "{name} creates no table");
+        assert!(!sqlite.is_empty(), "{name} creates or alters no table");
         assert_eq!(sqlite, postgres, "{name}");
-        all.extend(sqlite);
+        harness::apply_schema(&mut all, &read("sqlite"));
     }
     let tables: Vec<_> = all.keys().map(String::as_str).collect();
     assert_eq!(
         tables,
-        ["bindings", "cdrs", "change_log", "customers", "device_states", "devices", "gateways", "numbers", "services"]
+        [
+            "active_calls",
+            "bindings",
+            "cdrs",
+            "change_log",
+            "customers",
+            "device_states",
+            "devices",
+            "gateways",
+            "numbers",
+            "services"
+        ]
     );
     assert!(all["devices"].iter().any(|c| c == "auth_id"));
+    assert_eq!(all["devices"].last().map(String::as_str), Some("trusted_address"), "added by 0004");
+    assert_eq!(
+        all["active_calls"],
+        [
+            "call_id",
+            "node",
+            "direction",
+            "service_id",
+            "device_id",
+            "caller",
+            "callee",
+            "state",
+            "started_at",
+            "answered_at"
+        ]
+    );
     assert_eq!(
         all["numbers"],
         [

@@ -51,6 +51,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Calls in progress on every node, oldest first.
+    Calls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call detail records, newest first.
+    Cdr {
+        /// Only the calls of this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// At most this many records, 1 to 10000.
+        #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +158,10 @@ pub struct DeviceAdd {
     /// Contacts a trunk may bind at once (Direct Mode devices always have one).
     #[arg(long)]
     pub max_contacts: Option<i64>,
+    /// IP[:PORT] (IPv6 as [IP]:PORT; port 5060 if not given) from which this PBX trunk is trusted without a
+    /// password, and where its calls go when it does not register.
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub trusted_address: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +177,12 @@ pub struct DeviceEdit {
     pub call_types: Option<Vec<String>>,
     #[arg(long)]
     pub max_contacts: Option<i64>,
+    /// IP[:PORT] (IPv6 as [IP]:PORT; port 5060 if not given) from which this PBX trunk is trusted.
+    #[arg(long, value_name = "IP[:PORT]", conflicts_with = "clear_trusted_address")]
+    pub trusted_address: Option<String>,
+    /// Trust this device only with its password again.
+    #[arg(long, visible_alias = "no-trusted-address")]
+    pub clear_trusted_address: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! `switchboard`: the daemon (`switchboard run`) and the operator CLI. Every CLI command works on the database
 //! directly, whether or not a daemon runs; a running daemon picks changes up from the change log.
 
+mod calls;
 mod cli;
 mod numbers;
 mod provision;

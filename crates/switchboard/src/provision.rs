@@ -1,5 +1,6 @@
 //! Provisioning commands: validation (errors name the field), password generation, CSV import, listings.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -80,6 +81,8 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
         Command::Registrations { json } => registrations(store, json).await?,
         Command::Number(n) => crate::numbers::number(n, store).await?,
         Command::Gateway(g) => crate::numbers::gateway(g, store).await?,
+        Command::Calls { json } => crate::calls::calls(store, json).await?,
+        Command::Cdr { service, limit, json } => crate::calls::cdrs(store, service.as_deref(), limit, json).await?,
         Command::Run { .. } | Command::Config => unreachable_command()?,
     }
     Ok(())
@@ -119,10 +122,11 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
                             services.get(&d.service_id).cloned().unwrap_or_else(|| d.service_id.to_string()),
                             d.caller_id.clone().unwrap_or_default(),
                             d.call_types.join(","),
+                            d.trusted_address.clone().unwrap_or_default(),
                         ]
                     })
                     .collect();
-                table(&["AUTH ID", "NAME", "SERVICE", "CALLER ID", "CALL TYPES"], rows);
+                table(&["AUTH ID", "NAME", "SERVICE", "CALLER ID", "CALL TYPES", "TRUSTED ADDRESS"], rows);
             }
         }
         DeviceCmd::Show { auth_id, json } => {
@@ -138,7 +142,8 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
             let update = device_update(&edit)?;
             if update == DeviceUpdate::default() {
                 bail!(
-                    "nothing to change: give at least one of --name, --caller-id, --clear-caller-id, --call-types, --max-contacts"
+                    "nothing to change: give at least one of --name, --caller-id, --clear-caller-id, --call-types, \
+                     --max-contacts, --trusted-address, --clear-trusted-address"
                 );
             }
             let d = store.update_device(d.id, &update).await.map_err(friendly)?;
@@ -207,6 +212,8 @@ fn new_device(add: &DeviceAdd, service: &Service, config: &Config) -> anyhow::Re
         Some(list) => check_call_types("--call-types", list)?,
         None => DEFAULT_CALL_TYPES.iter().map(|s| s.to_string()).collect(),
     };
+    let trusted_address =
+        add.trusted_address.as_deref().map(|a| check_trusted_address("--trusted-address", a)).transpose()?;
     let max_contacts = match (service.mode, add.max_contacts) {
         (ServiceMode::Direct, Some(n)) if n != 1 => {
             bail!("--max-contacts: a Direct Mode device holds exactly one contact")
@@ -224,6 +231,7 @@ fn new_device(add: &DeviceAdd, service: &Service, config: &Config) -> anyhow::Re
         caller_id,
         call_types,
         max_contacts,
+        trusted_address,
     };
     Ok((new, password, generated))
 }
@@ -242,6 +250,14 @@ fn device_update(edit: &DeviceEdit) -> anyhow::Result<DeviceUpdate> {
             other => other,
         },
         credentials: None,
+        trusted_address: if edit.clear_trusted_address {
+            Some(None)
+        } else {
+            edit.trusted_address
+                .as_deref()
+                .map(|a| check_trusted_address("--trusted-address", a).map(Some))
+                .transpose()?
+        },
     })
 }
 
@@ -318,6 +334,34 @@ pub fn check_caller_id(field: &str, v: &str) -> anyhow::Result<String> {
     Ok(v.to_owned())
 }
 
+/// An IP address with an optional port (5060 if none), stored as `ip:port` or `[v6]:port` so that one address
+/// has one spelling (the daemon matches it against packet sources, and it is unique across devices).
+pub fn check_trusted_address(field: &str, v: &str) -> anyhow::Result<String> {
+    const DEFAULT_PORT: u16 = 5060;
+    let parsed = v.parse::<SocketAddr>().ok().or_else(|| {
+        // A bare address; IPv6 with or without brackets.
+        let ip = v.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(v);
+        ip.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, DEFAULT_PORT))
+    });
+    let Some(mut addr) = parsed else {
+        bail!("{field}: {v:?} must be an IP address and an optional port (192.0.2.10:5060, [2001:db8::1]:5060)");
+    };
+    if addr.port() == 0 {
+        bail!("{field}: {v:?} has port 0; give a port 1 to 65535 or none for {DEFAULT_PORT}");
+    }
+    // An IPv4 peer seen through a dual-stack socket is still that IPv4 address.
+    if let IpAddr::V6(v6) = addr.ip()
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        addr = SocketAddr::new(IpAddr::V4(v4), addr.port());
+    }
+    let ip = addr.ip();
+    if ip.is_unspecified() || ip.is_multicast() || matches!(addr, SocketAddr::V6(a) if a.scope_id() != 0) {
+        bail!("{field}: {v:?} cannot be the source of a packet (unspecified, multicast or scoped address)");
+    }
+    Ok(addr.to_string())
+}
+
 pub fn check_call_types(field: &str, list: &[String]) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for t in list {
@@ -379,6 +423,7 @@ fn read_csv(path: &Path, service: &Service, config: &Config) -> anyhow::Result<V
                 caller_id: None,
                 call_types: DEFAULT_CALL_TYPES.iter().map(|s| s.to_string()).collect(),
                 max_contacts,
+                trusted_address: None,
             },
         ));
     }
@@ -414,6 +459,7 @@ async fn print_device(d: &Device, store: &dyn Store) -> anyhow::Result<()> {
     println!("caller id:     {}", d.caller_id.clone().unwrap_or_else(|| "-".into()));
     println!("call types:    {}", d.call_types.join(", "));
     println!("max contacts:  {}", d.max_contacts);
+    println!("trusted from:  {}", d.trusted_address.as_deref().unwrap_or("-"));
     let bindings = store.bindings_for_device(d.id).await?;
     println!("registrations: {}", bindings.len());
     for b in bindings {
@@ -529,5 +575,38 @@ mod tests {
         let e = check_call_types("--call-types", &["local".into(), "galactic".into()]).unwrap_err();
         assert!(e.to_string().contains("galactic"));
         assert_eq!(check_call_types("--call-types", &["Local".into(), "local".into()]).unwrap(), vec!["local"]);
+    }
+
+    #[test]
+    fn trusted_addresses_get_one_spelling() {
+        for (given, stored) in [
+            ("192.0.2.10", "192.0.2.10:5060"),
+            ("192.0.2.10:5070", "192.0.2.10:5070"),
+            ("2001:DB8:0::1", "[2001:db8::1]:5060"),
+            ("[2001:db8::1]", "[2001:db8::1]:5060"),
+            ("[2001:db8::1]:5080", "[2001:db8::1]:5080"),
+            ("::ffff:192.0.2.10", "192.0.2.10:5060"),
+            ("[::ffff:192.0.2.10]:5070", "192.0.2.10:5070"),
+        ] {
+            assert_eq!(check_trusted_address("--trusted-address", given).unwrap(), stored, "{given:?}");
+        }
+        for bad in [
+            "",
+            "pbx.example.net",
+            "pbx.example.net:5060",
+            "192.0.2.10:",
+            "192.0.2.10:0",
+            "192.0.2.10:65536",
+            "192.0.2",
+            "[192.0.2.10]:5060",
+            "0.0.0.0",
+            "[::]:5060",
+            "224.0.0.1",
+            "[fe80::1%2]:5060",
+            " 192.0.2.10",
+        ] {
+            let e = check_trusted_address("--trusted-address", bad).unwrap_err().to_string();
+            assert!(e.starts_with("--trusted-address"), "{bad:?}: {e}");
+        }
     }
 }

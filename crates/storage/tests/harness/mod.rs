@@ -138,15 +138,31 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Table name -> column names (in order) of every `CREATE TABLE` in a migration file. Table constraints
-/// (`CONSTRAINT`, `PRIMARY KEY (...)`, `UNIQUE (...)`, `FOREIGN KEY`, `CHECK`) are not columns.
+/// Table name -> column names (in order) that a migration file creates: every column of each `CREATE TABLE`, and
+/// each column an `ALTER TABLE ... ADD [COLUMN]` adds (under that table's name). Table constraints (`CONSTRAINT`,
+/// `PRIMARY KEY (...)`, `UNIQUE (...)`, `FOREIGN KEY`, `CHECK`) are not columns.
 pub fn schema_of(sql: &str) -> BTreeMap<String, Vec<String>> {
-    let uncommented: String = sql.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
     let mut tables = BTreeMap::new();
+    apply_schema(&mut tables, sql);
+    tables
+}
+
+/// Applies a migration file's `CREATE TABLE` and `ALTER TABLE ... ADD [COLUMN]` statements to `tables`, so that
+/// applying every file in order gives the final columns of each table.
+pub fn apply_schema(tables: &mut BTreeMap<String, Vec<String>>, sql: &str) {
+    let uncommented: String = sql.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
     for statement in uncommented.split(';') {
         let words: Vec<&str> = statement.split_whitespace().collect();
-        let is_create_table = words.len() > 2 && words[..2].iter().map(|w| w.to_lowercase()).eq(["create", "table"]);
-        if !is_create_table {
+        let lower: Vec<String> = words.iter().take(5).map(|w| w.to_lowercase()).collect();
+        let starts = |prefix: &[&str]| lower.len() >= prefix.len() && lower.iter().zip(prefix).all(|(w, p)| w == p);
+        if starts(&["alter", "table"]) && lower.get(3).is_some_and(|w| w == "add") {
+            let name = words[2].trim_matches('"').to_lowercase();
+            let column_at = if lower.get(4).is_some_and(|w| w == "column") { 5 } else { 4 };
+            let column = words.get(column_at).expect("ALTER TABLE ADD without a column").trim_matches('"');
+            tables.entry(name).or_default().push(column.to_lowercase());
+            continue;
+        }
+        if !starts(&["create", "table"]) || words.len() <= 2 {
             continue;
         }
         let mut name_at = 2;
@@ -163,7 +179,6 @@ pub fn schema_of(sql: &str) -> BTreeMap<String, Vec<String>> {
             .collect();
         tables.insert(name, columns);
     }
-    tables
 }
 
 /// Splits on commas outside parentheses.
@@ -182,6 +197,25 @@ fn split_top_level(list: &str) -> Vec<&str> {
     }
     items.push(&list[start..]);
     items.into_iter().filter(|s| !s.trim().is_empty()).collect()
+}
+
+#[test]
+fn schema_of_reads_created_and_added_columns() {
+    let sql = "
+        -- a comment; with a semicolon
+        CREATE TABLE t (
+            id BIGINT PRIMARY KEY,
+            x TEXT CHECK (x IN ('a', 'b')),
+            CONSTRAINT t_x_key UNIQUE (x)
+        );
+        ALTER TABLE t ADD COLUMN y TEXT;
+        alter table u add z BIGINT;
+        CREATE INDEX t_y_idx ON t (y);
+    ";
+    let tables = schema_of(sql);
+    assert_eq!(tables["t"], ["id", "x", "y"]);
+    assert_eq!(tables["u"], ["z"]);
+    assert_eq!(tables.len(), 2);
 }
 
 #[test]

@@ -1,0 +1,137 @@
+//! `calls` and `cdr` commands: calls in progress on every node, and call detail records. Times print in UTC.
+
+use switchboard_storage::{CDR_LIST_MAX, Cdr, CdrFilter, Millis, Store};
+
+use crate::numbers::check_range;
+use crate::provision::{print_json, service_named, table};
+
+pub async fn calls(store: &dyn Store, json: bool) -> anyhow::Result<()> {
+    let list = store.list_active_calls().await?;
+    if json {
+        return print_json(&list);
+    }
+    let now = now_ms()?;
+    let rows = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.call_id.clone(),
+                c.node.clone(),
+                c.direction.as_str().into(),
+                c.caller.clone(),
+                c.callee.clone(),
+                c.state.clone(),
+                utc(c.started_at),
+                duration(now - c.started_at),
+            ]
+        })
+        .collect();
+    table(&["CALL ID", "NODE", "DIRECTION", "CALLER", "CALLEE", "STATE", "STARTED (UTC)", "DURATION"], rows);
+    Ok(())
+}
+
+pub async fn cdrs(store: &dyn Store, service: Option<&str>, limit: i64, json: bool) -> anyhow::Result<()> {
+    let limit = check_range("--limit", limit, &(1..=CDR_LIST_MAX))?;
+    let service_id = match service {
+        Some(name) => Some(service_named(store, name).await?.id),
+        None => None,
+    };
+    let list = store.list_cdrs(&CdrFilter { service_id, limit, ..Default::default() }).await?;
+    if json {
+        return print_json(&list);
+    }
+    let dash = || "-".to_owned();
+    let rows = list
+        .iter()
+        .map(|c| {
+            vec![
+                utc(c.started_at),
+                c.direction.as_str().into(),
+                c.caller.clone(),
+                c.callee.clone(),
+                c.call_type.clone().unwrap_or_else(dash),
+                c.disposition.as_str().into(),
+                c.sip_status.map_or_else(dash, |s| s.to_string()),
+                c.divert_reason.map_or_else(dash, |r| r.as_str().to_owned()),
+                c.diverted_to.clone().unwrap_or_else(dash),
+                answered_for(c).map_or_else(dash, duration),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "STARTED (UTC)",
+            "DIRECTION",
+            "CALLER",
+            "CALLEE",
+            "CALL TYPE",
+            "DISPOSITION",
+            "SIP",
+            "DIVERT",
+            "DIVERTED TO",
+            "TALK TIME",
+        ],
+        rows,
+    );
+    Ok(())
+}
+
+/// How long the answered part of a call lasted, if it was answered and has ended.
+fn answered_for(c: &Cdr) -> Option<Millis> {
+    Some(c.ended_at? - c.answered_at?)
+}
+
+fn now_ms() -> anyhow::Result<Millis> {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    Ok(Millis::try_from(since_epoch.as_millis())?)
+}
+
+/// `H:MM:SS`, rounded down to the second; a negative span (clocks of two nodes apart) prints as zero.
+fn duration(ms: Millis) -> String {
+    let secs = ms.max(0) / 1000;
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC.
+fn utc(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", of_day / 3600, of_day / 60 % 60, of_day % 60)
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{duration, utc};
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_709_251_199_999), "2024-02-29 23:59:59");
+        assert_eq!(utc(1_735_689_600_000), "2025-01-01 00:00:00");
+        assert_eq!(utc(-1_000), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn durations_print_as_hours_minutes_seconds() {
+        assert_eq!(duration(0), "0:00:00");
+        assert_eq!(duration(65_999), "0:01:05");
+        assert_eq!(duration(3_600_000 * 26 + 61_000), "26:01:01");
+        assert_eq!(duration(-5_000), "0:00:00");
+    }
+}
