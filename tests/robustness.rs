@@ -106,27 +106,29 @@ enum Want {
 use Want::{Silent, Status};
 
 /// The daemon's verdict per message over UDP. The parse verdicts follow the table in
-/// `crates/sip-core/tests/torture.rs`; for well-formed requests the registrar then answers by method (RFC 3261
-/// §8.2.1 comes before §8.2.2/§8.2.3): REGISTER without credentials 401, OPTIONS 200, other known methods 405,
-/// unknown methods 501. Responses are never answered.
+/// `crates/sip-core/tests/torture.rs`; for well-formed requests the daemon then answers by method (RFC 3261
+/// §8.2.1 comes before §8.2.2/§8.2.3): REGISTER without credentials 401, an INVITE from a source that is neither
+/// a carrier gateway nor a trusted trunk 407 (authentication comes before content checks, so invut's 415 and
+/// sdp01's 406 are never reached unauthenticated), a request inside a dialog that does not exist 481, OPTIONS 200,
+/// other known methods 405, unknown methods 501. Responses are never answered.
 #[rustfmt::skip]
 const TORTURE: &[(&str, Want)] = &[
     // RFC 4475 §3.1.1: valid.
-    ("wsinv", Status(405)), ("intmeth", Status(501)), ("esc01", Status(405)), ("escnull", Status(401)),
-    ("esc02", Status(501)), ("lwsdisp", Status(200)), ("longreq", Status(405)), ("dblreq", Status(401)),
+    ("wsinv", Status(481)), ("intmeth", Status(501)), ("esc01", Status(407)), ("escnull", Status(401)),
+    ("esc02", Status(501)), ("lwsdisp", Status(200)), ("longreq", Status(407)), ("dblreq", Status(401)),
     ("semiuri", Status(200)), ("transports", Status(200)), ("mpart01", Status(405)), ("unreason", Silent),
     ("noreason", Silent),
     // §3.1.2: invalid. (baddate is valid for an element that does not use Date.)
     ("badinv01", Status(400)), ("clerr", Status(400)), ("ncl", Status(400)), ("scalar02", Status(400)),
     ("scalarlg", Silent), ("quotbal", Status(400)), ("ltgtruri", Status(400)), ("lwsruri", Status(400)),
-    ("lwsstart", Status(400)), ("trws", Status(400)), ("escruri", Status(400)), ("baddate", Status(405)),
+    ("lwsstart", Status(400)), ("trws", Status(400)), ("escruri", Status(400)), ("baddate", Status(407)),
     ("regbadct", Status(400)), ("badaspec", Status(400)), ("baddn", Status(400)), ("badvers", Status(505)),
     ("mismatch01", Status(400)), ("mismatch02", Status(400)), ("bigcode", Silent),
-    // §3.2, §3.3. invut (415) and sdp01 (406) are INVITEs: method inspection (405) comes first (§8.2.1).
+    // §3.2, §3.3. invut (415) and sdp01 (406) are INVITEs from an unknown source: challenged first.
     ("badbranch", Status(400)), ("insuf", Status(400)), ("unkscm", Status(416)), ("novelsc", Status(416)),
-    ("bext01", Status(420)), ("invut", Status(405)), ("multi01", Status(400)), ("mcl01", Status(400)),
+    ("bext01", Status(420)), ("invut", Status(407)), ("multi01", Status(400)), ("mcl01", Status(400)),
     ("bcast", Silent), ("zeromf", Status(200)), ("cparam01", Status(401)), ("cparam02", Status(401)),
-    ("regescrt", Status(401)), ("sdp01", Status(405)), ("inv2543", Status(405)),
+    ("regescrt", Status(401)), ("sdp01", Status(407)), ("inv2543", Status(407)),
     // §3.3.4: "a registrar would reject this request with a 400"; ours authenticates first (RFC 3261 §10.3 step 3
     // comes before the AoR check of step 5), so an unauthenticated sender is challenged.
     ("unksm2", Status(401)),
@@ -134,9 +136,9 @@ const TORTURE: &[(&str, Want)] = &[
     ("regaut01", Status(401)),
     // RFC 5118 §4.
     ("ipv6-good", Status(401)), ("ipv6-bad", Status(400)), ("port-ambiguous", Status(401)),
-    ("port-unambiguous", Status(401)), ("via-received-param-with-delim", Status(405)),
-    ("via-received-param-no-delim", Status(200)), ("ipv6-in-sdp", Status(405)), ("mult-ip-in-header", Status(405)),
-    ("mult-ip-in-sdp", Status(405)), ("ipv4-mapped-ipv6", Status(405)), ("ipv6-bug-abnf-3-colons", Status(200)),
+    ("port-unambiguous", Status(401)), ("via-received-param-with-delim", Status(481)),
+    ("via-received-param-no-delim", Status(200)), ("ipv6-in-sdp", Status(407)), ("mult-ip-in-header", Status(481)),
+    ("mult-ip-in-sdp", Status(407)), ("ipv4-mapped-ipv6", Status(407)), ("ipv6-bug-abnf-3-colons", Status(200)),
     ("ipv6-correct-abnf-2-colons", Status(200)),
 ];
 
@@ -666,13 +668,25 @@ fn unsupported_require_gets_420_listing_the_tags() {
 }
 
 #[test]
-fn invite_gets_405_with_allow() {
+fn invite_from_an_unknown_source_is_challenged_and_options_lists_invite() {
     let mut d = daemon();
     let resp = udp_exchange(&d, |l| request("INVITE", d.sip, l, &[]).into_bytes()).expect("an answer");
-    assert_eq!(resp.status(), Some(405), "{}", describe(&resp));
+    assert_eq!(resp.status(), Some(407), "{}", describe(&resp));
+    assert!(resp.headers.get(&HeaderName::ProxyAuthenticate).is_some(), "{}", describe(&resp));
+    let resp = udp_exchange(&d, |l| request("OPTIONS", d.sip, l, &[]).into_bytes()).expect("an answer");
     let allow: Vec<&str> = resp.headers.get_list(&HeaderName::Allow).collect();
-    assert!(allow.contains(&"REGISTER") && allow.contains(&"OPTIONS") && !allow.contains(&"INVITE"), "{allow:?}");
+    for m in ["REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"] {
+        assert!(allow.contains(&m), "{m} missing from {allow:?}");
+    }
     assert_serving(&mut d, "INVITE");
+}
+
+#[test]
+fn bye_outside_any_dialog_gets_481() {
+    let mut d = daemon();
+    let resp = udp_exchange(&d, |l| request("BYE", d.sip, l, &[]).into_bytes()).expect("an answer");
+    assert_eq!(resp.status(), Some(481), "{}", describe(&resp));
+    assert_serving(&mut d, "BYE");
 }
 
 #[test]

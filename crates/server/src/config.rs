@@ -13,6 +13,7 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     pub keepalive: KeepaliveConfig,
     pub auth: AuthConfig,
+    pub calls: CallsConfig,
     pub database: DatabaseConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
@@ -135,6 +136,63 @@ impl Default for AuthConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// Longest a call rings (per stage: the devices, then the divert target) before it is given up, seconds.
+    pub max_ring_secs: u64,
+    /// Longest an answered call lasts before both sides are hung up, seconds; 0 for no limit.
+    pub max_duration_secs: u64,
+    /// How often an answered call checks both sides with an in-dialog OPTIONS; a side that has lost the call
+    /// (481) or does not answer ends it. Seconds; 0 turns the check off.
+    pub check_interval_secs: u64,
+    /// A carrier gateway that sends no response at all to an INVITE in this time is skipped for the next one,
+    /// milliseconds.
+    pub gateway_timeout_ms: u64,
+    /// Seconds between OPTIONS health checks to each carrier gateway; a gateway that fails one is tried last
+    /// until it answers again.
+    pub gateway_check_secs: u64,
+    /// Outbound calls one device may have up at once (toll-fraud limit).
+    pub max_per_device: u32,
+    /// Outbound calls all devices of one service may have up at once.
+    pub max_per_service: u32,
+    /// Where calls diverted to voicemail go: `sip:HOST:PORT` of the voicemail service. Empty: voicemail is not
+    /// configured, and such calls are answered 480.
+    pub voicemail_uri: String,
+    /// Most diversions a call may have been through (its Diversion counters) before we divert it again.
+    pub max_diversions: u32,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            max_ring_secs: 180,
+            max_duration_secs: 14_400,
+            check_interval_secs: 120,
+            gateway_timeout_ms: 4000,
+            gateway_check_secs: 30,
+            max_per_device: 8,
+            max_per_service: 30,
+            voicemail_uri: String::new(),
+            max_diversions: 5,
+        }
+    }
+}
+
+impl CallsConfig {
+    /// The voicemail service's address, from `voicemail_uri`.
+    pub fn voicemail_addr(&self) -> Result<Option<SocketAddr>, String> {
+        if self.voicemail_uri.is_empty() {
+            return Ok(None);
+        }
+        let bad = || format!("calls.voicemail_uri: expected sip:IP:PORT, got {:?}", self.voicemail_uri);
+        let rest = self.voicemail_uri.strip_prefix("sip:").ok_or_else(bad)?;
+        let host_port = rest.rsplit('@').next().unwrap_or(rest);
+        let host_port = host_port.split(';').next().unwrap_or(host_port);
+        host_port.parse::<SocketAddr>().map(Some).map_err(|_| bad())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://PATH` (created and migrated at start) or `postgres://...`.
     pub url: String,
@@ -229,6 +287,20 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err("log.format must be \"text\" or \"json\"".into());
         }
+        let c = &self.calls;
+        if c.max_ring_secs == 0 {
+            return Err("calls.max_ring_secs must be at least 1".into());
+        }
+        if c.gateway_timeout_ms == 0 {
+            return Err("calls.gateway_timeout_ms must be at least 1".into());
+        }
+        if c.gateway_check_secs == 0 {
+            return Err("calls.gateway_check_secs must be at least 1".into());
+        }
+        if c.max_per_device == 0 || c.max_per_service == 0 {
+            return Err("calls.max_per_device and calls.max_per_service must be at least 1".into());
+        }
+        c.voicemail_addr()?;
         if self.database.poll_ms == 0 {
             return Err("database.poll_ms must be at least 1".into());
         }

@@ -19,13 +19,14 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthOutcome, Authenticator};
+use crate::calls::CallTable;
 use crate::clock::Clock;
-use crate::devices::{DeviceCache, DeviceUpdate};
+use crate::devices::{DeviceCache, DeviceUpdate, NumberCache};
 use crate::prober::{ProbeEvent, Prober};
 use crate::writer::WriteOp;
 use crate::{DeviceEvent, Rng, httpdate};
 
-const ALLOW: &str = "REGISTER, OPTIONS";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, REGISTER";
 /// Option tags we support (RFC 3327 Path).
 const SUPPORTED: &[&str] = &["path"];
 
@@ -45,6 +46,8 @@ pub(crate) struct Core {
     pub tx: TransactionLayer<Peer>,
     pub auth: Authenticator,
     pub devices: DeviceCache,
+    pub numbers: NumberCache,
+    pub calls: CallTable,
     pub prober: Prober,
     pub writer: mpsc::UnboundedSender<WriteOp>,
     pub events: broadcast::Sender<DeviceEvent>,
@@ -74,10 +77,15 @@ pub(crate) async fn run(
     let mut stats = tokio::time::interval(std::time::Duration::from_secs(core.stats_every_secs));
     stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let next = [core.registrar.poll_timeout(), core.tx.poll_timeout(), core.prober.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            core.registrar.poll_timeout(),
+            core.tx.poll_timeout(),
+            core.prober.poll_timeout(),
+            core.calls.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let deadline = next.map(|t| core.clock.instant_at(t));
         tokio::select! {
             biased;
@@ -96,6 +104,7 @@ pub(crate) async fn run(
         }
         core.flush();
     }
+    core.end_all_calls();
     core.flush();
 }
 
@@ -120,11 +129,17 @@ impl Core {
                 return self.on_request(Reply::Stateless(reply_peer), msg, peer, local, now);
             }
             match self.tx.on_request(msg, reply_peer, peer.proto.is_reliable(), now) {
-                Some(Incoming::Request { key, msg }) | Some(Incoming::Cancel { key, msg, .. }) => {
+                Some(Incoming::Request { key, msg }) => {
                     tracing::trace!(method = ?msg.method(), source = %peer.addr, "request");
                     self.on_request(Reply::Transaction(key), msg, peer, local, now);
                 }
-                // ACKs for 2xx and unmatched ACKs concern dialogs, which the registrar has none of.
+                Some(Incoming::Cancel { key, invite, msg }) => {
+                    if !invite.is_some_and(|inv| self.on_call_cancel(key, inv, &msg, now)) {
+                        self.on_request(Reply::Transaction(key), msg, peer, local, now);
+                    }
+                }
+                // An ACK for a 2xx of ours (RFC 6026 §8.7), or a stray one.
+                Some(Incoming::StrayAck(msg)) => self.on_dialog_ack(msg, now),
                 Some(_) | None => {}
             }
         } else {
@@ -142,8 +157,15 @@ impl Core {
                 self.registrar.on_probe_result(device_id, &key, true, now);
                 return;
             }
-            // We originate no other requests yet; the layer absorbs or reports strays.
-            let _ = self.tx.on_response(msg, now);
+            match self.tx.on_response(msg, now) {
+                Some(Incoming::Response { key, msg }) => {
+                    self.on_call_response(key, msg, now);
+                }
+                Some(Incoming::StrayResponse(m)) => {
+                    tracing::debug!(status = ?m.status(), source = %peer.addr, "response matching no transaction dropped");
+                }
+                _ => {}
+            }
         }
     }
 
@@ -168,9 +190,23 @@ impl Core {
                 return self.reply(key, &msg, 420, "Bad Extension", extra, now);
             }
         }
-        match method {
-            Method::Register => self.on_register(key, &msg, ess, peer, local, now),
-            Method::Options => {
+        let in_dialog = ess.to.tag().is_some();
+        match (method, key) {
+            (Method::Register, _) => self.on_register(key, &msg, ess, peer, local, now),
+            (Method::Invite, Reply::Transaction(k)) => self.on_invite(k, msg, ess, peer, now),
+            (
+                Method::Bye
+                | Method::Info
+                | Method::Update
+                | Method::Message
+                | Method::Notify
+                | Method::Options
+                | Method::Prack
+                | Method::Refer
+                | Method::Subscribe,
+                Reply::Transaction(k),
+            ) if in_dialog => self.on_dialog_request(k, msg, now),
+            (Method::Options, _) => {
                 let extra = vec![
                     (HeaderName::Allow, ALLOW.to_owned()),
                     (HeaderName::Accept, "application/sdp".to_owned()),
@@ -178,8 +214,10 @@ impl Core {
                 ];
                 self.reply(key, &msg, 200, "OK", extra, now);
             }
-            Method::Cancel => self.reply(key, &msg, 481, "Call/Transaction Does Not Exist", Vec::new(), now),
-            Method::Extension(_) => self.reply(key, &msg, 501, "Not Implemented", Vec::new(), now),
+            (Method::Cancel | Method::Bye, _) => {
+                self.reply(key, &msg, 481, "Call/Transaction Does Not Exist", Vec::new(), now);
+            }
+            (Method::Extension(_), _) => self.reply(key, &msg, 501, "Not Implemented", Vec::new(), now),
             _ => {
                 let extra = vec![(HeaderName::Allow, ALLOW.to_owned())];
                 self.reply(key, &msg, 405, "Method Not Allowed", extra, now);
@@ -277,7 +315,7 @@ impl Core {
         format!("{:016x}", hasher.finish())
     }
 
-    fn reply(
+    pub(crate) fn reply(
         &mut self,
         key: Reply,
         req: &Message,
@@ -313,6 +351,7 @@ impl Core {
             devices = self.devices.len(),
             bindings = self.registrar.binding_count(),
             transactions = self.tx.len(),
+            calls = self.calls.len(),
             probes_in_flight = self.prober.in_flight(),
             nonces_tracked = self.auth.nonces_tracked(),
             tcp_flows = self.transport.flow_count(),
@@ -325,6 +364,8 @@ impl Core {
     fn on_timeout(&mut self) {
         let now = self.clock.now();
         self.tx.on_timeout(now);
+        self.flush_transactions();
+        self.on_call_timeouts(now);
         self.registrar.on_timeout(now);
         for e in self.prober.on_timeout(now) {
             match e {
@@ -347,16 +388,21 @@ impl Core {
                 self.devices.remove(id);
                 self.registrar.remove_device(id, self.clock.now());
             }
+            DeviceUpdate::Number(n) => {
+                tracing::debug!(number = %n.number.number, "number updated");
+                self.numbers.upsert(*n);
+            }
+            DeviceUpdate::NumberRemoved(id) => self.numbers.remove(id),
+            DeviceUpdate::Gateways(list) => {
+                tracing::info!(gateways = list.len(), "gateway list reloaded");
+                self.calls.set_gateways(list);
+            }
         }
     }
 
     /// Carries out what the cores asked for: sends, persistence, probes and device events.
     fn flush(&mut self) {
-        for out in self.tx.drain_outputs() {
-            if let transaction::Output::Send { peer, bytes, .. } = out {
-                self.transport.send(&peer, bytes);
-            }
-        }
+        self.flush_transactions();
         for out in self.registrar.drain_outputs() {
             match out {
                 Output::Upsert(b) => self.write(WriteOp::Binding(BindingOp::Upsert(to_stored(&b, &self.node)))),
@@ -372,7 +418,20 @@ impl Core {
         }
     }
 
-    fn write(&self, op: WriteOp) {
+    /// Sends what the transaction layer queued and tells calls of timeouts and ended transactions (which may
+    /// queue more).
+    fn flush_transactions(&mut self) {
+        let now = self.clock.now();
+        while let Some(out) = self.tx.poll_output() {
+            match out {
+                transaction::Output::Send { peer, bytes, .. } => self.transport.send(&peer, bytes),
+                transaction::Output::Timeout { key } => self.on_call_request_timeout(key, now),
+                transaction::Output::Terminated { key } => self.on_transaction_ended(key),
+            }
+        }
+    }
+
+    pub(crate) fn write(&self, op: WriteOp) {
         if self.writer.send(op).is_err() {
             tracing::error!("write-behind queue closed; change not persisted");
         }
@@ -422,7 +481,7 @@ impl Core {
         self.prober.sent(branch, b.device_id, b.key.clone(), peer, bytes, now);
     }
 
-    fn local_ip_for(&mut self, peer: IpAddr) -> IpAddr {
+    pub(crate) fn local_ip_for(&mut self, peer: IpAddr) -> IpAddr {
         let bound = self.transport.local_addr().ip();
         if !bound.is_unspecified() {
             return bound;
@@ -456,7 +515,7 @@ fn route_source(peer: IpAddr) -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip())
 }
 
-fn fmt_host_port(ip: IpAddr, port: u16) -> String {
+pub(crate) fn fmt_host_port(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V4(v4) => format!("{v4}:{port}"),
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),

@@ -5,10 +5,11 @@
 //! `database.poll_ms`: changed devices are re-read and sent to the core task as [`DeviceUpdate`]s.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_storage::{Device, Entity, ServiceMode, Store};
+use switchboard_storage::{Device, Entity, Gateway, Number, ServiceMode, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub struct CachedDevice {
     pub device: Device,
     pub mode: ServiceMode,
+    pub customer_id: i64,
 }
 
 impl CachedDevice {
@@ -29,28 +31,42 @@ impl CachedDevice {
     }
 }
 
-/// A change for the core task: a device (re)loaded, or removed.
+/// A change for the core task: a device, number or the gateway list (re)loaded, or a removal.
 #[derive(Debug)]
 pub enum DeviceUpdate {
     Upsert(Box<CachedDevice>),
     Removed(i64),
+    Number(Box<CachedNumber>),
+    NumberRemoved(i64),
+    Gateways(Vec<Gateway>),
 }
 
+/// A phone number with the customer that owns it (for caller ID checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedNumber {
+    pub number: Number,
+    pub customer_id: i64,
+}
+
+/// Every device in memory, found by Auth ID, id, service and trusted source address. Each lookup is a hash
+/// probe: call setup never scans all devices.
 #[derive(Debug, Default)]
 pub struct DeviceCache {
     by_auth: HashMap<String, Arc<CachedDevice>>,
-    auth_by_id: HashMap<i64, String>,
+    by_id: HashMap<i64, Arc<CachedDevice>>,
+    by_service: HashMap<i64, Vec<i64>>,
+    by_trusted_ip: HashMap<IpAddr, i64>,
 }
 
 impl DeviceCache {
     /// Reads every device and its service's mode.
     pub async fn load(store: &dyn Store) -> Result<Self, switchboard_storage::StoreError> {
-        let modes: HashMap<i64, ServiceMode> =
-            store.list_services(None).await?.into_iter().map(|s| (s.id, s.mode)).collect();
+        let services: HashMap<i64, (ServiceMode, i64)> =
+            store.list_services(None).await?.into_iter().map(|s| (s.id, (s.mode, s.customer_id))).collect();
         let mut cache = DeviceCache::default();
         for device in store.list_devices(None).await? {
-            let mode = modes.get(&device.service_id).copied().unwrap_or(ServiceMode::Direct);
-            cache.upsert(CachedDevice { device, mode });
+            let (mode, customer_id) = services.get(&device.service_id).copied().unwrap_or((ServiceMode::Direct, 0));
+            cache.upsert(CachedDevice { device, mode, customer_id });
         }
         Ok(cache)
     }
@@ -59,24 +75,94 @@ impl DeviceCache {
         self.by_auth.get(auth_id).cloned()
     }
 
+    pub fn by_id(&self, id: i64) -> Option<&Arc<CachedDevice>> {
+        self.by_id.get(&id)
+    }
+
+    /// The ids of a service's devices.
+    pub fn of_service(&self, service_id: i64) -> &[i64] {
+        self.by_service.get(&service_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The device trusted at `source` (a PBX trunk by address), if any: the IP must match, and the port too
+    /// when the device's trusted address names one other than 5060.
+    pub fn trusted_at(&self, source: SocketAddr) -> Option<&Arc<CachedDevice>> {
+        let d = self.by_id.get(self.by_trusted_ip.get(&source.ip())?)?;
+        let addr = trusted_addr(&d.device)?;
+        (addr.port() == 5060 || addr.port() == source.port()).then_some(d)
+    }
+
     pub fn len(&self) -> usize {
         self.by_auth.len()
     }
 
     pub fn upsert(&mut self, d: CachedDevice) {
         let id = d.device.id;
-        if let Some(old_auth) = self.auth_by_id.get(&id)
-            && *old_auth != d.device.auth_id
-        {
-            self.by_auth.remove(old_auth);
+        self.remove(id);
+        if let Some(addr) = trusted_addr(&d.device) {
+            self.by_trusted_ip.insert(addr.ip(), id);
         }
-        self.auth_by_id.insert(id, d.device.auth_id.clone());
-        self.by_auth.insert(d.device.auth_id.clone(), Arc::new(d));
+        self.by_service.entry(d.device.service_id).or_default().push(id);
+        let d = Arc::new(d);
+        self.by_auth.insert(d.device.auth_id.clone(), d.clone());
+        self.by_id.insert(id, d);
     }
 
     pub fn remove(&mut self, id: i64) {
-        if let Some(auth) = self.auth_by_id.remove(&id) {
-            self.by_auth.remove(&auth);
+        let Some(old) = self.by_id.remove(&id) else { return };
+        self.by_auth.remove(&old.device.auth_id);
+        if let Some(ids) = self.by_service.get_mut(&old.device.service_id) {
+            ids.retain(|&i| i != id);
+        }
+        if let Some(addr) = trusted_addr(&old.device)
+            && self.by_trusted_ip.get(&addr.ip()) == Some(&id)
+        {
+            self.by_trusted_ip.remove(&addr.ip());
+        }
+    }
+}
+
+/// A device's trusted address, as stored (`ip:port`).
+pub fn trusted_addr(d: &Device) -> Option<SocketAddr> {
+    d.trusted_address.as_deref().and_then(|a| a.parse().ok())
+}
+
+/// Every phone number in memory, by E.164.
+#[derive(Debug, Default)]
+pub struct NumberCache {
+    by_e164: HashMap<String, Arc<CachedNumber>>,
+    e164_by_id: HashMap<i64, String>,
+}
+
+impl NumberCache {
+    pub async fn load(store: &dyn Store) -> Result<Self, switchboard_storage::StoreError> {
+        let customers: HashMap<i64, i64> =
+            store.list_services(None).await?.into_iter().map(|s| (s.id, s.customer_id)).collect();
+        let mut cache = NumberCache::default();
+        for number in store.list_numbers(None).await? {
+            let customer_id = customers.get(&number.service_id).copied().unwrap_or(0);
+            cache.upsert(CachedNumber { number, customer_id });
+        }
+        Ok(cache)
+    }
+
+    pub fn get(&self, e164: &str) -> Option<&Arc<CachedNumber>> {
+        self.by_e164.get(e164)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_e164.len()
+    }
+
+    pub fn upsert(&mut self, n: CachedNumber) {
+        self.remove(n.number.id);
+        self.e164_by_id.insert(n.number.id, n.number.number.clone());
+        self.by_e164.insert(n.number.number.clone(), Arc::new(n));
+    }
+
+    pub fn remove(&mut self, id: i64) {
+        if let Some(e164) = self.e164_by_id.remove(&id) {
+            self.by_e164.remove(&e164);
         }
     }
 }
@@ -106,13 +192,38 @@ pub async fn follow_changes(
             let last_seq = last.seq;
             for ch in &changes {
                 let ids: Vec<i64> = match ch.entity {
+                    Entity::Number => {
+                        let update = match load_number(store.as_ref(), ch.entity_id).await {
+                            Ok(Some(n)) => DeviceUpdate::Number(Box::new(n)),
+                            Ok(None) => DeviceUpdate::NumberRemoved(ch.entity_id),
+                            Err(e) => {
+                                tracing::warn!(error = %e, number = ch.entity_id, "reloading a number failed");
+                                continue;
+                            }
+                        };
+                        if tx.send(update).await.is_err() {
+                            return;
+                        }
+                        Vec::new()
+                    }
+                    Entity::Gateway => {
+                        match store.list_gateways().await {
+                            Ok(list) => {
+                                if tx.send(DeviceUpdate::Gateways(list)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "reloading gateways failed"),
+                        }
+                        Vec::new()
+                    }
                     Entity::Device => vec![ch.entity_id],
                     // A service change (mode) affects all of its devices.
                     Entity::Service => match store.list_devices(Some(ch.entity_id)).await {
                         Ok(list) => list.into_iter().map(|d| d.id).collect(),
                         Err(_) => Vec::new(),
                     },
-                    Entity::Customer | Entity::Number | Entity::Gateway => Vec::new(),
+                    Entity::Customer => Vec::new(),
                 };
                 for id in ids {
                     let update = match load_one(store.as_ref(), id).await {
@@ -138,6 +249,13 @@ pub async fn follow_changes(
 
 async fn load_one(store: &dyn Store, id: i64) -> Result<Option<CachedDevice>, switchboard_storage::StoreError> {
     let Some(device) = store.device(id).await? else { return Ok(None) };
-    let mode = store.service(device.service_id).await?.map_or(ServiceMode::Direct, |s| s.mode);
-    Ok(Some(CachedDevice { device, mode }))
+    let (mode, customer_id) =
+        store.service(device.service_id).await?.map_or((ServiceMode::Direct, 0), |s| (s.mode, s.customer_id));
+    Ok(Some(CachedDevice { device, mode, customer_id }))
+}
+
+async fn load_number(store: &dyn Store, id: i64) -> Result<Option<CachedNumber>, switchboard_storage::StoreError> {
+    let Some(number) = store.number(id).await? else { return Ok(None) };
+    let customer_id = store.service(number.service_id).await?.map_or(0, |s| s.customer_id);
+    Ok(Some(CachedNumber { number, customer_id }))
 }

@@ -6,6 +6,7 @@
 pub mod config;
 
 mod auth;
+mod calls;
 mod clock;
 mod core;
 mod devices;
@@ -94,6 +95,12 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     // The change log position is read before the devices, so no edit made in between is missed.
     let last_change = store.last_change().await?;
     let devices = devices::DeviceCache::load(store.as_ref()).await?;
+    let numbers = devices::NumberCache::load(store.as_ref()).await?;
+    let gateways = store.list_gateways().await?;
+    let cleared = store.clear_active_calls(&config.node.name).await?;
+    if cleared > 0 {
+        tracing::warn!(calls = cleared, "calls this node held when it stopped were lost");
+    }
     let mut registrar = switchboard_registrar::Registrar::new(registrar_config(&config));
     let now = clock.now();
     registrar.restore(store.list_bindings().await?.into_iter().map(core::from_stored).collect(), now);
@@ -104,7 +111,13 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
             stale_states.push(DeviceState { device_id: s.device_id, online: false, since: now as i64 });
         }
     }
-    tracing::info!(devices = devices.len(), bindings = registrar.binding_count(), "loaded directory and bindings");
+    tracing::info!(
+        devices = devices.len(),
+        numbers = numbers.len(),
+        gateways = gateways.len(),
+        bindings = registrar.binding_count(),
+        "loaded directory and bindings"
+    );
 
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     for s in stale_states {
@@ -138,6 +151,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         shutdown.clone(),
     ));
 
+    let voicemail = config.calls.voicemail_addr().map_err(ServerError::Config)?;
     let timers = TimerConfig { t1: config.sip.t1_ms, ..TimerConfig::default() };
     let core = core::Core {
         domain: config.sip.domain.clone(),
@@ -148,6 +162,8 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         tx: TransactionLayer::new(timers),
         auth: auth::Authenticator::new(&config.sip.domain, &config.auth, random_key()?, random_key()?),
         devices,
+        numbers,
+        calls: calls::CallTable::new(call_config(&config), config.calls.clone(), voicemail, gateways),
         prober: prober::Prober::new(config.sip.t1_ms, config.keepalive.timeout_ms),
         writer: writer_tx,
         events: events.clone(),
@@ -169,6 +185,19 @@ fn registrar_config(c: &Config) -> switchboard_registrar::Config {
         default_expires: c.registrar.default_expires,
         keepalive_interval_ms: c.keepalive.interval_secs * 1000,
         max_misses: c.keepalive.max_misses,
+    }
+}
+
+fn call_config(c: &Config) -> switchboard_b2bua::CallConfig {
+    let k = &c.calls;
+    switchboard_b2bua::CallConfig {
+        t1_ms: c.sip.t1_ms,
+        t2_ms: 4000.max(c.sip.t1_ms),
+        max_ring_ms: k.max_ring_secs * 1000,
+        hunt_timeout_ms: k.gateway_timeout_ms,
+        max_duration_ms: k.max_duration_secs * 1000,
+        check_interval_ms: k.check_interval_secs * 1000,
+        linger_ms: 64 * c.sip.t1_ms,
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_storage::{BindingOp, DeviceState, Store};
+use switchboard_storage::{ActiveCallOp, BindingOp, DeviceState, NewCdr, Store};
 use tokio::sync::mpsc;
 
 #[derive(Debug)]
@@ -16,6 +16,9 @@ use tokio::sync::mpsc;
 pub enum WriteOp {
     Binding(BindingOp),
     State(DeviceState),
+    /// A call started, was answered or ended (`switchboard calls`).
+    Active(ActiveCallOp),
+    Cdr(NewCdr),
 }
 
 const BATCH: usize = 2000;
@@ -26,16 +29,20 @@ pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<WriteOp>
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut bindings: Vec<BindingOp> = Vec::with_capacity(batch.len());
         let mut states = Vec::new();
+        let mut calls = Vec::new();
+        let mut cdrs = Vec::new();
         for op in batch.drain(..) {
             match op {
                 WriteOp::Binding(b) => bindings.push(b),
                 WriteOp::State(s) => states.push(s),
+                WriteOp::Active(a) => calls.push(a),
+                WriteOp::Cdr(c) => cdrs.push(c),
             }
         }
         let started = std::time::Instant::now();
         let mut delay = Duration::from_millis(100);
         for attempt in 1.. {
-            match apply(store.as_ref(), &bindings, &states).await {
+            match apply(store.as_ref(), &bindings, &states, &calls).await {
                 Ok(()) => {
                     tracing::debug!(ops = bindings.len(), states = states.len(), queued = rx.len(), took = ?started.elapsed(), "persisted");
                     break;
@@ -51,15 +58,48 @@ pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<WriteOp>
                 }
             }
         }
+        if !cdrs.is_empty() {
+            write_cdrs(store.as_ref(), cdrs).await;
+        }
     }
 }
 
-async fn apply(store: &dyn Store, bindings: &[BindingOp], states: &[DeviceState]) -> switchboard_storage::Result<()> {
+async fn apply(
+    store: &dyn Store,
+    bindings: &[BindingOp],
+    states: &[DeviceState],
+    calls: &[ActiveCallOp],
+) -> switchboard_storage::Result<()> {
     if !bindings.is_empty() {
         store.apply_bindings(bindings).await?;
     }
     for s in states {
         store.set_device_state(s).await?;
     }
+    if !calls.is_empty() {
+        store.apply_active_calls(calls).await?;
+    }
     Ok(())
+}
+
+/// Inserts a batch of CDRs, retrying a failing batch a few times; then each record on its own, so one record the
+/// database refuses (its service deleted mid-call) cannot hold up the others. A record that still fails is logged
+/// whole at error level rather than dropped silently.
+async fn write_cdrs(store: &dyn Store, cdrs: Vec<NewCdr>) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=3 {
+        match store.insert_cdrs(&cdrs).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, records = cdrs.len(), "writing call records failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+        }
+    }
+    for cdr in cdrs {
+        if let Err(e) = store.insert_cdrs(std::slice::from_ref(&cdr)).await {
+            tracing::error!(error = %e, record = ?cdr, "call record could not be written");
+        }
+    }
 }

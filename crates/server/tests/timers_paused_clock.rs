@@ -8,9 +8,9 @@ use switchboard_server::{Config, DeviceEvent};
 use switchboard_sip_core::digest::{Algorithm, Challenge, ClientAuth, ClientSecret, client_response, ha1};
 use switchboard_sip_core::{HeaderName, Limits, Message, parse_datagram};
 use switchboard_storage::{
-    Binding, BindingOp, Cdr, CdrFilter, Change, Credentials, Customer, Device, DeviceState, DeviceUpdate, Gateway,
-    NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Service, ServiceMode, Store,
-    StoreError,
+    ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Credentials, Customer, Device, DeviceState,
+    DeviceUpdate, Gateway, NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Service,
+    ServiceMode, Store, StoreError,
 };
 use tokio::net::UdpSocket;
 
@@ -23,8 +23,11 @@ const REALM: &str = "switchboard.local";
 struct MemStore {
     services: Vec<Service>,
     devices: Vec<Device>,
+    numbers: Vec<Number>,
+    gateways: Vec<Gateway>,
     bindings: Mutex<Vec<Binding>>,
     states: Mutex<Vec<DeviceState>>,
+    cdrs: Mutex<Vec<NewCdr>>,
 }
 
 fn refused<T>() -> Result<T, StoreError> {
@@ -81,14 +84,14 @@ impl Store for MemStore {
     async fn create_number(&self, _: &NewNumber) -> Result<Number, StoreError> {
         refused()
     }
-    async fn number(&self, _: i64) -> Result<Option<Number>, StoreError> {
-        Ok(None)
+    async fn number(&self, id: i64) -> Result<Option<Number>, StoreError> {
+        Ok(self.numbers.iter().find(|n| n.id == id).cloned())
     }
     async fn number_by_e164(&self, _: &str) -> Result<Option<Number>, StoreError> {
         Ok(None)
     }
     async fn list_numbers(&self, _: Option<i64>) -> Result<Vec<Number>, StoreError> {
-        Ok(vec![])
+        Ok(self.numbers.clone())
     }
     async fn update_number(&self, _: i64, _: &NumberUpdate) -> Result<Number, StoreError> {
         refused()
@@ -103,7 +106,7 @@ impl Store for MemStore {
         Ok(None)
     }
     async fn list_gateways(&self) -> Result<Vec<Gateway>, StoreError> {
-        Ok(vec![])
+        Ok(self.gateways.clone())
     }
     async fn delete_gateway(&self, _: i64) -> Result<(), StoreError> {
         refused()
@@ -142,8 +145,18 @@ impl Store for MemStore {
     async fn device_states(&self) -> Result<Vec<DeviceState>, StoreError> {
         Ok(self.states.lock().unwrap().clone())
     }
-    async fn insert_cdrs(&self, _: &[NewCdr]) -> Result<(), StoreError> {
-        refused()
+    async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(), StoreError> {
+        self.cdrs.lock().unwrap().extend_from_slice(cdrs);
+        Ok(())
+    }
+    async fn apply_active_calls(&self, _: &[ActiveCallOp]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn list_active_calls(&self) -> Result<Vec<ActiveCall>, StoreError> {
+        Ok(vec![])
+    }
+    async fn clear_active_calls(&self, _: &str) -> Result<u64, StoreError> {
+        Ok(0)
     }
     async fn list_cdrs(&self, _: &CdrFilter) -> Result<Vec<Cdr>, StoreError> {
         Ok(vec![])
@@ -181,6 +194,7 @@ fn store_with_device() -> Arc<dyn Store> {
             caller_id: None,
             call_types: vec![],
             max_contacts: 1,
+            trusted_address: None,
             created_at: 0,
             updated_at: 0,
         }],

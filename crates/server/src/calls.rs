@@ -1,0 +1,960 @@
+//! Calls in the core task: INVITE admission (carrier gateways by source address, PBX trunks by address, devices
+//! by digest), routing to a [`Plan`], the [`Call`] machines and their deadlines, carrier gateway health checks,
+//! concurrency limits, and the records (CDRs, active calls) each call leaves.
+//!
+//! Calls run in the same task as the registrar: they share its transaction layer and its view of bindings and
+//! liveness, and every lookup on the way (number, device, bindings, gateway) is a hash probe, so call setup costs
+//! the same with 10 or 100,000 registered devices.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use switchboard_b2bua::{
+    Action, Call, CallConfig, Disposition, DivertPlan, DivertReason, Hop, Mode, Plan, Record, Target, token_of_tag,
+};
+use switchboard_routing::{
+    CallType, CallerId, DialContext, DivertTo, DivertWhen, NumberRules, Presence, RoutePlan, caller_id, check_allowed,
+    classify, classify_on_net, decide, normalise_cli,
+};
+use switchboard_sip_core::divert::{diversion_allowed, diversions, next_counter};
+use switchboard_sip_core::header::NameAddr;
+use switchboard_sip_core::transaction::{self, Key};
+use switchboard_sip_core::uri::{Uri, unescape};
+use switchboard_sip_core::validate::Essentials;
+use switchboard_sip_core::{HeaderName, Message, Method};
+use switchboard_sip_io::{Peer, Proto};
+use switchboard_storage::{ActiveCall, ActiveCallOp, CdrDirection, CdrDisposition, Gateway, NewCdr, ServiceMode};
+
+use crate::auth::AuthOutcome;
+use crate::config::CallsConfig;
+use crate::core::Core;
+use crate::devices::{CachedDevice, CachedNumber, trusted_addr};
+use crate::writer::WriteOp;
+
+/// The voicemail feature code a device dials to reach its mailbox.
+const VOICEMAIL_CODE: &str = "777";
+
+/// Where a leg goes, and our address as seen from there.
+#[derive(Debug, Clone)]
+pub(crate) struct SipHop {
+    pub peer: Peer,
+    /// `ip:port` of ours, for Via and Contact.
+    pub sent_by: Arc<str>,
+}
+
+impl Hop for SipHop {
+    fn via(&self, branch: &str) -> String {
+        let proto = if self.peer.proto == Proto::Tcp { "TCP" } else { "UDP" };
+        format!("SIP/2.0/{proto} {};branch={branch};rport", self.sent_by)
+    }
+    fn contact(&self) -> String {
+        match self.peer.proto {
+            Proto::Tcp => format!("sip:{};transport=tcp", self.sent_by),
+            _ => format!("sip:{}", self.sent_by),
+        }
+    }
+    fn reliable(&self) -> bool {
+        self.peer.proto.is_reliable()
+    }
+}
+
+/// What the records need of a call beyond what the machine keeps.
+#[derive(Debug)]
+struct Meta {
+    direction: CdrDirection,
+    service_id: Option<i64>,
+    /// The calling device (outbound, on-net) or the number's pinned device (inbound).
+    device_id: Option<i64>,
+    /// The calling device and its service, counted against the concurrency limits.
+    counted: Option<(i64, i64)>,
+    caller: String,
+    callee: String,
+    call_type: Option<&'static str>,
+    /// Targets are gateways: the record names the one used.
+    via_gateway: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    call: Call<SipHop>,
+    meta: Meta,
+}
+
+#[derive(Debug)]
+struct GatewayState {
+    gw: Gateway,
+    addr: SocketAddr,
+    up: bool,
+}
+
+/// Every live call, indexed by what finds it: its token (from our tags), the caller's INVITE transaction (for
+/// CANCEL) and each client transaction it started.
+#[derive(Debug)]
+pub(crate) struct CallTable {
+    pub cfg: CallConfig,
+    pub limits: CallsConfig,
+    pub voicemail: Option<SocketAddr>,
+    calls: HashMap<u64, Entry>,
+    by_invite: HashMap<Key, u64>,
+    by_request: HashMap<Key, (u64, u32)>,
+    deadlines: BTreeSet<(u64, u64)>,
+    due: HashMap<u64, u64>,
+    per_device: HashMap<i64, u32>,
+    per_service: HashMap<i64, u32>,
+    gateways: Vec<GatewayState>,
+    gateway_probes: HashMap<Key, i64>,
+    next_gateway_check: u64,
+}
+
+impl CallTable {
+    pub fn new(cfg: CallConfig, limits: CallsConfig, voicemail: Option<SocketAddr>, gateways: Vec<Gateway>) -> Self {
+        let mut t = CallTable {
+            cfg,
+            limits,
+            voicemail,
+            calls: HashMap::new(),
+            by_invite: HashMap::new(),
+            by_request: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            due: HashMap::new(),
+            per_device: HashMap::new(),
+            per_service: HashMap::new(),
+            gateways: Vec::new(),
+            gateway_probes: HashMap::new(),
+            next_gateway_check: 0,
+        };
+        t.set_gateways(gateways);
+        t
+    }
+
+    /// Replaces the gateway list (from the store), keeping what is known of each one's health.
+    pub fn set_gateways(&mut self, list: Vec<Gateway>) {
+        let mut next = Vec::with_capacity(list.len());
+        for gw in list.into_iter().filter(|g| g.enabled) {
+            let Some(addr) = resolve(&gw.address) else {
+                tracing::warn!(gateway = %gw.name, address = %gw.address, "gateway address does not resolve; skipped");
+                continue;
+            };
+            let up = self.gateways.iter().find(|g| g.gw.id == gw.id).is_none_or(|g| g.up);
+            next.push(GatewayState { gw, addr, up });
+        }
+        next.sort_by_key(|g| (g.gw.priority, g.gw.id));
+        self.gateways = next;
+        self.next_gateway_check = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let call = self.deadlines.first().map(|&(at, _)| at);
+        let gw = (!self.gateways.is_empty()).then_some(self.next_gateway_check);
+        [call, gw].into_iter().flatten().min()
+    }
+
+    fn gateway_at(&self, source: SocketAddr) -> Option<&GatewayState> {
+        self.gateways.iter().find(|g| g.addr.ip() == source.ip())
+    }
+
+    /// Enabled gateways to hunt through: healthy ones first, each group by priority.
+    fn hunt_order(&self) -> Vec<&GatewayState> {
+        let mut list: Vec<&GatewayState> = self.gateways.iter().collect();
+        list.sort_by_key(|g| (!g.up, g.gw.priority, g.gw.id));
+        list
+    }
+
+    fn schedule(&mut self, token: u64) {
+        if let Some(old) = self.due.remove(&token) {
+            self.deadlines.remove(&(old, token));
+        }
+        if let Some(at) = self.calls.get(&token).and_then(|e| e.call.poll_timeout()) {
+            self.deadlines.insert((at, token));
+            self.due.insert(token, at);
+        }
+    }
+}
+
+fn resolve(address: &str) -> Option<SocketAddr> {
+    if let Ok(a) = address.parse() {
+        return Some(a);
+    }
+    let with_port = if address.contains(':') { address.to_owned() } else { format!("{address}:5060") };
+    std::net::ToSocketAddrs::to_socket_addrs(&with_port).ok()?.next()
+}
+
+/// The user part of a URI, unescaped.
+fn user_of(uri: &str) -> Option<String> {
+    Uri::parse(uri).ok()?.user.map(|u| unescape(&u))
+}
+
+/// The user part of a From/To/PPI header value.
+fn header_user(value: &str, header: &'static str) -> Option<String> {
+    user_of(&NameAddr::parse(value, header).ok()?.uri)
+}
+
+impl Core {
+    /// A new INVITE (no To tag) on server transaction `key`.
+    pub(crate) fn on_invite(&mut self, key: Key, msg: Message, ess: Essentials, peer: Peer, now: u64) {
+        if ess.to.tag().is_some() {
+            return self.on_dialog_request(key, msg, now);
+        }
+        if msg.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()) == Some(0) {
+            return self.call_reply(key, &msg, 483, "Too Many Hops", Vec::new(), now);
+        }
+        if let Some(gw) = self.calls.gateway_at(peer.addr) {
+            let name = gw.gw.name.clone();
+            return self.inbound(key, msg, ess, peer, &name, now);
+        }
+        if let Some(dev) = self.devices.trusted_at(peer.addr).cloned() {
+            return self.outbound(key, msg, ess, peer, dev, now);
+        }
+        let devices = &self.devices;
+        let outcome = self.auth.check(
+            msg.headers.get_all(&HeaderName::ProxyAuthorization),
+            "INVITE",
+            peer.addr,
+            |id| devices.get(id),
+            |_| false,
+            now,
+        );
+        match outcome {
+            AuthOutcome::Authenticated(d) | AuthOutcome::Retransmission(d) => {
+                self.outbound(key, msg, ess, peer, d, now)
+            }
+            AuthOutcome::Challenge { stale } => {
+                let first = msg.headers.get(&HeaderName::ProxyAuthorization).is_none();
+                let extra = self
+                    .auth
+                    .challenges(stale, first, peer.addr, now)
+                    .into_iter()
+                    .map(|c| (HeaderName::ProxyAuthenticate, c))
+                    .collect();
+                self.call_reply(key, &msg, 407, "Proxy Authentication Required", extra, now);
+            }
+            AuthOutcome::Throttled => self.call_reply(key, &msg, 403, "Too Many Failed Attempts", Vec::new(), now),
+            AuthOutcome::Malformed(reason) => self.call_reply(key, &msg, 400, reason, Vec::new(), now),
+        }
+    }
+
+    /// A call from a carrier gateway to one of our numbers.
+    fn inbound(&mut self, key: Key, msg: Message, ess: Essentials, peer: Peer, gateway: &str, now: u64) {
+        let dialled =
+            ess.request_uri.user.as_deref().map(unescape).or_else(|| user_of(&ess.to.uri)).unwrap_or_default();
+        let caller = user_of(&ess.from.uri).unwrap_or_else(|| "anonymous".into());
+        let Some(number) = normalise_cli(&dialled).and_then(|e| self.numbers.get(&e).cloned()) else {
+            tracing::info!(%dialled, gateway, "inbound call to a number we do not host");
+            self.reject_cdr(CdrDirection::Inbound, None, None, &caller, &dialled, None, 404, now);
+            return self.call_reply(key, &msg, 404, "Not Found", Vec::new(), now);
+        };
+        let withheld = privacy_id(&msg) || caller.eq_ignore_ascii_case("anonymous");
+        let from = presented(ess.from.display.as_deref(), &caller, withheld, &self.domain);
+        let meta = Meta {
+            direction: CdrDirection::Inbound,
+            service_id: Some(number.number.service_id),
+            device_id: number.number.device_id,
+            counted: None,
+            caller,
+            callee: number.number.number.clone(),
+            call_type: None,
+            via_gateway: false,
+        };
+        self.deliver(key, msg, peer, &number, from, meta, now);
+    }
+
+    /// A call from one of our devices (authenticated, or a trunk trusted by address).
+    fn outbound(&mut self, key: Key, msg: Message, ess: Essentials, peer: Peer, dev: Arc<CachedDevice>, now: u64) {
+        let d = &dev.device;
+        let dialled = ess.request_uri.user.as_deref().map(unescape).unwrap_or_default();
+        let sent = msg
+            .headers
+            .get(&HeaderName::Other("P-Preferred-Identity".into()))
+            .and_then(|v| header_user(v, "P-Preferred-Identity"))
+            .or_else(|| user_of(&ess.from.uri));
+        let numbers = &self.numbers;
+        let cid = caller_id(
+            sent.as_deref(),
+            |e| numbers.get(e).is_some_and(|n| n.customer_id == dev.customer_id),
+            d.caller_id.as_deref(),
+            privacy_id(&msg),
+        );
+        let caller = cid.e164.clone().unwrap_or_else(|| sent.clone().unwrap_or_default());
+        let service = Some(d.service_id);
+        if dialled == VOICEMAIL_CODE {
+            tracing::info!(device = %d.name, "voicemail retrieval is not available yet");
+            self.reject_cdr(CdrDirection::OnNet, service, Some(d.id), &caller, &dialled, None, 480, now);
+            return self.call_reply(key, &msg, 480, "Voicemail Not Available", Vec::new(), now);
+        }
+        let ctx = DialContext::from_caller(d.caller_id.as_deref().unwrap_or_default());
+        let dialled_type = match classify(&dialled, &ctx) {
+            Ok(c) => c,
+            Err(e) => {
+                self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &dialled, None, e.status(), now);
+                return self.call_reply(key, &msg, e.status(), e.reason(), Vec::new(), now);
+            }
+        };
+        let geographic = dialled_type.call_type;
+        let classified = classify_on_net(dialled_type, |e| self.numbers.get(e).is_some());
+        let call_type = classified.call_type;
+        let type_name = Some(call_type.as_str());
+        // A call to a number we host may go through if on-net calls are enabled, or if the device may call that
+        // kind of number anyway (its national, local or mobile type).
+        let allowed = check_allowed(call_type, &d.call_types)
+            .or_else(|b| if call_type == CallType::OnNet { check_allowed(geographic, &d.call_types) } else { Err(b) });
+        if let Err(b) = allowed {
+            tracing::info!(device = %d.name, %dialled, call_type = %call_type, "call type not enabled");
+            self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &dialled, type_name, 403, now);
+            return self.call_reply(key, &msg, 403, b.reason, Vec::new(), now);
+        }
+        let emergency = call_type == CallType::Emergency;
+        let device_calls = self.calls.per_device.get(&d.id).copied().unwrap_or(0);
+        let service_calls = self.calls.per_service.get(&d.service_id).copied().unwrap_or(0);
+        if !emergency
+            && (device_calls >= self.calls.limits.max_per_device || service_calls >= self.calls.limits.max_per_service)
+        {
+            tracing::warn!(device = %d.name, device_calls, service_calls, "concurrent call limit reached");
+            self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &dialled, type_name, 403, now);
+            return self.call_reply(key, &msg, 403, "Concurrent Call Limit Reached", Vec::new(), now);
+        }
+        let callee = classified.e164.clone().unwrap_or_else(|| classified.dialled_digits.clone());
+        let counted = (!emergency).then_some((d.id, d.service_id));
+        if call_type == CallType::OnNet
+            && let Some(number) = self.numbers.get(&callee).cloned()
+        {
+            let from = presented(None, cid.e164.as_deref().unwrap_or("anonymous"), cid.withheld, &self.domain);
+            let meta = Meta {
+                direction: CdrDirection::OnNet,
+                service_id: service,
+                device_id: Some(d.id),
+                counted,
+                caller,
+                callee,
+                call_type: type_name,
+                via_gateway: false,
+            };
+            return self.deliver(key, msg, peer, &number, from, meta, now);
+        }
+        let (from, extra) = identity_headers(&cid, &self.domain);
+        let targets = self.gateway_targets(&callee, &from, &extra);
+        let meta = Meta {
+            direction: CdrDirection::Outbound,
+            service_id: service,
+            device_id: Some(d.id),
+            counted,
+            caller,
+            callee,
+            call_type: type_name,
+            via_gateway: true,
+        };
+        if targets.is_empty() {
+            tracing::warn!("outbound call with no carrier gateway configured");
+            self.reject_cdr(meta.direction, service, Some(d.id), &meta.caller, &meta.callee, type_name, 503, now);
+            return self.call_reply(key, &msg, 503, "No Carrier Gateway Available", Vec::new(), now);
+        }
+        self.start_call(key, msg, peer, Plan::ring(Mode::Hunt, targets), meta, now);
+    }
+
+    /// Rings a number: its rules, the presence of its devices and the divert target make the plan.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        key: Key,
+        msg: Message,
+        peer: Peer,
+        number: &CachedNumber,
+        from: String,
+        meta: Meta,
+        now: u64,
+    ) {
+        let n = &number.number;
+        let device_ids: Vec<i64> = match n.device_id {
+            Some(id) => vec![id],
+            None => self.devices.of_service(n.service_id).to_vec(),
+        };
+        let mut ring = Vec::new();
+        let mut online = false;
+        let to = format!("<sip:{}@{}>", n.number, self.domain);
+        for id in device_ids {
+            let Some(dev) = self.devices.by_id(id).cloned() else { continue };
+            let trunk = dev.mode == ServiceMode::Trunk;
+            online |= self.registrar.is_online(id);
+            let bindings = self.registrar.bindings(id).to_vec();
+            for b in &bindings {
+                let Ok(addr) = b.source.parse::<SocketAddr>() else { continue };
+                let proto = if b.transport == "tcp" { Proto::Tcp } else { Proto::Udp };
+                let flow = if proto == Proto::Tcp { self.transport.flow_for(addr) } else { None };
+                let request_uri = if trunk { with_user(&b.contact, &n.number) } else { b.contact.clone() };
+                ring.push(Target {
+                    request_uri,
+                    to: to.clone(),
+                    from: from.clone(),
+                    hop: self.hop(Peer { addr, proto, flow }),
+                    route: b.path.clone(),
+                    extra: Vec::new(),
+                    label: dev.device.name.clone(),
+                    device_id: Some(id),
+                });
+            }
+            // A PBX trusted by address that does not register is reached at that address.
+            if bindings.is_empty()
+                && let Some(addr) = trusted_addr(&dev.device)
+            {
+                online = true;
+                ring.push(Target {
+                    request_uri: format!("sip:{}@{addr}", n.number),
+                    to: to.clone(),
+                    from: from.clone(),
+                    hop: self.hop(Peer { addr, proto: Proto::Udp, flow: None }),
+                    route: Vec::new(),
+                    extra: Vec::new(),
+                    label: dev.device.name.clone(),
+                    device_id: Some(id),
+                });
+            }
+        }
+        let divert_to = n.divert_to.as_deref().map(|t| match t {
+            "voicemail" => DivertTo::Voicemail,
+            e164 => DivertTo::External(e164.to_owned()),
+        });
+        // A call that has been diverted too often elsewhere is not diverted again (loop protection).
+        let previous: Vec<String> =
+            msg.headers.get_list(&HeaderName::Other("Diversion".into())).map(str::to_owned).collect();
+        let parsed = diversions(&msg.headers).unwrap_or_default();
+        let may_divert = diversion_allowed(&parsed, self.calls.limits.max_diversions);
+        let divert_when = match n.divert_when {
+            switchboard_storage::DivertWhen::Never => DivertWhen::Never,
+            switchboard_storage::DivertWhen::NoAnswer => DivertWhen::NoAnswer,
+            switchboard_storage::DivertWhen::All => DivertWhen::All,
+            switchboard_storage::DivertWhen::Offline => DivertWhen::Offline,
+        };
+        let rules = NumberRules {
+            divert_when: if may_divert { divert_when } else { DivertWhen::Never },
+            divert_to: divert_to.clone(),
+            no_answer_secs: u32::try_from(n.no_answer_secs).unwrap_or(u32::MAX),
+        };
+        let presence = Presence { any_device_online: online, live_bindings: ring.len() };
+        let route = decide(&rules, &presence);
+        let divert_plan = |core: &mut Core, to: &DivertTo| {
+            let diverting_uri = format!("sip:{}@{}", n.number, core.domain);
+            let (targets, label) = match to {
+                DivertTo::Voicemail => (core.voicemail_targets(&n.number, &from), "voicemail".to_owned()),
+                DivertTo::External(e164) => (core.gateway_targets(e164, &from, &[]), e164.clone()),
+            };
+            DivertPlan { diverting_uri, targets, previous: previous.clone(), counter: next_counter(&parsed), label }
+        };
+        let plan = match route {
+            RoutePlan::Reject { code, reason } => {
+                let m = &meta;
+                self.reject_cdr(m.direction, m.service_id, m.device_id, &m.caller, &m.callee, m.call_type, code, now);
+                return self.call_reply(key, &msg, code, reason, Vec::new(), now);
+            }
+            RoutePlan::Divert(to) => {
+                let reason = match divert_when {
+                    DivertWhen::All => DivertReason::Unconditional,
+                    _ => DivertReason::Unavailable,
+                };
+                let mut p = Plan::ring(Mode::Fork, Vec::new());
+                p.divert = Some(divert_plan(self, &to));
+                p.divert_now = Some(reason);
+                p
+            }
+            RoutePlan::Ring { no_answer, on_busy } => {
+                let mut p = Plan::ring(Mode::Fork, ring);
+                if let Some((secs, to)) = no_answer {
+                    p.no_answer_ms = Some(u64::from(secs) * 1000);
+                    p.divert = Some(divert_plan(self, &to));
+                }
+                if let Some(to) = on_busy {
+                    p.divert_on_busy = true;
+                    if p.divert.is_none() {
+                        p.divert = Some(divert_plan(self, &to));
+                    }
+                }
+                p
+            }
+        };
+        self.start_call(key, msg, peer, plan, meta, now);
+    }
+
+    fn voicemail_targets(&mut self, number: &str, from: &str) -> Vec<Target<SipHop>> {
+        let Some(addr) = self.calls.voicemail else {
+            tracing::warn!(number, "call diverted to voicemail, but voicemail is not configured (calls.voicemail_uri)");
+            return Vec::new();
+        };
+        vec![Target {
+            request_uri: format!("sip:{number}@{addr}"),
+            to: format!("<sip:{number}@{}>", self.domain),
+            from: from.to_owned(),
+            hop: self.hop(Peer { addr, proto: Proto::Udp, flow: None }),
+            route: Vec::new(),
+            extra: Vec::new(),
+            label: "voicemail".into(),
+            device_id: None,
+        }]
+    }
+
+    fn gateway_targets(&mut self, number: &str, from: &str, extra: &[(HeaderName, String)]) -> Vec<Target<SipHop>> {
+        let order: Vec<(String, SocketAddr, Proto)> = self
+            .calls
+            .hunt_order()
+            .into_iter()
+            .map(|g| (g.gw.name.clone(), g.addr, if g.gw.transport == "tcp" { Proto::Tcp } else { Proto::Udp }))
+            .collect();
+        order
+            .into_iter()
+            .map(|(name, addr, proto)| Target {
+                request_uri: format!("sip:{number}@{addr}"),
+                to: format!("<sip:{number}@{addr}>"),
+                from: from.to_owned(),
+                hop: self.hop(Peer { addr, proto, flow: None }),
+                route: Vec::new(),
+                extra: extra.to_vec(),
+                label: name,
+                device_id: None,
+            })
+            .collect()
+    }
+
+    fn hop(&mut self, peer: Peer) -> SipHop {
+        let ip = self.local_ip_for(peer.addr.ip());
+        let port = self.transport.local_addr().port();
+        SipHop { peer, sent_by: crate::core::fmt_host_port(ip, port).into() }
+    }
+
+    fn start_call(&mut self, key: Key, msg: Message, peer: Peer, plan: Plan<SipHop>, meta: Meta, now: u64) {
+        let mut token = self.rng.next();
+        while token == 0 || self.calls.calls.contains_key(&token) {
+            token = self.rng.next();
+        }
+        if let Some((device, service)) = meta.counted {
+            *self.calls.per_device.entry(device).or_default() += 1;
+            *self.calls.per_service.entry(service).or_default() += 1;
+        }
+        tracing::debug!(call = %format!("{token:016x}"), caller = %meta.caller, callee = %meta.callee, "call");
+        self.write(WriteOp::Active(ActiveCallOp::Upsert(self.active_row(token, &meta, now, None))));
+        let hop = self.hop(peer);
+        let call = Call::new(self.calls.cfg.clone(), token, key, msg, hop, plan, now);
+        self.calls.by_invite.insert(key, token);
+        self.calls.calls.insert(token, Entry { call, meta });
+        self.pump(token, now);
+    }
+
+    fn active_row(&self, token: u64, meta: &Meta, started_at: u64, answered_at: Option<u64>) -> ActiveCall {
+        ActiveCall {
+            call_id: format!("{token:016x}"),
+            node: self.node.clone(),
+            direction: meta.direction,
+            service_id: meta.service_id,
+            device_id: meta.device_id,
+            caller: meta.caller.clone(),
+            callee: meta.callee.clone(),
+            state: if answered_at.is_some() { "answered" } else { "ringing" }.into(),
+            started_at: i64::try_from(started_at).unwrap_or(i64::MAX),
+            answered_at: answered_at.map(|a| i64::try_from(a).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// Carries out what call `token` asked for, until it asks for nothing more.
+    fn pump(&mut self, token: u64, now: u64) {
+        loop {
+            let Some(entry) = self.calls.calls.get_mut(&token) else { return };
+            let actions: Vec<Action<SipHop>> = entry.call.drain_actions().collect();
+            if actions.is_empty() {
+                break;
+            }
+            let mut failed = Vec::new();
+            for a in actions {
+                match a {
+                    Action::Respond { key, mut msg } => {
+                        msg.headers.push(HeaderName::Server, self.server_header.clone());
+                        if let Err(e) = self.tx.respond(key, msg, now) {
+                            tracing::debug!(error = %e, "call response not sent");
+                        }
+                    }
+                    Action::Request { req, msg, hop } => {
+                        match self.tx.send_request(msg, hop.peer, hop.reliable(), now) {
+                            Ok(k) => {
+                                self.calls.by_request.insert(k, (token, req));
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "call request not sent");
+                                failed.push(req);
+                            }
+                        }
+                    }
+                    Action::Send { msg, hop } => self.transport.send(&hop.peer, msg.to_bytes()),
+                    Action::Answered { at } => {
+                        if let Some(e) = self.calls.calls.get(&token) {
+                            let row = self.active_row(token, &e.meta, e.call.started_at(), Some(at));
+                            self.write(WriteOp::Active(ActiveCallOp::Upsert(row)));
+                        }
+                    }
+                    Action::Ended(record) => self.on_call_ended(token, record),
+                }
+            }
+            if let Some(entry) = self.calls.calls.get_mut(&token) {
+                for req in failed {
+                    entry.call.on_request_failed(req, now);
+                }
+            }
+        }
+        let finished = self.calls.calls.get(&token).is_some_and(|e| e.call.is_finished(now));
+        if finished {
+            self.calls.calls.remove(&token);
+        }
+        self.calls.schedule(token);
+    }
+
+    fn on_call_ended(&mut self, token: u64, r: Record) {
+        let Some(entry) = self.calls.calls.get(&token) else { return };
+        let m = &entry.meta;
+        let disposition = match r.disposition {
+            Disposition::Answered => CdrDisposition::Answered,
+            Disposition::Busy => CdrDisposition::Busy,
+            Disposition::NoAnswer => CdrDisposition::NoAnswer,
+            Disposition::Failed => CdrDisposition::Failed,
+            Disposition::Cancelled => CdrDisposition::Cancelled,
+            Disposition::Rejected => CdrDisposition::Rejected,
+        };
+        let divert_reason = r.divert.map(|d| match d {
+            DivertReason::NoAnswer => switchboard_storage::DivertReason::NoAnswer,
+            DivertReason::UserBusy => switchboard_storage::DivertReason::Busy,
+            DivertReason::Unconditional => switchboard_storage::DivertReason::All,
+            _ => switchboard_storage::DivertReason::Offline,
+        });
+        let ms = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        let gateway = if m.via_gateway || r.divert.is_some_and(|_| r.diverted_to.as_deref() != Some("voicemail")) {
+            r.target.clone()
+        } else {
+            None
+        };
+        let cdr = NewCdr {
+            call_id: format!("{token:016x}"),
+            direction: m.direction,
+            service_id: m.service_id,
+            device_id: r.answered_device.filter(|_| m.direction == CdrDirection::Inbound).or(m.device_id),
+            caller: m.caller.clone(),
+            callee: m.callee.clone(),
+            call_type: m.call_type.map(str::to_owned),
+            started_at: ms(r.started_at),
+            answered_at: r.answered_at.map(ms),
+            ended_at: Some(ms(r.ended_at)),
+            disposition,
+            sip_status: Some(r.status),
+            divert_reason,
+            diverted_to: r.diverted_to.clone(),
+            gateway,
+            node: self.node.clone(),
+        };
+        tracing::info!(
+            call = %cdr.call_id, direction = m.direction.as_str(), caller = %m.caller, callee = %m.callee,
+            disposition = disposition.as_str(), status = r.status, divert = ?r.divert, end = ?r.end_reason,
+            "call ended"
+        );
+        let counted = m.counted;
+        if let Some((device, service)) = counted {
+            release_count(&mut self.calls.per_device, device);
+            release_count(&mut self.calls.per_service, service);
+        }
+        self.write(WriteOp::Active(ActiveCallOp::Remove { call_id: cdr.call_id.clone() }));
+        self.write(WriteOp::Cdr(cdr));
+        if let Some(e) = self.calls.calls.get_mut(&token) {
+            e.meta.counted = None;
+        }
+    }
+
+    /// A record of an attempt refused before any call started.
+    #[allow(clippy::too_many_arguments)]
+    fn reject_cdr(
+        &mut self,
+        direction: CdrDirection,
+        service_id: Option<i64>,
+        device_id: Option<i64>,
+        caller: &str,
+        callee: &str,
+        call_type: Option<&str>,
+        status: u16,
+        now: u64,
+    ) {
+        let at = i64::try_from(now).unwrap_or(i64::MAX);
+        let cdr = NewCdr {
+            call_id: format!("{:016x}", self.rng.next()),
+            direction,
+            service_id,
+            device_id,
+            caller: caller.to_owned(),
+            callee: callee.to_owned(),
+            call_type: call_type.map(str::to_owned),
+            started_at: at,
+            answered_at: None,
+            ended_at: Some(at),
+            disposition: if status == 480 {
+                CdrDisposition::NoAnswer
+            } else if status >= 500 {
+                CdrDisposition::Failed
+            } else {
+                CdrDisposition::Rejected
+            },
+            sip_status: Some(status),
+            divert_reason: None,
+            diverted_to: None,
+            gateway: None,
+            node: self.node.clone(),
+        };
+        self.write(WriteOp::Cdr(cdr));
+    }
+
+    /// A final answer to an INVITE outside any call.
+    fn call_reply(
+        &mut self,
+        key: Key,
+        req: &Message,
+        code: u16,
+        reason: &str,
+        extra: Vec<(HeaderName, String)>,
+        now: u64,
+    ) {
+        self.reply(crate::core::Reply::Transaction(key), req, code, reason, extra, now);
+    }
+
+    /// A request with a To tag: for one of our calls, found by the token our tags start with.
+    pub(crate) fn on_dialog_request(&mut self, key: Key, msg: Message, now: u64) {
+        let token = msg
+            .headers
+            .get(&HeaderName::To)
+            .and_then(|t| NameAddr::parse(t, "To").ok())
+            .and_then(|n| n.tag().and_then(token_of_tag));
+        match token.filter(|t| self.calls.calls.contains_key(t)) {
+            Some(t) => {
+                if let Some(e) = self.calls.calls.get_mut(&t) {
+                    e.call.on_request(key, msg, now);
+                }
+                self.pump(t, now);
+            }
+            None if msg.method() == Some(&Method::Options) => {
+                let extra = vec![(HeaderName::Allow, crate::core::ALLOW.to_owned())];
+                self.call_reply(key, &msg, 200, "OK", extra, now);
+            }
+            None => self.call_reply(key, &msg, 481, "Call/Transaction Does Not Exist", Vec::new(), now),
+        }
+    }
+
+    /// An ACK for a 2xx (RFC 6026: outside any transaction).
+    pub(crate) fn on_dialog_ack(&mut self, msg: Message, now: u64) {
+        let token = msg
+            .headers
+            .get(&HeaderName::To)
+            .and_then(|t| NameAddr::parse(t, "To").ok())
+            .and_then(|n| n.tag().and_then(token_of_tag));
+        if let Some(t) = token
+            && let Some(e) = self.calls.calls.get_mut(&t)
+        {
+            e.call.on_ack(&msg, now);
+            self.pump(t, now);
+        }
+    }
+
+    /// A CANCEL whose INVITE transaction `invite` still exists. `false`: not one of our calls.
+    pub(crate) fn on_call_cancel(&mut self, key: Key, invite: Key, msg: &Message, now: u64) -> bool {
+        let Some(&t) = self.calls.by_invite.get(&invite) else { return false };
+        if let Some(e) = self.calls.calls.get_mut(&t) {
+            e.call.on_cancel(key, msg, now);
+        }
+        self.pump(t, now);
+        true
+    }
+
+    /// A response a client transaction passed up. `false`: not for a call.
+    pub(crate) fn on_call_response(&mut self, key: Key, msg: Message, now: u64) -> bool {
+        if let Some(id) = self.calls.gateway_probes.get(&key).copied() {
+            self.gateway_health(id, true);
+            return true;
+        }
+        let Some(&(t, req)) = self.calls.by_request.get(&key) else { return false };
+        if let Some(e) = self.calls.calls.get_mut(&t) {
+            e.call.on_response(req, msg, now);
+        }
+        self.pump(t, now);
+        true
+    }
+
+    /// Timer B/F for a client transaction.
+    pub(crate) fn on_call_request_timeout(&mut self, key: Key, now: u64) {
+        if let Some(id) = self.calls.gateway_probes.remove(&key) {
+            return self.gateway_health(id, false);
+        }
+        let Some(&(t, req)) = self.calls.by_request.get(&key) else { return };
+        if let Some(e) = self.calls.calls.get_mut(&t) {
+            e.call.on_request_failed(req, now);
+        }
+        self.pump(t, now);
+    }
+
+    /// A transaction ended: forget what pointed at it.
+    pub(crate) fn on_transaction_ended(&mut self, key: Key) {
+        self.calls.gateway_probes.remove(&key);
+        self.calls.by_invite.remove(&key);
+        if let Some((t, req)) = self.calls.by_request.remove(&key)
+            && let Some(e) = self.calls.calls.get_mut(&t)
+        {
+            e.call.on_request_ended(req);
+        }
+    }
+
+    /// Fires call deadlines and gateway checks due at `now`.
+    pub(crate) fn on_call_timeouts(&mut self, now: u64) {
+        while let Some(&(at, t)) = self.calls.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.calls.deadlines.pop_first();
+            self.calls.due.remove(&t);
+            if let Some(e) = self.calls.calls.get_mut(&t) {
+                e.call.on_timeout(now);
+            }
+            self.pump(t, now);
+        }
+        if !self.calls.gateways.is_empty() && self.calls.next_gateway_check <= now {
+            // The first check comes one interval after start (or after the list changed): gateways start healthy.
+            let first = self.calls.next_gateway_check == 0;
+            self.calls.next_gateway_check = now + self.calls.limits.gateway_check_secs * 1000;
+            if !first {
+                self.check_gateways(now);
+            }
+        }
+    }
+
+    fn check_gateways(&mut self, now: u64) {
+        let list: Vec<(i64, SocketAddr, Proto)> = self
+            .calls
+            .gateways
+            .iter()
+            .map(|g| (g.gw.id, g.addr, if g.gw.transport == "tcp" { Proto::Tcp } else { Proto::Udp }))
+            .collect();
+        for (id, addr, proto) in list {
+            let hop = self.hop(Peer { addr, proto, flow: None });
+            let branch = transaction::new_branch(self.rng.next());
+            let mut m = Message::request(Method::Options, format!("sip:{addr}"));
+            let h = &mut m.headers;
+            h.push(HeaderName::Via, hop.via(&branch));
+            h.push(HeaderName::MaxForwards, "70");
+            h.push(HeaderName::To, format!("<sip:{addr}>"));
+            h.push(HeaderName::From, format!("<sip:ping@{}>;tag={}", self.domain, self.rng.token()));
+            h.push(HeaderName::CallId, format!("{}@{}", self.rng.token(), self.domain));
+            h.push(HeaderName::CSeq, "1 OPTIONS");
+            h.push(HeaderName::UserAgent, self.server_header.clone());
+            if let Ok(k) = self.tx.send_request(m, hop.peer, proto.is_reliable(), now) {
+                self.calls.gateway_probes.insert(k, id);
+            }
+        }
+    }
+
+    fn gateway_health(&mut self, id: i64, up: bool) {
+        if let Some(g) = self.calls.gateways.iter_mut().find(|g| g.gw.id == id)
+            && g.up != up
+        {
+            g.up = up;
+            if up {
+                tracing::info!(gateway = %g.gw.name, "gateway answers health checks again");
+            } else {
+                tracing::warn!(gateway = %g.gw.name, "gateway does not answer health checks; tried last");
+            }
+        }
+    }
+
+    /// Ends every call (the daemon is stopping): callers and callees hear BYE or a final response.
+    pub(crate) fn end_all_calls(&mut self) {
+        let now = self.clock.now();
+        let tokens: Vec<u64> = self.calls.calls.keys().copied().collect();
+        for t in tokens {
+            if let Some(e) = self.calls.calls.get_mut(&t) {
+                e.call.terminate(now);
+            }
+            self.pump(t, now);
+        }
+    }
+}
+
+fn release_count(map: &mut HashMap<i64, u32>, id: i64) {
+    if let Some(n) = map.get_mut(&id) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&id);
+        }
+    }
+}
+
+/// `Privacy: id` (RFC 3323/3325) asked for.
+fn privacy_id(msg: &Message) -> bool {
+    msg.headers
+        .get_list(&HeaderName::Other("Privacy".into()))
+        .any(|p| p.split(';').any(|t| t.trim().eq_ignore_ascii_case("id")))
+}
+
+/// The From a callee sees: the caller's number at our domain, or anonymous.
+fn presented(display: Option<&str>, user: &str, withheld: bool, domain: &str) -> String {
+    if withheld {
+        return "\"Anonymous\" <sip:anonymous@anonymous.invalid>".into();
+    }
+    let safe: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || "+-.*#".contains(*c)).collect();
+    match display.map(|d| d.replace(['"', '\\'], "")) {
+        Some(d) if !d.is_empty() => format!("\"{d}\" <sip:{safe}@{domain}>"),
+        _ => format!("<sip:{safe}@{domain}>"),
+    }
+}
+
+/// From and identity headers for a call to a carrier: the asserted number in P-Asserted-Identity (RFC 3325), and
+/// an anonymous From with `Privacy: id` when withheld.
+fn identity_headers(cid: &CallerId, domain: &str) -> (String, Vec<(HeaderName, String)>) {
+    let mut extra = Vec::new();
+    let Some(e164) = &cid.e164 else {
+        return ("\"Anonymous\" <sip:anonymous@anonymous.invalid>".into(), extra);
+    };
+    extra.push((HeaderName::Other("P-Asserted-Identity".into()), format!("<sip:{e164}@{domain}>")));
+    if cid.withheld {
+        extra.push((HeaderName::Other("Privacy".into()), "id".into()));
+        return ("\"Anonymous\" <sip:anonymous@anonymous.invalid>".into(), extra);
+    }
+    (format!("<sip:{e164}@{domain}>"), extra)
+}
+
+/// `uri` with its user part replaced by `user` (a trunk's contact, addressed to the dialled number).
+fn with_user(uri: &str, user: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once(':') else { return uri.to_owned() };
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}:{user}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trunk_contacts_are_addressed_to_the_dialled_number() {
+        assert_eq!(
+            with_user("sip:pbx@198.51.100.1:5070;transport=udp", "+61299990000"),
+            "sip:+61299990000@198.51.100.1:5070;transport=udp"
+        );
+        assert_eq!(with_user("sip:198.51.100.1", "+61299990000"), "sip:+61299990000@198.51.100.1");
+    }
+
+    #[test]
+    fn presented_identity_is_sanitised() {
+        assert_eq!(
+            presented(Some("Bob \"B\""), "+61400000001", false, "sb.example"),
+            "\"Bob B\" <sip:+61400000001@sb.example>"
+        );
+        assert_eq!(presented(None, "+614>;x", false, "sb.example"), "<sip:+614x@sb.example>");
+        assert!(presented(None, "+61400000001", true, "sb.example").contains("anonymous"));
+    }
+
+    #[test]
+    fn withheld_caller_id_keeps_the_asserted_number() {
+        let cid = CallerId { e164: Some("+61299990000".into()), withheld: true, substituted: false };
+        let (from, extra) = identity_headers(&cid, "sb.example");
+        assert!(from.contains("anonymous"));
+        assert!(extra.iter().any(|(_, v)| v == "<sip:+61299990000@sb.example>"));
+        assert!(extra.iter().any(|(_, v)| v == "id"));
+    }
+}
