@@ -1,5 +1,5 @@
-//! Product timers in virtual time: the daemon runs in-process on a paused tokio clock, so registration expiry and
-//! keepalive failure are checked to the millisecond without sleeping.
+//! Product timers in virtual time: the daemon runs in-process on a paused tokio clock, so registration expiry,
+//! keepalive failure and the no-answer divert are checked to the millisecond without sleeping.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -286,5 +286,103 @@ async fn silent_device_is_offline_after_two_missed_keepalives() {
     assert_eq!(offline.reason, Some(switchboard_registrar::OfflineReason::NoKeepalive));
     // Probe at 30 s fails at 35 s (miss 1); probe at 60 s fails at 65 s (miss 2).
     assert_eq!(offline.at - online.at, 65_000);
+    running.shutdown().await;
+}
+
+/// A store with device 3001 on number +61299990001 (no-answer divert after 60 s to +61255550000) and one carrier
+/// gateway at `gateway`.
+fn store_with_number(gateway: std::net::SocketAddr) -> Arc<dyn Store> {
+    let base = store_with_device();
+    let devices = futures_free_block(base.list_devices(None)).unwrap();
+    let services = futures_free_block(base.list_services(None)).unwrap();
+    Arc::new(MemStore {
+        services,
+        devices,
+        numbers: vec![Number {
+            id: 1,
+            service_id: 1,
+            number: "+61299990001".into(),
+            device_id: Some(1),
+            divert_when: switchboard_storage::DivertWhen::NoAnswer,
+            divert_to: Some("+61255550000".into()),
+            no_answer_secs: 60,
+            offline_alert: None,
+            created_at: 0,
+            updated_at: 0,
+        }],
+        gateways: vec![Gateway {
+            id: 1,
+            name: "carrier".into(),
+            address: gateway.to_string(),
+            transport: "udp".into(),
+            priority: 10,
+            enabled: true,
+            created_at: 0,
+        }],
+        ..Default::default()
+    })
+}
+
+/// The MemStore answers without awaiting anything, so its futures complete on the first poll.
+fn futures_free_block<T>(f: impl std::future::Future<Output = T>) -> T {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the in-memory store never waits"),
+    }
+}
+
+/// The next request on `sock`, skipping responses and requests with other methods.
+async fn recv_request(sock: &UdpSocket, method: &str) -> (Message, std::net::SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+        let m = parse_datagram(&buf[..n], &Limits::default()).unwrap();
+        if m.method().is_some_and(|x| x.as_str() == method) {
+            return (m, from);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_answer_diverts_at_exactly_sixty_seconds() {
+    let gateway = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let gw_addr = gateway.local_addr().unwrap();
+    let running = switchboard_server::start(config(3000), store_with_number(gw_addr)).await.unwrap();
+    let server = running.sip_addr();
+    let device = register(server, 3600).await;
+
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:+61299990001@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {gw_addr};branch=z9hG4bKpaused1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:+61400000001@carrier>;tag=g1\r\nTo: <sip:+61299990001@{server}>\r\n\
+         Call-ID: paused-divert@carrier\r\nCSeq: 1 INVITE\r\nContact: <sip:carrier@{gw_addr}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    gateway.send_to(invite.as_bytes(), server).await.unwrap();
+
+    // The device rings.
+    let (ring, from) = recv_request(&device, "INVITE").await;
+    let rang_at = tokio::time::Instant::now();
+    let mut ringing = switchboard_sip_core::validate::response_to(&ring.headers, 180, "Ringing", Some("dev1"));
+    ringing.headers.push(HeaderName::Contact, format!("<sip:3001@{}>", device.local_addr().unwrap()));
+    device.send_to(&ringing.to_bytes(), from).await.unwrap();
+
+    // Sixty seconds later to the millisecond: the device leg is cancelled and the gateway gets the divert.
+    let (diverted, _) = recv_request(&gateway, "INVITE").await;
+    let diverted_at = tokio::time::Instant::now();
+    assert_eq!(diverted_at - rang_at, Duration::from_secs(60), "divert at exactly 60 s");
+    assert!(diverted.request_uri().unwrap().starts_with("sip:+61255550000@"), "{:?}", diverted.request_uri());
+    let diversion = diverted.headers.get(&HeaderName::Other("Diversion".into())).unwrap();
+    assert!(diversion.contains("reason=no-answer"), "{diversion}");
+    let (cancel, _) = recv_request(&device, "CANCEL").await;
+    assert_eq!(tokio::time::Instant::now() - rang_at, Duration::from_secs(60), "CANCEL with the divert");
+    assert_eq!(
+        cancel.headers.get(&HeaderName::Via),
+        ring.headers.get(&HeaderName::Via),
+        "the CANCEL matches the INVITE's transaction"
+    );
     running.shutdown().await;
 }
