@@ -1,5 +1,6 @@
 //! Calls end to end: the real `switchboard` binary, provisioned through its CLI, with SIPp playing the carrier
-//! gateways (127.0.0.2 and 127.0.0.3, trusted by address), the devices and the PBX (127.0.0.1).
+//! gateways (127.0.0.2 and 127.0.0.3, trusted by address), the devices and the PBX (127.0.0.1 when it registers,
+//! 127.0.0.4 when it is trusted by address).
 //!
 //! A device that receives calls is registered by our own client from a port, which SIPp then takes over as a
 //! UAS: the daemon sends INVITEs to the address a REGISTER came from.
@@ -21,6 +22,8 @@ const ACME_NUMBER: &str = "+61299990001";
 const BETA_NUMBER_1: &str = "+61399990001";
 const BETA_NUMBER_2: &str = "+61399990002";
 const CALLER: &str = "+61400000001";
+/// Where the Beta PBX sits when it is trusted by address rather than registered.
+const PBX_IP: &str = "127.0.0.4";
 
 /// A daemon with two customers and two carrier gateways:
 /// - Acme (Direct Mode): device `phone` (2001, caller ID +61299990001; local, national, mobile) owning
@@ -37,6 +40,12 @@ struct World {
 impl World {
     /// None (after a loud skip line) when SIPp is missing outside CI; in CI a missing SIPp fails the test.
     fn new(extra_config: &str, number_rules: &[&str]) -> Option<World> {
+        World::with(extra_config, number_rules, |_| {})
+    }
+
+    /// Like [`World::new`], with `before_launch` run on the provisioned daemon before it starts (so its edits are
+    /// loaded at start rather than through the change log).
+    fn with(extra_config: &str, number_rules: &[&str], before_launch: impl FnOnce(&Daemon)) -> Option<World> {
         if !switchboard_testkit::require_program("sipp", "sip-tester") {
             return None;
         }
@@ -105,6 +114,7 @@ impl World {
         let a2 = format!("127.0.0.3:{gw2}");
         d.cli_ok(&["gateway", "add", "--name", "gw1", "--address", &a1, "--priority", "10"]);
         d.cli_ok(&["gateway", "add", "--name", "gw2", "--address", &a2, "--priority", "20"]);
+        before_launch(&d);
         d.launch();
         Some(World { d, gw1, gw2, dir: tempfile::tempdir().unwrap() })
     }
@@ -155,13 +165,47 @@ impl World {
 
     /// A device calling `number` with digest auth, presenting `caller`.
     fn device_calls(&self, auth: (&str, &str), caller: &str, scenario: &str, number: &str) -> Sipp {
+        self.device_calls_holding(auth, caller, scenario, number, 500)
+    }
+
+    /// [`World::device_calls`], holding an answered call for `hold_ms` before hanging up.
+    fn device_calls_holding(
+        &self,
+        auth: (&str, &str),
+        caller: &str,
+        scenario: &str,
+        number: &str,
+        hold_ms: u32,
+    ) -> Sipp {
         let port = free_port().to_string();
         let server = self.d.sip.to_string();
+        let hold = hold_ms.to_string();
         let args = [
-            "-p", &port, "-s", number, "-au", auth.0, "-ap", auth.1, "-key", "caller", caller, "-m", "1", "-d", "500",
+            "-p", &port, "-s", number, "-au", auth.0, "-ap", auth.1, "-key", "caller", caller, "-m", "1", "-d", &hold,
             &server,
         ];
         sipp::spawn(self.workdir(), scenario, "127.0.0.1", &args).expect("sipp")
+    }
+
+    /// The PBX, trusted at `PBX_IP`:`port`, calling `number` from that address without credentials.
+    fn pbx_calls(&self, port: u16, caller: &str, number: &str, hold_ms: u32) -> Sipp {
+        let port = port.to_string();
+        let server = self.d.sip.to_string();
+        let hold = hold_ms.to_string();
+        let args = ["-p", &port, "-s", number, "-key", "caller", caller, "-m", "1", "-d", &hold, &server];
+        sipp::spawn(self.workdir(), "uac_call.xml", PBX_IP, &args).expect("sipp")
+    }
+
+    /// `switchboard calls --json`, parsed.
+    fn active_calls(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.d.cli_ok(&["calls", "--json"])).expect("calls --json")
+    }
+
+    /// The database id of the device with `auth_id`.
+    fn device_id(&self, auth_id: &str) -> i64 {
+        let d: serde_json::Value =
+            serde_json::from_str(&self.d.cli_ok(&["device", "show", auth_id, "--json"])).expect("device show --json");
+        d["id"].as_i64().unwrap_or_else(|| panic!("no id in {d}"))
     }
 
     fn cdrs(&self) -> Vec<serde_json::Value> {
@@ -509,4 +553,160 @@ fn a_silent_gateway_is_skipped_after_the_gateway_timeout() {
     ok("device (caller)", &dev, &w.d);
     ok("gw2 (answers)", &gw2.wait(LIMIT), &w.d);
     assert_eq!(w.wait_cdrs(1)[0]["gateway"], "gw2");
+}
+
+/// The status line of the first `code` response `run` received.
+fn status_line(run: &Run, code: u16) -> String {
+    let prefix = format!("SIP/2.0 {code} ");
+    received(run)
+        .iter()
+        .find_map(|m| m.lines().find(|l| l.starts_with(&prefix)).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {code} received:\n{}", run.messages))
+}
+
+#[test]
+fn a_pbx_trusted_by_address_calls_out_without_a_password() {
+    let pbx_port = free_port();
+    let trusted = format!("{PBX_IP}:{pbx_port}");
+    let Some(w) = World::with("", &[], |d| {
+        d.cli_ok(&["device", "edit", "3001", "--trusted-address", &trusted]);
+    }) else {
+        return;
+    };
+    let gw = w.uas("127.0.0.2", w.gw1, "uas_answer.xml", 1, 0);
+    // National dialling from the PBX's 03 area, presenting one of its customer's own numbers.
+    let pbx = w.pbx_calls(pbx_port, BETA_NUMBER_2, "0298765432", 300).wait(LIMIT);
+    ok("pbx (caller, trusted by address)", &pbx, &w.d);
+    assert!(!received(&pbx).iter().any(|m| m.contains("SIP/2.0 407")), "challenged:\n{}", pbx.messages);
+    let gw = gw.wait(LIMIT);
+    ok("gw1 (callee)", &gw, &w.d);
+    let invite = received_request(&gw, "INVITE");
+    assert!(invite.contains("INVITE sip:+61298765432@"), "{invite}");
+    assert!(header(&invite, "P-Asserted-Identity").unwrap().contains(BETA_NUMBER_2), "{invite}");
+    let cdr = &w.wait_cdrs(1)[0];
+    assert_eq!(cdr["direction"], "outbound");
+    assert_eq!(cdr["disposition"], "answered");
+    assert_eq!(cdr["call_type"], "national");
+    assert_eq!(cdr["device_id"], w.device_id("3001"));
+    assert_eq!(cdr["caller"], BETA_NUMBER_2);
+    assert_eq!(cdr["gateway"], "gw1");
+}
+
+#[test]
+fn a_trusted_pbx_that_does_not_register_is_called_at_its_trusted_address() {
+    let pbx_port = free_port();
+    let trusted = format!("{PBX_IP}:{pbx_port}");
+    let Some(w) = World::with("", &[], |d| {
+        d.cli_ok(&["device", "edit", "3001", "--trusted-address", &trusted]);
+    }) else {
+        return;
+    };
+    assert!(w.d.registrations().is_empty(), "{:#?}", w.d.registrations());
+    let pbx = w.uas(PBX_IP, pbx_port, "uas_answer.xml", 1, 0);
+    let gw = w.gateway_calls("127.0.0.2", "uac_call.xml", BETA_NUMBER_2, 300).wait(LIMIT);
+    ok("gateway (caller)", &gw, &w.d);
+    let pbx = pbx.wait(LIMIT);
+    ok("pbx (callee, at its trusted address)", &pbx, &w.d);
+    let invite = received_request(&pbx, "INVITE");
+    let ruri = invite.lines().find(|l| l.starts_with("INVITE ")).unwrap();
+    assert!(ruri.starts_with(&format!("INVITE sip:{BETA_NUMBER_2}@{trusted}")), "{ruri}");
+    assert!(header(&invite, "From").unwrap().contains(CALLER), "{invite}");
+    let cdr = &w.wait_cdrs(1)[0];
+    assert_eq!(cdr["direction"], "inbound");
+    assert_eq!(cdr["disposition"], "answered");
+    assert_eq!(cdr["callee"], BETA_NUMBER_2);
+    assert_eq!(cdr["device_id"], w.device_id("3001"));
+}
+
+#[test]
+fn the_per_device_call_limit_refuses_a_second_call_but_never_an_emergency_call() {
+    let Some(w) = World::new("max_per_device = 1\n", &[]) else { return };
+    // gw1 takes the first call and, while it is up, the emergency call.
+    let gw = w.uas("127.0.0.2", w.gw1, "uas_answer.xml", 2, 0);
+    let first = w.device_calls_holding(("2001", "pass-2001"), ACME_NUMBER, "uac_auth_call.xml", "0398765432", 5000);
+    let mut up = Vec::new();
+    let answered = wait_until(Duration::from_secs(5), || {
+        up = w.active_calls();
+        up.iter().any(|c| c["state"] == "answered")
+    });
+    assert!(answered, "the first call never showed as answered: {up:#?}\n{}", w.d.log());
+    assert_eq!(up.len(), 1, "{up:#?}");
+    assert_eq!(up[0]["caller"], ACME_NUMBER, "{up:#?}");
+    assert_eq!(up[0]["callee"], "+61398765432", "{up:#?}");
+    assert_eq!(up[0]["direction"], "outbound", "{up:#?}");
+    let first_id = up[0]["call_id"].clone();
+
+    let second = w.device_calls(("2001", "pass-2001"), ACME_NUMBER, "uac_auth_refused.xml", "0398765433").wait(LIMIT);
+    ok("device (second call, over the limit)", &second, &w.d);
+    assert_eq!(final_status(&second), Some(403));
+    let line = status_line(&second, 403);
+    assert!(line.to_lowercase().contains("limit"), "{line}");
+
+    let emergency = w.device_calls(("2001", "pass-2001"), ACME_NUMBER, "uac_auth_call.xml", "000").wait(LIMIT);
+    ok("device (emergency call, over the limit)", &emergency, &w.d);
+    // Both refusal and emergency call happened while the first call was up.
+    let still = w.active_calls();
+    assert!(still.iter().any(|c| c["call_id"] == first_id), "the first call ended too early: {still:#?}");
+
+    ok("device (first call)", &first.wait(LIMIT), &w.d);
+    let gw = gw.wait(LIMIT);
+    ok("gw1 (callee of both calls)", &gw, &w.d);
+    let uris: Vec<String> =
+        received(&gw).iter().filter_map(|m| m.lines().find(|l| l.starts_with("INVITE ")).map(str::to_owned)).collect();
+    assert_eq!(uris.len(), 2, "{uris:?}");
+    assert!(uris[1].starts_with("INVITE sip:000@"), "{uris:?}");
+
+    let mut left = Vec::new();
+    let gone = wait_until(Duration::from_secs(5), || {
+        left = w.active_calls();
+        left.is_empty()
+    });
+    assert!(gone, "calls still listed after they ended: {left:#?}");
+    let cdrs = w.wait_cdrs(3);
+    let refused: Vec<_> = cdrs.iter().filter(|c| c["disposition"] == "rejected").collect();
+    assert_eq!(refused.len(), 1, "{cdrs:#?}");
+    assert_eq!(refused[0]["sip_status"], 403);
+    assert_eq!(refused[0]["call_type"], "national");
+    assert_eq!(refused[0]["device_id"], w.device_id("2001"));
+    assert_eq!(cdrs.iter().filter(|c| c["disposition"] == "answered").count(), 2, "{cdrs:#?}");
+}
+
+#[test]
+fn a_divert_rule_edited_while_running_applies_to_the_next_call() {
+    let Some(w) = World::new("", &[]) else { return };
+    // The default rule, with nothing registered: nobody to ring.
+    let before = w.gateway_calls("127.0.0.2", "uac_refused.xml", ACME_NUMBER, 0).wait(LIMIT);
+    ok("gateway (caller, before the edit)", &before, &w.d);
+    assert_eq!(final_status(&before), Some(480));
+    w.d.cli_ok(&["number", "edit", ACME_NUMBER, "--divert-when", "all", "--divert-to", "+61255550000"]);
+    // The change log is polled every second.
+    std::thread::sleep(Duration::from_secs(2));
+    let target = w.uas("127.0.0.2", w.gw1, "uas_answer.xml", 1, 0);
+    let gw = w.gateway_calls("127.0.0.2", "uac_call.xml", ACME_NUMBER, 300).wait(LIMIT);
+    ok("gateway (caller, after the edit)", &gw, &w.d);
+    let target = target.wait(LIMIT);
+    ok("gw1 (divert target)", &target, &w.d);
+    assert_diverted(&target, "+61255550000", "unconditional", 302);
+    let cdr = &w.wait_cdrs(2)[0];
+    assert_eq!(cdr["divert_reason"], "all");
+    assert_eq!(cdr["diverted_to"], "+61255550000");
+}
+
+#[test]
+fn an_answered_call_is_cut_at_the_maximum_duration() {
+    let Some(w) = World::new("max_duration_secs = 2\n", &[]) else { return };
+    let port = w.register_port("2001", "pass-2001");
+    let dev = w.uas("127.0.0.1", port, "uas_answer.xml", 1, 0);
+    // Neither side hangs up: both wait for our BYE.
+    let gw = w.gateway_calls("127.0.0.2", "uac_call_hung_up.xml", ACME_NUMBER, 0).wait(LIMIT);
+    ok("gateway (caller, hung up)", &gw, &w.d);
+    let dev = dev.wait(LIMIT);
+    ok("device (callee, hung up)", &dev, &w.d);
+    received_request(&gw, "BYE");
+    received_request(&dev, "BYE");
+    let cdr = &w.wait_cdrs(1)[0];
+    assert_eq!(cdr["disposition"], "answered");
+    let answered = cdr["answered_at"].as_i64().expect("answered_at");
+    let lasted = cdr["ended_at"].as_i64().expect("ended_at") - answered;
+    assert!((2000..4000).contains(&lasted), "cut {lasted} ms after the answer:\n{cdr:#}");
 }
