@@ -295,6 +295,8 @@ impl Core {
             }
         };
         let geographic = dialled_type.call_type;
+        // Records name the callee in E.164 whenever the number has one, refused or not.
+        let callee_e164 = dialled_type.e164.clone().unwrap_or_else(|| dialled_type.dialled_digits.clone());
         let classified = classify_on_net(dialled_type, |e| self.numbers.get(e).is_some());
         let call_type = classified.call_type;
         let type_name = Some(call_type.as_str());
@@ -304,7 +306,7 @@ impl Core {
             .or_else(|b| if call_type == CallType::OnNet { check_allowed(geographic, &d.call_types) } else { Err(b) });
         if let Err(b) = allowed {
             tracing::info!(device = %d.name, %dialled, call_type = %call_type, "call type not enabled");
-            self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &dialled, type_name, 403, now);
+            self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &callee_e164, type_name, 403, now);
             return self.call_reply(key, &msg, 403, b.reason, Vec::new(), now);
         }
         let emergency = call_type == CallType::Emergency;
@@ -314,7 +316,7 @@ impl Core {
             && (device_calls >= self.calls.limits.max_per_device || service_calls >= self.calls.limits.max_per_service)
         {
             tracing::warn!(device = %d.name, device_calls, service_calls, "concurrent call limit reached");
-            self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &dialled, type_name, 403, now);
+            self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &callee_e164, type_name, 403, now);
             return self.call_reply(key, &msg, 403, "Concurrent Call Limit Reached", Vec::new(), now);
         }
         let callee = classified.e164.clone().unwrap_or_else(|| classified.dialled_digits.clone());

@@ -24,8 +24,18 @@ pub struct Run {
 /// A SIPp process running in the background (a UAS playing a device or a carrier gateway, or a UAC).
 #[derive(Debug)]
 pub struct Sipp {
-    child: std::process::Child,
+    /// Taken by [`Sipp::wait`]; a SIPp still held when the test panics is killed on drop.
+    child: Option<std::process::Child>,
     workdir: PathBuf,
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// Starts `sipp` with `scenario_file` from `workdir`, bound to `local_ip`, with `args` (add `-p PORT` for a UAS
@@ -45,24 +55,25 @@ pub fn spawn(workdir: &Path, scenario_file: &str, local_ip: &str, args: &[&str])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start sipp");
-    Some(Sipp { child, workdir: workdir.to_owned() })
+    Some(Sipp { child: Some(child), workdir: workdir.to_owned() })
 }
 
 impl Sipp {
     /// Waits up to `limit` for SIPp to finish (killing it after that), then collects its output and logs.
     pub fn wait(mut self, limit: std::time::Duration) -> Run {
+        let mut child = self.child.take().expect("a running SIPp");
         let deadline = std::time::Instant::now() + limit;
         let mut killed = false;
-        while self.child.try_wait().ok().flatten().is_none() {
+        while child.try_wait().ok().flatten().is_none() {
             if std::time::Instant::now() >= deadline {
-                let _ = self.child.kill();
+                let _ = child.kill();
                 killed = true;
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let pid = self.child.id();
-        let out = self.child.wait_with_output().expect("sipp output");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("sipp output");
         let (messages, errors) = take_logs(&self.workdir, Some(pid));
         let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if killed {
@@ -79,7 +90,9 @@ impl Sipp {
 
     /// Stops SIPp now and collects what it logged.
     pub fn stop(mut self) -> Run {
-        let _ = self.child.kill();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+        }
         self.wait(std::time::Duration::from_secs(5))
     }
 }
