@@ -146,6 +146,10 @@ struct Leg<H> {
     hunt_deadline: Option<u64>,
     /// The ACK we sent for its 2xx, resent when the 2xx is.
     ack: Option<Message>,
+    /// Skipped for silence (a hunt timeout), not cancelled: an answer still wins while the caller waits.
+    late_ok: bool,
+    /// Started by the divert stage.
+    divert_stage: bool,
 }
 
 #[derive(Debug)]
@@ -154,13 +158,20 @@ enum Pending {
     /// CANCEL, BYE: the response changes nothing.
     Fire,
     Probe,
-    /// A request relayed from one side; its response goes back on `key`.
+    /// A request relayed from one side; its response goes back on `key`. An INVITE that hears no final response
+    /// by `deadline` is answered 408 to its sender, so a stuck re-INVITE cannot block every later offer.
     Relay {
         key: Key,
         request: Headers,
         method: Method,
         offerless: bool,
         to: Side,
+        deadline: Option<u64>,
+    },
+    /// A relayed re-INVITE whose 2xx came: its retransmissions are acknowledged again (RFC 6026 §8.4).
+    Acked {
+        to: Side,
+        cseq: u32,
     },
 }
 
@@ -172,7 +183,10 @@ struct Retransmit {
     msg: Message,
     next_at: u64,
     interval: u64,
+    /// No ACK by then: the session ends.
     until: u64,
+    /// Over a stream the 2xx is not resent, but the ACK is still awaited (RFC 3261 §13.3.1.4).
+    reliable: bool,
 }
 
 /// An ACK held back because the caller's INVITE had no offer: the answer comes in the caller's ACK.
@@ -228,9 +242,51 @@ fn is_busy(code: u16) -> bool {
     matches!(code, 486 | 600 | 603)
 }
 
-/// Failures that send a hunt to its next target: the target did not take the call, rather than refusing it.
+/// Failures that send a hunt to its next target: the target did not take the call, rather than refusing it. A
+/// challenge from a carrier gateway is our misconfiguration, not something the caller could answer.
 fn is_failover(code: u16) -> bool {
-    matches!(code, 408 | 500 | 502 | 503 | 504)
+    matches!(code, 401 | 407 | 408 | 500 | 502 | 503 | 504)
+}
+
+/// What the caller is told of a failure further on: redirections are not followed (their contacts would leak),
+/// a challenge for our gateway cannot be answered by the caller, and a 503 would say *we* are overloaded (RFC
+/// 3261 §16.7 step 6 turns it into 500 too). Reason phrases are the standard ones, so the far side's product
+/// strings do not leak either.
+fn for_caller(code: u16, reason: &str) -> (u16, String) {
+    let code = match code {
+        300..=399 => 480,
+        401 | 407 | 503 => 500,
+        c => c,
+    };
+    (code, standard_phrase(code).map_or_else(|| reason.to_owned(), str::to_owned))
+}
+
+fn standard_phrase(code: u16) -> Option<&'static str> {
+    Some(match code {
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        410 => "Gone",
+        480 => "Temporarily Unavailable",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        502 => "Bad Gateway",
+        504 => "Server Time-out",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => return None,
+    })
 }
 
 impl<H: Hop> Call<H> {
@@ -340,6 +396,10 @@ impl<H: Hop> Call<H> {
     /// The earliest deadline of the call.
     pub fn poll_timeout(&self) -> Option<u64> {
         let hunt = self.legs.iter().filter_map(|l| l.hunt_deadline);
+        let relays = self.requests.values().filter_map(|p| match p {
+            Pending::Relay { deadline, .. } => *deadline,
+            _ => None,
+        });
         let retx = self.retransmits.iter().map(|r| r.next_at);
         let linger = (self.phase == Phase::Ended).then_some(self.linger_until);
         [self.no_answer_at, self.ring_until, self.max_duration_at, self.check_at, linger]
@@ -347,15 +407,27 @@ impl<H: Hop> Call<H> {
             .flatten()
             .chain(hunt)
             .chain(retx)
+            .chain(relays)
             .min()
     }
 
     pub fn on_timeout(&mut self, now: u64) {
         for r in &mut self.retransmits {
-            if r.next_at <= now {
+            if r.next_at <= now && !r.reliable {
                 self.actions.push_back(Action::Respond { key: r.key, msg: r.msg.clone() });
                 r.interval = (r.interval * 2).min(self.cfg.t2_ms);
-                r.next_at = now + r.interval;
+                r.next_at = (now + r.interval).min(r.until);
+            }
+        }
+        let stuck: Vec<u32> = self
+            .requests
+            .iter()
+            .filter(|(_, p)| matches!(p, Pending::Relay { deadline: Some(d), .. } if *d <= now))
+            .map(|(&r, _)| r)
+            .collect();
+        for req in stuck {
+            if let Some(Pending::Relay { key, request, .. }) = self.requests.remove(&req) {
+                self.respond(key, &request, 408, "Request Timeout", None);
             }
         }
         if let Some(r) = self.retransmits.iter().position(|r| r.until <= now) {
@@ -384,6 +456,7 @@ impl<H: Hop> Call<H> {
                 if let Some(leg) = self.legs.get_mut(i) {
                     leg.hunt_deadline = None;
                     leg.abandoned = true;
+                    leg.late_ok = true;
                 }
                 self.note_failure(408, "Request Timeout");
                 self.hunt_next(now);
@@ -424,8 +497,18 @@ impl<H: Hop> Call<H> {
             }
             Pending::Relay { .. } if code < 200 => {}
             Pending::Relay { .. } => {
-                if let Some(Pending::Relay { key, request, method, offerless, to }) = self.requests.remove(&req) {
+                if let Some(Pending::Relay { key, request, method, offerless, to, .. }) = self.requests.remove(&req) {
+                    if code < 300 && method == Method::Invite {
+                        let cseq = cseq_of(&msg.headers).unwrap_or(0);
+                        self.requests.insert(req, Pending::Acked { to, cseq });
+                    }
                     self.on_relay_response(key, &request, &method, offerless, to, &msg, now);
+                }
+            }
+            &Pending::Acked { to, cseq } => {
+                let held = self.held_ack.as_ref().is_some_and(|h| h.to == to && h.cseq == cseq);
+                if (200..300).contains(&code) && !held {
+                    self.send_ack(to, cseq, None, now);
                 }
             }
             Pending::Probe if code >= 200 => {
@@ -464,6 +547,22 @@ impl<H: Hop> Call<H> {
             Some(Side::B(i)) => self.winner == Some(i),
             None => false,
         };
+        if self.phase == Phase::Ringing && side == Some(Side::A) {
+            // The caller's early dialog (our 18x had a tag): a BYE ends the attempt like a CANCEL (RFC 3261 §15);
+            // anything else waits for the answer.
+            if method == Method::Bye {
+                self.respond(key, &msg.headers, 200, "OK", None);
+                self.cancel_legs(None);
+                return self.finish_unanswered(
+                    487,
+                    "Request Terminated",
+                    Disposition::Cancelled,
+                    EndReason::CallerCancelled,
+                    now,
+                );
+            }
+            return self.respond(key, &msg.headers, 491, "Request Pending", None);
+        }
         if self.phase != Phase::Answered || !answered_side {
             // A leg that lost the race, or a dialog not yet (or no longer) confirmed.
             if method == Method::Bye
@@ -589,6 +688,8 @@ impl<H: Hop> Call<H> {
             cancel_sent: false,
             hunt_deadline,
             ack: None,
+            late_ok: false,
+            divert_stage: self.in_divert,
         });
         self.requests.insert(req, Pending::Invite(self.legs.len() - 1));
         self.actions.push_back(Action::Request { req, msg: m, hop });
@@ -622,11 +723,7 @@ impl<H: Hop> Call<H> {
             return self.start_divert(reason, now);
         }
         let (code, reason) = self.best_failure.clone().unwrap_or((480, "Temporarily Unavailable".into()));
-        let (code, reason) = match code {
-            // Redirections are not followed, and their contacts are not passed on.
-            300..=399 => (480, "Temporarily Unavailable".to_owned()),
-            _ => (code, reason),
-        };
+        let (code, reason) = for_caller(code, &reason);
         self.fail(code, &reason, EndReason::Unanswered, now);
     }
 
@@ -727,7 +824,7 @@ impl<H: Hop> Call<H> {
             }
             if code > 100 && !leg.abandoned && self.phase == Phase::Ringing {
                 let body = (!msg.body.is_empty()).then_some(&msg);
-                let reason = reason_of(&msg);
+                let reason = standard_phrase(code).map_or_else(|| reason_of(&msg), str::to_owned);
                 self.respond_a(code, &reason, body, now);
             }
             return;
@@ -752,8 +849,13 @@ impl<H: Hop> Call<H> {
             }
             // The destination refused the call itself: the caller hears why.
             self.queue.clear();
-            let (code, reason) =
-                if (300..400).contains(&code) { (480, "Temporarily Unavailable".into()) } else { (code, reason) };
+            let (code, reason) = for_caller(code, &reason);
+            return self.fail(code, &reason, EndReason::Unanswered, now);
+        }
+        if code >= 600 {
+            // A global failure from one fork ends the search (RFC 3261 §16.7 step 5).
+            self.cancel_legs(None);
+            let (code, reason) = for_caller(code, &reason);
             return self.fail(code, &reason, EndReason::Unanswered, now);
         }
         if self.live_legs() == 0 {
@@ -763,10 +865,30 @@ impl<H: Hop> Call<H> {
 
     fn on_invite_2xx(&mut self, i: usize, msg: Message, now: u64) {
         let Some(leg) = self.legs.get_mut(i) else { return };
-        if leg.state == LegState::Confirmed || leg.ack.is_some() {
-            // A retransmitted 2xx: its ACK again (§13.2.2.4).
-            if let Some(ack) = leg.ack.clone() {
-                self.actions.push_back(Action::Send { msg: ack, hop: leg.target.hop.clone() });
+        if leg.state == LegState::Confirmed || leg.ack.is_some() || leg.state == LegState::Done {
+            let to = msg.headers.get(&HeaderName::To).unwrap_or_default();
+            if tag_of(to, "To") == tag_of(&leg.dialog.remote, "To") {
+                // A retransmitted 2xx: its ACK again (§13.2.2.4).
+                if let Some(ack) = leg.ack.clone() {
+                    self.actions.push_back(Action::Send { msg: ack, hop: leg.target.hop.clone() });
+                }
+            } else {
+                // A second dialog from a fork further on (RFC 6026 §8.4): acknowledge it and hang it up.
+                let mut stray = leg.dialog.clone();
+                stray.remote = to.to_owned();
+                if let Some(c) = contact_uri(&msg.headers) {
+                    stray.remote_target = c;
+                }
+                let mut route = record_route(&msg.headers);
+                route.reverse();
+                stray.route = route;
+                let hop = leg.target.hop.clone();
+                let ack = stray.ack(&hop, &self.branch(), 1);
+                self.actions.push_back(Action::Send { msg: ack, hop: hop.clone() });
+                let bye = stray.request(Method::Bye, &hop, &self.branch());
+                let req = self.next_id();
+                self.requests.insert(req, Pending::Fire);
+                self.actions.push_back(Action::Request { req, msg: bye, hop });
             }
             return;
         }
@@ -781,7 +903,8 @@ impl<H: Hop> Call<H> {
             leg.dialog.route = route;
         }
         leg.hunt_deadline = None;
-        let won = !leg.abandoned && self.phase == Phase::Ringing;
+        let current = !leg.abandoned || (leg.late_ok && leg.divert_stage == self.in_divert);
+        let won = current && self.phase == Phase::Ringing;
         leg.state = LegState::Confirmed;
         if !won {
             // Answered after it was cancelled, or after another leg won: acknowledge and hang up.
@@ -803,8 +926,7 @@ impl<H: Hop> Call<H> {
         } else {
             self.send_ack(Side::B(i), 1, None, now);
         }
-        let mut ok = response_to(&self.a_invite.headers, 200, &reason_of(&msg), Some(&self.a.local_tag));
-        ok.headers.push(HeaderName::Contact, format!("<{}>", self.a_hop.contact()));
+        let mut ok = self.a_dialog_response(200, "OK");
         ok.headers.push(HeaderName::Allow, ALLOW);
         copy_body(&msg, &mut ok);
         self.send_2xx(Side::A, self.a_key, ok, now);
@@ -843,7 +965,7 @@ impl<H: Hop> Call<H> {
 
     // ---- answered ------------------------------------------------------------------------------------------
 
-    fn relay(&mut self, key: Key, msg: Message, method: Method, from: Side, _now: u64) {
+    fn relay(&mut self, key: Key, msg: Message, method: Method, from: Side, now: u64) {
         let to = match from {
             Side::A => match self.winner {
                 Some(i) => Side::B(i),
@@ -864,7 +986,8 @@ impl<H: Hop> Call<H> {
         }
         let req = self.next_id();
         let offerless = method == Method::Invite && msg.body.is_empty();
-        self.requests.insert(req, Pending::Relay { key, request: msg.headers, method, offerless, to });
+        let deadline = (method == Method::Invite).then_some(now + 64 * self.cfg.t1_ms);
+        self.requests.insert(req, Pending::Relay { key, request: msg.headers, method, offerless, to, deadline });
         self.actions.push_back(Action::Request { req, msg: out, hop });
     }
 
@@ -916,17 +1039,18 @@ impl<H: Hop> Call<H> {
 
     /// Sends a 2xx to an INVITE, retransmitted over UDP until its ACK comes.
     fn send_2xx(&mut self, side: Side, key: Key, msg: Message, now: u64) {
-        if !self.hop_of(side).reliable() {
-            self.retransmits.retain(|r| r.side != side);
-            self.retransmits.push(Retransmit {
-                side,
-                key,
-                msg: msg.clone(),
-                next_at: now + self.cfg.t1_ms,
-                interval: self.cfg.t1_ms,
-                until: now + 64 * self.cfg.t1_ms,
-            });
-        }
+        let reliable = self.hop_of(side).reliable();
+        let until = now + 64 * self.cfg.t1_ms;
+        self.retransmits.retain(|r| r.side != side);
+        self.retransmits.push(Retransmit {
+            side,
+            key,
+            msg: msg.clone(),
+            next_at: if reliable { until } else { now + self.cfg.t1_ms },
+            interval: self.cfg.t1_ms,
+            until,
+            reliable,
+        });
         self.actions.push_back(Action::Respond { key, msg });
     }
 
@@ -1018,7 +1142,11 @@ impl<H: Hop> Call<H> {
         for l in &mut self.legs {
             l.hunt_deadline = None;
         }
-        self.linger_until = now + self.cfg.linger_ms;
+        // Only a leg still ringing can answer late (a CANCEL crossing its 2xx): the call stays to acknowledge
+        // and hang that up. Otherwise every leg has its final answer or our BYE, and the transaction layer
+        // absorbs whatever is still in flight.
+        let ringing = self.legs.iter().any(|l| matches!(l.state, LegState::Calling | LegState::Proceeding));
+        self.linger_until = if ringing { now + self.cfg.linger_ms } else { now };
         let answered_device = self.winner.and_then(|i| self.legs.get(i)).and_then(|l| l.target.device_id);
         self.actions.push_back(Action::Ended(Record {
             started_at: self.started_at,
@@ -1037,15 +1165,27 @@ impl<H: Hop> Call<H> {
     // ---- helpers -------------------------------------------------------------------------------------------
 
     fn respond_a(&mut self, code: u16, reason: &str, body: Option<&Message>, _now: u64) {
-        let tag = (code > 100).then_some(self.a.local_tag.as_str());
-        let mut resp = response_to(&self.a_invite.headers, code, reason, tag);
-        if code > 100 {
-            resp.headers.push(HeaderName::Contact, format!("<{}>", self.a_hop.contact()));
-        }
+        let mut resp = if code > 100 && code < 300 {
+            self.a_dialog_response(code, reason)
+        } else {
+            let tag = (code > 100).then_some(self.a.local_tag.as_str());
+            response_to(&self.a_invite.headers, code, reason, tag)
+        };
         if let Some(b) = body {
             copy_body(b, &mut resp);
         }
         self.actions.push_back(Action::Respond { key: self.a_key, msg: resp });
+    }
+
+    /// A dialog-creating response to the caller's INVITE (18x, 2xx): our tag and Contact, and the INVITE's
+    /// Record-Route copied in order (RFC 3261 §12.1.1), so the caller's route set matches the Route we use.
+    fn a_dialog_response(&self, code: u16, reason: &str) -> Message {
+        let mut resp = response_to(&self.a_invite.headers, code, reason, Some(&self.a.local_tag));
+        for rr in self.a_invite.headers.get_all(&HeaderName::RecordRoute) {
+            resp.headers.push(HeaderName::RecordRoute, rr);
+        }
+        resp.headers.push(HeaderName::Contact, format!("<{}>", self.a_hop.contact()));
+        resp
     }
 
     fn respond(&mut self, key: Key, req: &Headers, code: u16, reason: &str, side: Option<Side>) {

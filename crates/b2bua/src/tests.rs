@@ -404,7 +404,8 @@ fn every_gateway_failing_gives_the_caller_the_failure() {
     let mut h = Harness::new(Plan::ring(Mode::Hunt, vec![target("gw1", None), target("gw2", None)]), true);
     h.answer("gw1", 503, 10);
     h.answer("gw2", 503, 20);
-    assert_eq!(h.codes_to_a(), [100, 503]);
+    // A 503 to the caller would say we are overloaded: the caller hears 500 (RFC 3261 §16.7 step 6).
+    assert_eq!(h.codes_to_a(), [100, 500]);
 }
 
 #[test]
@@ -555,11 +556,133 @@ fn a_device_leg_timing_out_diverts_when_a_rule_exists() {
 }
 
 #[test]
-fn requests_for_unknown_dialog_state_get_481() {
+fn a_bye_on_the_early_dialog_ends_the_attempt_like_a_cancel() {
     let mut h = Harness::new(fork(&["dev1"]), true);
     h.answer("dev1", 180, 10);
     h.caller_sends("BYE", 11, None, key(3), 20);
-    assert!(h.responses.iter().any(|(k, m)| *k == key(3) && m.status() == Some(481)));
+    assert!(h.responses.iter().any(|(k, m)| *k == key(3) && m.status() == Some(200)));
+    assert_eq!(h.codes_to_a(), [100, 180, 487]);
+    assert_eq!(h.requests_of(Method::Cancel).len(), 1);
+    assert_eq!(h.record.unwrap().disposition, Disposition::Cancelled);
+}
+
+#[test]
+fn dialog_creating_responses_to_the_caller_carry_its_record_route() {
+    let mut h = Harness::new(fork(&["dev1"]), true);
+    h.answer("dev1", 180, 10);
+    h.answer("dev1", 200, 20);
+    for code in [180, 200] {
+        let r = h.responses.iter().find(|(k, m)| *k == A_KEY && m.status() == Some(code)).unwrap();
+        assert_eq!(r.1.headers.get(&HeaderName::RecordRoute), Some("<sip:edge.carrier.example;lr>"), "{code}");
+    }
+}
+
+#[test]
+fn a_retransmitted_2xx_to_a_relayed_re_invite_is_acknowledged_again() {
+    let mut h = Harness::new(fork(&["dev1"]), true);
+    h.answer("dev1", 200, 1000);
+    h.caller_sends("ACK", 10, None, key(0), 1001);
+    h.caller_sends("INVITE", 11, Some(SDP), key(50), 2000);
+    let (req, m, _) = h
+        .requests_of(Method::Invite)
+        .into_iter()
+        .find(|(_, m, _)| m.headers.get(&HeaderName::CSeq) == Some("2 INVITE"))
+        .unwrap();
+    let mut ok = response_to(&m.headers, 200, "OK", None);
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = SDP.as_bytes().to_vec();
+    h.call.on_response(req, ok.clone(), 2100);
+    h.collect();
+    let acks = |h: &Harness| h.sent.iter().filter(|(m, _)| m.headers.get(&HeaderName::CSeq) == Some("2 ACK")).count();
+    assert_eq!(acks(&h), 1);
+    h.call.on_response(req, ok, 2600);
+    h.collect();
+    assert_eq!(acks(&h), 2, "the retransmitted 2xx is acknowledged again");
+}
+
+#[test]
+fn a_relayed_re_invite_that_never_completes_is_answered_408_and_frees_the_next_offer() {
+    let mut h = Harness::new(fork(&["dev1"]), true);
+    h.answer("dev1", 200, 1000);
+    h.caller_sends("ACK", 10, None, key(0), 1001);
+    h.caller_sends("INVITE", 11, Some(SDP), key(50), 2000);
+    let (req, m, _) = h
+        .requests_of(Method::Invite)
+        .into_iter()
+        .find(|(_, m, _)| m.headers.get(&HeaderName::CSeq) == Some("2 INVITE"))
+        .unwrap();
+    h.call.on_response(req, response_to(&m.headers, 180, "Ringing", None), 2100);
+    let deadline = 2000 + 64 * CallConfig::default().t1_ms;
+    h.call.on_timeout(deadline);
+    h.collect();
+    assert!(h.responses.iter().any(|(k, m)| *k == key(50) && m.status() == Some(408)));
+    h.caller_sends("INVITE", 12, Some(SDP), key(51), deadline + 1);
+    assert!(!h.responses.iter().any(|(k, m)| *k == key(51) && m.status() == Some(491)), "the next offer goes through");
+}
+
+#[test]
+fn a_second_dialog_forked_further_on_is_acknowledged_and_hung_up() {
+    let mut h = Harness::new(fork(&["dev1"]), true);
+    h.answer("dev1", 200, 1000);
+    let (req, inv) = h.invite_to("dev1");
+    let mut other = response_to(&inv.headers, 200, "OK", Some("another-phone"));
+    other.headers.push(HeaderName::Contact, "<sip:other@198.51.100.30>");
+    h.call.on_response(req, other, 1100);
+    h.collect();
+    let ack = h.sent.iter().rev().find(|(m, _)| m.method() == Some(&Method::Ack)).unwrap();
+    assert!(ack.0.headers.get(&HeaderName::To).unwrap().contains("tag=another-phone"));
+    assert_eq!(ack.0.request_uri(), Some("sip:other@198.51.100.30"));
+    let bye = h.requests_of(Method::Bye);
+    assert_eq!(bye.len(), 1);
+    assert!(bye[0].1.headers.get(&HeaderName::To).unwrap().contains("tag=another-phone"));
+    assert!(h.record.is_none(), "the call itself goes on");
+}
+
+#[test]
+fn a_gateway_answering_after_its_hunt_timeout_still_gets_the_call() {
+    let mut h = Harness::new(Plan::ring(Mode::Hunt, vec![target("gw1", None), target("gw2", None)]), true);
+    let hunt = CallConfig::default().hunt_timeout_ms;
+    h.call.on_timeout(hunt);
+    h.collect();
+    assert_eq!(h.invites().len(), 2);
+    h.answer("gw1", 200, hunt + 100);
+    assert!(h.answered.is_some(), "the caller is still waiting: the late answer wins");
+    assert!(h.requests_of(Method::Bye).is_empty());
+}
+
+#[test]
+fn a_global_failure_from_one_fork_ends_the_search() {
+    let mut h = Harness::new(fork(&["dev1", "dev2"]), true);
+    h.answer("dev1", 180, 10);
+    h.answer("dev2", 603, 20);
+    assert_eq!(h.codes_to_a(), [100, 180, 603]);
+    assert_eq!(h.requests_of(Method::Cancel).len(), 1, "the other fork is cancelled");
+}
+
+#[test]
+fn failures_the_caller_could_misread_are_translated() {
+    // A 503 would say we are overloaded; a gateway's challenge is not the caller's to answer.
+    let mut h = Harness::new(Plan::ring(Mode::Hunt, vec![target("gw1", None), target("gw2", None)]), true);
+    h.answer("gw1", 407, 10);
+    assert_eq!(h.invites().len(), 2, "a challenging gateway is skipped");
+    h.answer("gw2", 503, 20);
+    let last = h.last_response_to_a();
+    assert_eq!(last.status(), Some(500));
+}
+
+#[test]
+fn over_a_stream_the_2xx_is_not_resent_but_a_missing_ack_still_ends_the_call() {
+    let call = Call::new(CallConfig::default(), 7, A_KEY, invite(true), FakeHop("caller", true), fork(&["dev1"]), 0);
+    let mut h =
+        Harness { call, requests: Vec::new(), responses: Vec::new(), sent: Vec::new(), answered: None, record: None };
+    h.collect();
+    h.answer("dev1", 200, 1000);
+    let until = 1000 + 64 * CallConfig::default().t1_ms;
+    assert_eq!(h.call.poll_timeout(), Some(until));
+    h.call.on_timeout(until);
+    h.collect();
+    assert_eq!(h.codes_to_a().iter().filter(|&&c| c == 200).count(), 1, "no resend over a stream");
+    assert_eq!(h.record.unwrap().end_reason, EndReason::DeadLeg);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use switchboard_routing::{
     CallType, CallerId, DialContext, DivertTo, DivertWhen, NumberRules, Presence, RoutePlan, caller_id, check_allowed,
     classify, classify_on_net, decide, normalise_cli,
 };
-use switchboard_sip_core::divert::{diversion_allowed, diversions, next_counter};
+use switchboard_sip_core::divert::{diversion_allowed, diversions};
 use switchboard_sip_core::header::NameAddr;
 use switchboard_sip_core::transaction::{self, Key};
 use switchboard_sip_core::uri::{Uri, unescape};
@@ -79,6 +79,8 @@ struct Meta {
 struct Entry {
     call: Call<SipHop>,
     meta: Meta,
+    /// Client transactions the call started, abandoned if still alive when the call is dropped.
+    keys: Vec<Key>,
 }
 
 #[derive(Debug)]
@@ -250,6 +252,9 @@ impl Core {
         };
         let withheld = privacy_id(&msg) || caller.eq_ignore_ascii_case("anonymous");
         let from = presented(ess.from.display.as_deref(), &caller, withheld, &self.domain);
+        // A diverted call goes back out to a carrier asserting the original caller (RFC 3325).
+        let cid = CallerId { e164: normalise_cli(&caller), withheld, substituted: false };
+        let identity = identity_headers(&cid, &self.domain).1;
         let meta = Meta {
             direction: CdrDirection::Inbound,
             service_id: Some(number.number.service_id),
@@ -260,7 +265,7 @@ impl Core {
             call_type: None,
             via_gateway: false,
         };
-        self.deliver(key, msg, peer, &number, from, meta, now);
+        self.deliver(key, msg, peer, &number, (from, identity), meta, now);
     }
 
     /// A call from one of our devices (authenticated, or a trunk trusted by address).
@@ -325,6 +330,7 @@ impl Core {
             && let Some(number) = self.numbers.get(&callee).cloned()
         {
             let from = presented(None, cid.e164.as_deref().unwrap_or("anonymous"), cid.withheld, &self.domain);
+            let identity = identity_headers(&cid, &self.domain).1;
             let meta = Meta {
                 direction: CdrDirection::OnNet,
                 service_id: service,
@@ -335,7 +341,7 @@ impl Core {
                 call_type: type_name,
                 via_gateway: false,
             };
-            return self.deliver(key, msg, peer, &number, from, meta, now);
+            return self.deliver(key, msg, peer, &number, (from, identity), meta, now);
         }
         let (from, extra) = identity_headers(&cid, &self.domain);
         let targets = self.gateway_targets(&callee, &from, &extra);
@@ -357,7 +363,9 @@ impl Core {
         self.start_call(key, msg, peer, Plan::ring(Mode::Hunt, targets), meta, now);
     }
 
-    /// Rings a number: its rules, the presence of its devices and the divert target make the plan.
+    /// Rings a number: its rules, the presence of its devices and the divert target make the plan. `caller` is
+    /// the From the callee sees and the identity headers (P-Asserted-Identity, Privacy) a diverted leg to a
+    /// carrier carries.
     #[allow(clippy::too_many_arguments)]
     fn deliver(
         &mut self,
@@ -365,10 +373,11 @@ impl Core {
         msg: Message,
         peer: Peer,
         number: &CachedNumber,
-        from: String,
+        caller: (String, Vec<(HeaderName, String)>),
         meta: Meta,
         now: u64,
     ) {
+        let (from, identity) = caller;
         let n = &number.number;
         let device_ids: Vec<i64> = match n.device_id {
             Some(id) => vec![id],
@@ -419,11 +428,18 @@ impl Core {
             "voicemail" => DivertTo::Voicemail,
             e164 => DivertTo::External(e164.to_owned()),
         });
-        // A call that has been diverted too often elsewhere is not diverted again (loop protection).
-        let previous: Vec<String> =
-            msg.headers.get_list(&HeaderName::Other("Diversion".into())).map(str::to_owned).collect();
-        let parsed = diversions(&msg.headers).unwrap_or_default();
-        let may_divert = diversion_allowed(&parsed, self.calls.limits.max_diversions);
+        // A call that has been diverted too often elsewhere is not diverted again (loop protection); one whose
+        // Diversion headers cannot be read counts as at the limit. Only a carrier's Diversion headers are
+        // trusted and passed on: a device could otherwise forge a diversion history towards the carrier.
+        let (previous, may_divert) = if meta.direction == CdrDirection::Inbound {
+            let previous: Vec<String> =
+                msg.headers.get_list(&HeaderName::Other("Diversion".into())).map(str::to_owned).collect();
+            let allowed = diversions(&msg.headers)
+                .is_ok_and(|parsed| diversion_allowed(&parsed, self.calls.limits.max_diversions));
+            (previous, allowed)
+        } else {
+            (Vec::new(), true)
+        };
         let divert_when = match n.divert_when {
             switchboard_storage::DivertWhen::Never => DivertWhen::Never,
             switchboard_storage::DivertWhen::NoAnswer => DivertWhen::NoAnswer,
@@ -441,9 +457,10 @@ impl Core {
             let diverting_uri = format!("sip:{}@{}", n.number, core.domain);
             let (targets, label) = match to {
                 DivertTo::Voicemail => (core.voicemail_targets(&n.number, &from), "voicemail".to_owned()),
-                DivertTo::External(e164) => (core.gateway_targets(e164, &from, &[]), e164.clone()),
+                DivertTo::External(e164) => (core.gateway_targets(e164, &from, &identity), e164.clone()),
             };
-            DivertPlan { diverting_uri, targets, previous: previous.clone(), counter: next_counter(&parsed), label }
+            // Our entry stands for our one diversion (RFC 5806 §4); the history so far is in `previous`.
+            DivertPlan { diverting_uri, targets, previous: previous.clone(), counter: 1, label }
         };
         let plan = match route {
             RoutePlan::Reject { code, reason } => {
@@ -538,7 +555,7 @@ impl Core {
         let hop = self.hop(peer);
         let call = Call::new(self.calls.cfg.clone(), token, key, msg, hop, plan, now);
         self.calls.by_invite.insert(key, token);
-        self.calls.calls.insert(token, Entry { call, meta });
+        self.calls.calls.insert(token, Entry { call, meta, keys: Vec::new() });
         self.pump(token, now);
     }
 
@@ -578,6 +595,9 @@ impl Core {
                         match self.tx.send_request(msg, hop.peer, hop.reliable(), now) {
                             Ok(k) => {
                                 self.calls.by_request.insert(k, (token, req));
+                                if let Some(e) = self.calls.calls.get_mut(&token) {
+                                    e.keys.push(k);
+                                }
                             }
                             Err(e) => {
                                 tracing::debug!(error = %e, "call request not sent");
@@ -602,8 +622,12 @@ impl Core {
             }
         }
         let finished = self.calls.calls.get(&token).is_some_and(|e| e.call.is_finished(now));
-        if finished {
-            self.calls.calls.remove(&token);
+        if finished && let Some(e) = self.calls.calls.remove(&token) {
+            for k in e.keys {
+                if self.tx.contains(k) {
+                    self.tx.abandon(k);
+                }
+            }
         }
         self.calls.schedule(token);
     }

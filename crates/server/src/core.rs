@@ -486,6 +486,10 @@ impl Core {
         if !bound.is_unspecified() {
             return bound;
         }
+        if self.local_ips.len() >= 4096 && !self.local_ips.contains_key(&peer) {
+            // One entry per peer address: bounded, so a flood of sources cannot grow it without end.
+            self.local_ips.clear();
+        }
         *self.local_ips.entry(peer).or_insert_with(|| route_source(peer).unwrap_or(bound))
     }
 }

@@ -282,6 +282,13 @@ impl<P: Clone> TransactionLayer<P> {
         .map(|_| ())
     }
 
+    /// Drops transaction `key` at once, as if it had terminated (its `Terminated` output follows). For a TU that
+    /// gives up on a client INVITE stuck in Proceeding, which no timer of RFC 3261 §17.1.1 ends (a callee that
+    /// ignores our CANCEL).
+    pub fn abandon(&mut self, key: Key) {
+        self.remove(key);
+    }
+
     /// The earliest deadline: call [`Self::on_timeout`] then.
     pub fn poll_timeout(&self) -> Option<u64> {
         self.deadlines.first().map(|&(at, _, _)| at)
