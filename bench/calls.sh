@@ -23,7 +23,13 @@ command -v sipp >/dev/null || { echo "sipp is required (apt-get install sip-test
 
 cargo build --release --quiet -p switchboard
 BIN="$CARGO_TARGET_DIR/release/switchboard"
-WORK="$(mktemp -d)"; trap 'kill $(jobs -p) 2>/dev/null; pkill -f "tests/sipp/uas_answer.xml -i 127.0.0.1 -p 160" 2>/dev/null; rm -rf "$WORK"' EXIT
+WORK="$(mktemp -d)"
+CALLEES=()
+cleanup() {
+  for p in "${CALLEES[@]}" $(jobs -p); do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 PORT=16060; UAS_PORT=16070; DEV_PORT=16080; GW_PORT=16090
 NUMBER="+61290000001"
 
@@ -69,8 +75,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # The answering device: a SIPp UAS that answers every INVITE at once (ring pause 0) and takes the caller's BYE.
 start_callee() { # port
-  (cd "$WORK" && sipp -sf "$ROOT/tests/sipp/uas_answer.xml" -i 127.0.0.1 -p "$1" -aa -d 0 -nostdin -bg \
-     -max_socket 65000 >/dev/null 2>&1 || true)
+  (cd "$WORK" && exec sipp -sf "$ROOT/tests/sipp/uas_answer.xml" -i 127.0.0.1 -p "$1" -aa -d 0 -nostdin \
+     -max_socket 65000 >/dev/null 2>&1) &
+  CALLEES+=($!)
   sleep 1
 }
 
@@ -81,7 +88,9 @@ if [ -z "${BENCH_SKIP_BASELINE:-}" ]; then
     read -r offered ok failed secs done < <(drive "$rate" 127.0.0.1:$UAS_PORT)
     report baseline "$rate" "$offered" "$ok" "$failed" "$secs" "$done"
   done
-  pkill -f "uas_answer.xml.*-p $UAS_PORT" || true
+  for p in "${CALLEES[@]}"; do kill "$p" 2>/dev/null || true; done
+  CALLEES=()
+  sleep 1
 fi
 
 echo "== switchboard with $DEVICES registered devices"

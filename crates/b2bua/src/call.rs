@@ -576,8 +576,13 @@ impl<H: Hop> Call<H> {
         }
         let Some(side) = side else { return };
         let cseq = cseq_of(&msg.headers).unwrap_or(0);
+        let refresh = matches!(method, Method::Invite | Method::Update).then(|| contact_uri(&msg.headers)).flatten();
         if let Some(d) = self.dialog_mut(side) {
             d.remote_cseq = d.remote_cseq.max(cseq);
+            // A target refresh request updates the remote target (RFC 3261 §12.2.2).
+            if let Some(c) = refresh {
+                d.remote_target = c;
+            }
         }
         match method {
             Method::Bye => {
@@ -1016,6 +1021,14 @@ impl<H: Hop> Call<H> {
             }
         }
         let success = (200..300).contains(&code);
+        if success
+            && matches!(method, Method::Invite | Method::Update)
+            && let Some(c) = contact_uri(&msg.headers)
+            && let Some(d) = self.dialog_mut(to)
+        {
+            // The 2xx to a target refresh updates the remote target too (RFC 3261 §12.2.1.2).
+            d.remote_target = c;
+        }
         if success && matches!(method, Method::Invite | Method::Update) {
             let contact = from.map(|s| self.hop_of(s).contact()).unwrap_or_default();
             resp.headers.push(HeaderName::Contact, format!("<{contact}>"));
@@ -1075,6 +1088,11 @@ impl<H: Hop> Call<H> {
     fn hang_up(&mut self, reason: EndReason, except: Option<Side>, now: u64) {
         if self.phase == Phase::Ended {
             return;
+        }
+        if let Some(held) = self.held_ack.take() {
+            // The answer never came (late offer): the 2xx is still acknowledged, so that its sender stops
+            // retransmitting, before the BYE.
+            self.send_ack(held.to, held.cseq, None, now);
         }
         if except != Some(Side::A) && self.phase == Phase::Answered {
             self.bye(Side::A);

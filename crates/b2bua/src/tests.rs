@@ -698,3 +698,48 @@ fn calls_work_with_a_real_transaction_layer_key() {
     let first: Vec<_> = call.drain_actions().collect();
     assert!(matches!(&first[0], Action::Respond { key: k, msg } if *k == key && msg.status() == Some(100)));
 }
+
+#[test]
+fn a_re_invite_refreshes_the_remote_target() {
+    let mut h = Harness::new(fork(&["dev1"]), true);
+    h.answer("dev1", 200, 1000);
+    h.caller_sends("ACK", 10, None, key(0), 1001);
+    // The caller moves (a new Contact in its re-INVITE); our next request to it goes there.
+    let to_tag = h.our_tag_to_caller();
+    let text = format!(
+        "INVITE sip:sb@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bKmove\r\n\
+         From: <sip:+61400000001@carrier.example>;tag=c1\r\nTo: <sip:+61299990000@sb.example>;tag={to_tag}\r\n\
+         Call-ID: inbound-1@carrier\r\nCSeq: 11 INVITE\r\nContact: <sip:moved@203.0.113.50:5060>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    let m = parse_datagram(text.as_bytes(), &Limits::default()).unwrap();
+    h.call.on_request(key(60), m, 2000);
+    h.collect();
+    let (req, reinv, _) = h
+        .requests_of(Method::Invite)
+        .into_iter()
+        .find(|(_, m, _)| m.headers.get(&HeaderName::CSeq) == Some("2 INVITE"))
+        .unwrap();
+    let mut ok = response_to(&reinv.headers, 200, "OK", None);
+    ok.headers.push(HeaderName::Contact, "<sip:dev1-moved@198.51.100.21:5062>");
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = SDP.as_bytes().to_vec();
+    h.call.on_response(req, ok, 2100);
+    h.collect();
+    h.caller_sends("BYE", 12, None, key(61), 3000);
+    let bye = h.requests_of(Method::Bye);
+    assert_eq!(bye[0].1.request_uri(), Some("sip:dev1-moved@198.51.100.21:5062"), "the callee's refreshed target");
+}
+
+#[test]
+fn a_held_late_offer_ack_is_sent_before_hanging_up() {
+    let mut h = Harness::new(fork(&["dev1"]), false);
+    h.answer("dev1", 200, 1000);
+    assert!(h.sent.is_empty());
+    // The caller hangs up without ever acknowledging: the callee's 2xx is still acknowledged, then hung up.
+    h.caller_sends("BYE", 11, None, key(7), 1500);
+    assert_eq!(h.sent.len(), 1);
+    assert_eq!(h.sent[0].0.method(), Some(&Method::Ack));
+    assert_eq!(h.requests_of(Method::Bye).len(), 1);
+}

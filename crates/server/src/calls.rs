@@ -107,6 +107,11 @@ pub(crate) struct CallTable {
     gateways: Vec<GatewayState>,
     gateway_probes: HashMap<Key, i64>,
     next_gateway_check: u64,
+    /// Active-call rows changed since the last flush (None: the call ended), and the rows the store holds. A
+    /// call that starts and ends between two flushes never reaches the store; `switchboard calls` lags by at
+    /// most one flush interval.
+    active_dirty: HashMap<String, Option<ActiveCall>>,
+    active_stored: std::collections::HashSet<String>,
 }
 
 impl CallTable {
@@ -125,6 +130,8 @@ impl CallTable {
             gateways: Vec::new(),
             gateway_probes: HashMap::new(),
             next_gateway_check: 0,
+            active_dirty: HashMap::new(),
+            active_stored: std::collections::HashSet::new(),
         };
         t.set_gateways(gateways);
         t
@@ -551,7 +558,8 @@ impl Core {
             *self.calls.per_service.entry(service).or_default() += 1;
         }
         tracing::debug!(call = %format!("{token:016x}"), caller = %meta.caller, callee = %meta.callee, "call");
-        self.write(WriteOp::Active(ActiveCallOp::Upsert(self.active_row(token, &meta, now, None))));
+        let row = self.active_row(token, &meta, now, None);
+        self.calls.active_dirty.insert(row.call_id.clone(), Some(row));
         let hop = self.hop(peer);
         let call = Call::new(self.calls.cfg.clone(), token, key, msg, hop, plan, now);
         self.calls.by_invite.insert(key, token);
@@ -609,7 +617,7 @@ impl Core {
                     Action::Answered { at } => {
                         if let Some(e) = self.calls.calls.get(&token) {
                             let row = self.active_row(token, &e.meta, e.call.started_at(), Some(at));
-                            self.write(WriteOp::Active(ActiveCallOp::Upsert(row)));
+                            self.calls.active_dirty.insert(row.call_id.clone(), Some(row));
                         }
                     }
                     Action::Ended(record) => self.on_call_ended(token, record),
@@ -683,7 +691,7 @@ impl Core {
             release_count(&mut self.calls.per_device, device);
             release_count(&mut self.calls.per_service, service);
         }
-        self.write(WriteOp::Active(ActiveCallOp::Remove { call_id: cdr.call_id.clone() }));
+        self.calls.active_dirty.insert(cdr.call_id.clone(), None);
         self.write(WriteOp::Cdr(cdr));
         if let Some(e) = self.calls.calls.get_mut(&token) {
             e.meta.counted = None;
@@ -885,6 +893,27 @@ impl Core {
                 tracing::info!(gateway = %g.gw.name, "gateway answers health checks again");
             } else {
                 tracing::warn!(gateway = %g.gw.name, "gateway does not answer health checks; tried last");
+            }
+        }
+    }
+
+    /// Writes the active-call changes since the last flush (see `CallTable::active_dirty`).
+    pub(crate) fn flush_active_calls(&mut self) {
+        if self.calls.active_dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.calls.active_dirty);
+        for (call_id, row) in dirty {
+            match row {
+                Some(row) => {
+                    self.calls.active_stored.insert(call_id);
+                    self.write(WriteOp::Active(ActiveCallOp::Upsert(row)));
+                }
+                None => {
+                    if self.calls.active_stored.remove(&call_id) {
+                        self.write(WriteOp::Active(ActiveCallOp::Remove { call_id }));
+                    }
+                }
             }
         }
     }

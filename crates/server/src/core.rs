@@ -76,6 +76,8 @@ pub(crate) async fn run(
     let mut batch = Vec::with_capacity(64);
     let mut stats = tokio::time::interval(std::time::Duration::from_secs(core.stats_every_secs));
     stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut active_calls = tokio::time::interval(std::time::Duration::from_millis(500));
+    active_calls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let next = [
             core.registrar.poll_timeout(),
@@ -101,10 +103,12 @@ pub(crate) async fn run(
             Some(u) = updates.recv() => core.on_device_update(u),
             _ = sleep_until(deadline) => core.on_timeout(),
             _ = stats.tick() => core.log_stats(),
+            _ = active_calls.tick() => core.flush_active_calls(),
         }
         core.flush();
     }
     core.end_all_calls();
+    core.flush_active_calls();
     core.flush();
 }
 

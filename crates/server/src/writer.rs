@@ -22,11 +22,23 @@ pub enum WriteOp {
 }
 
 const BATCH: usize = 2000;
+const LINGER: Duration = Duration::from_millis(10);
 
 /// Runs until every sender is dropped and the queue is empty.
 pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        // A short linger gathers what follows into the same transaction: under a steady trickle (calls, each
+        // with a CDR) this turns hundreds of tiny commits a second into a few dozen.
+        if batch.len() < BATCH && !rx.is_closed() {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut bindings: Vec<BindingOp> = Vec::with_capacity(batch.len());
         let mut states = Vec::new();
         let mut calls = Vec::new();
