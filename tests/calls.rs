@@ -710,3 +710,31 @@ fn an_answered_call_is_cut_at_the_maximum_duration() {
     let lasted = cdr["ended_at"].as_i64().expect("ended_at") - answered;
     assert!((2000..4000).contains(&lasted), "cut {lasted} ms after the answer:\n{cdr:#}");
 }
+
+#[test]
+fn a_call_whose_device_vanishes_is_ended_by_the_dead_call_check() {
+    // Probe both legs every second; with T1 = 50 ms an unanswered probe times out (Timer F) after 3.2 s.
+    let extra = "check_interval_secs = 1\n[sip]\nt1_ms = 50\n";
+    let Some(w) = World::new(extra, &[]) else { return };
+    let port = w.register_port("2001", "pass-2001");
+    let dev = w.uas("127.0.0.1", port, "uas_answer.xml", 1, 0);
+    // The carrier waits for a BYE: it never hangs up itself (and answers the in-dialog probes, -aa).
+    let caller_port = free_port().to_string();
+    let server = w.d.sip.to_string();
+    let args = ["-p", &caller_port, "-aa", "-s", ACME_NUMBER, "-key", "caller", CALLER, "-m", "1", &server];
+    let caller = sipp::spawn(w.workdir(), "uac_call_hung_up.xml", "127.0.0.2", &args).expect("sipp");
+    assert!(
+        wait_until(Duration::from_secs(10), || w.active_calls().iter().any(|c| c["state"] == "answered")),
+        "the call was never answered:\n{}",
+        w.d.log()
+    );
+    // The device disappears mid-call without a BYE.
+    let _ = dev.stop();
+    let started = Instant::now();
+    let caller = caller.wait(LIMIT);
+    ok("carrier (hung up by the dead-call check)", &caller, &w.d);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "the dead call lasted {took:?}");
+    assert!(w.d.log().contains("DeadLeg"), "ended as a dead leg:\n{}", w.d.log());
+    assert_eq!(w.wait_cdrs(1)[0]["disposition"], "answered");
+}
