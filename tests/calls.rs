@@ -738,3 +738,15 @@ fn a_call_whose_device_vanishes_is_ended_by_the_dead_call_check() {
     assert!(w.d.log().contains("DeadLeg"), "ended as a dead leg:\n{}", w.d.log());
     assert_eq!(w.wait_cdrs(1)[0]["disposition"], "answered");
 }
+
+#[test]
+fn incomplete_and_invalid_numbers_get_484_and_404_at_once() {
+    let Some(w) = World::new("", &[]) else { return };
+    for (dialled, want) in [("0291", 484), ("02987654321", 404)] {
+        let started = Instant::now();
+        let dev = w.device_calls(("2001", "pass-2001"), ACME_NUMBER, "uac_auth_refused.xml", dialled).wait(LIMIT);
+        ok("device (caller)", &dev, &w.d);
+        assert_eq!(final_status(&dev), Some(want), "{dialled}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{dialled} took {:?}", started.elapsed());
+    }
+}

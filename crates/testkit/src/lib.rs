@@ -6,9 +6,19 @@ pub mod client;
 pub mod daemon;
 pub mod sipp;
 
+/// The repository root. Read at run time from the package under test (cargo sets `CARGO_MANIFEST_DIR` for test
+/// processes; every package sits at `crates/NAME`), so a build reused from a checkout elsewhere (a shared target
+/// directory) still reads this checkout's files.
+pub fn repo_root() -> std::path::PathBuf {
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    package.join("../..")
+}
+
 /// Where the RFC 4475 / RFC 5118 torture messages live.
 pub fn torture_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sip-core/tests/torture")
+    repo_root().join("crates/sip-core/tests/torture")
 }
 
 /// A random hex token for tags, Call-IDs and branches.

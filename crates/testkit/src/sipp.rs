@@ -6,7 +6,7 @@ use std::process::Command;
 
 /// The repository's SIPp scenario directory.
 pub fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp").join(name)
+    crate::repo_root().join("tests/sipp").join(name)
 }
 
 /// Result of one SIPp run.
