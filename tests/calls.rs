@@ -750,3 +750,25 @@ fn incomplete_and_invalid_numbers_get_484_and_404_at_once() {
         assert!(started.elapsed() < Duration::from_secs(5), "{dialled} took {:?}", started.elapsed());
     }
 }
+
+#[test]
+fn a_gateway_from_the_configuration_file_is_used_beside_the_stored_ones() {
+    let port = free_port();
+    let extra = format!("[[gateway]]\nname = \"gw-file\"\naddress = \"127.0.0.5:{port}\"\npriority = 1\n");
+    let Some(w) = World::new(&extra, &[]) else { return };
+    // Priority 1 comes before the stored gw1 (10) and gw2 (20).
+    let gw = w.uas("127.0.0.5", port, "uas_answer.xml", 1, 0);
+    let dev = w.device_calls(("2001", "pass-2001"), ACME_NUMBER, "uac_auth_call.xml", "0398765432").wait(LIMIT);
+    ok("device (caller)", &dev, &w.d);
+    ok("file gateway (callee)", &gw.wait(LIMIT), &w.d);
+    assert_eq!(w.wait_cdrs(1)[0]["gateway"], "gw-file");
+    // It is trusted for inbound calls too.
+    let port = w.register_port("2001", "pass-2001");
+    let dev = w.uas("127.0.0.1", port, "uas_answer.xml", 1, 0);
+    ok(
+        "carrier via the file gateway",
+        &w.gateway_calls("127.0.0.5", "uac_call.xml", ACME_NUMBER, 200).wait(LIMIT),
+        &w.d,
+    );
+    ok("device (callee)", &dev.wait(LIMIT), &w.d);
+}

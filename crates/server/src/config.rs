@@ -14,6 +14,9 @@ pub struct Config {
     pub keepalive: KeepaliveConfig,
     pub auth: AuthConfig,
     pub calls: CallsConfig,
+    /// Carrier gateways from the file, used beside those added with `switchboard gateway add`.
+    #[serde(rename = "gateway")]
+    pub gateways: Vec<GatewayConfig>,
     pub database: DatabaseConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
@@ -191,6 +194,35 @@ impl CallsConfig {
     }
 }
 
+/// A carrier gateway named in the configuration file (`[[gateway]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub name: String,
+    /// `IP:PORT` (or `HOST:PORT`, resolved when the daemon starts).
+    pub address: String,
+    /// `udp` or `tcp`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Lower is tried first.
+    #[serde(default = "default_priority")]
+    pub priority: i64,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_transport() -> String {
+    "udp".into()
+}
+
+fn default_priority() -> i64 {
+    100
+}
+
+fn default_true() -> bool {
+    true
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
@@ -237,6 +269,22 @@ impl Default for LogConfig {
 }
 
 impl Config {
+    /// The file's gateways in the store's form. Their ids are negative, so they never meet a stored gateway's.
+    pub fn file_gateways(&self) -> Vec<switchboard_storage::Gateway> {
+        (1..)
+            .zip(&self.gateways)
+            .map(|(i, g)| switchboard_storage::Gateway {
+                id: -i,
+                name: g.name.clone(),
+                address: g.address.clone(),
+                transport: g.transport.clone(),
+                priority: g.priority,
+                enabled: g.enabled,
+                created_at: 0,
+            })
+            .collect()
+    }
+
     /// Checks what serde cannot: values that parse but make no sense. The error names the key.
     pub fn validate(&self) -> Result<(), String> {
         let r = &self.registrar;
@@ -301,9 +349,57 @@ impl Config {
             return Err("calls.max_per_device and calls.max_per_service must be at least 1".into());
         }
         c.voicemail_addr()?;
+        let mut names = std::collections::HashSet::new();
+        for (i, g) in self.gateways.iter().enumerate() {
+            let at = format!("gateway[{i}]");
+            if g.name.trim().is_empty() || !names.insert(g.name.as_str()) {
+                return Err(format!("{at}.name must be present and unique (got {:?})", g.name));
+            }
+            let port_ok =
+                g.address.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok {
+                return Err(format!("{at}.address must be IP:PORT or HOST:PORT (got {:?})", g.address));
+            }
+            if !matches!(g.transport.as_str(), "udp" | "tcp") {
+                return Err(format!("{at}.transport must be \"udp\" or \"tcp\" (got {:?})", g.transport));
+            }
+        }
         if self.database.poll_ms == 0 {
             return Err("database.poll_ms must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_gateways(text: &str) -> Result<(), String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate()
+    }
+
+    #[test]
+    fn file_gateways_are_validated_field_by_field() {
+        assert!(with_gateways("[[gateway]]\nname = \"a\"\naddress = \"192.0.2.1:5060\"\n").is_ok());
+        let no_port = with_gateways("[[gateway]]\nname = \"a\"\naddress = \"192.0.2.1\"\n").unwrap_err();
+        assert!(no_port.starts_with("gateway[0].address"), "{no_port}");
+        let twice = "[[gateway]]\nname = \"a\"\naddress = \"192.0.2.1:5060\"\n[[gateway]]\nname = \"a\"\naddress = \"192.0.2.2:5060\"\n";
+        assert!(with_gateways(twice).unwrap_err().starts_with("gateway[1].name"));
+        let sctp = "[[gateway]]\nname = \"a\"\naddress = \"192.0.2.1:5060\"\ntransport = \"sctp\"\n";
+        assert!(with_gateways(sctp).unwrap_err().starts_with("gateway[0].transport"));
+        let typo = with_gateways("[[gateway]]\nname = \"a\"\nadress = \"192.0.2.1:5060\"\n").unwrap_err();
+        assert!(typo.contains("adress"), "{typo}");
+    }
+
+    #[test]
+    fn file_gateways_get_ids_no_stored_gateway_has() {
+        let c: Config = toml::from_str(
+            "[[gateway]]\nname = \"a\"\naddress = \"192.0.2.1:5060\"\n[[gateway]]\nname = \"b\"\naddress = \"192.0.2.2:5060\"\n",
+        )
+        .unwrap();
+        let ids: Vec<i64> = c.file_gateways().iter().map(|g| g.id).collect();
+        assert_eq!(ids, [-1, -2]);
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct Core {
     pub devices: DeviceCache,
     pub numbers: NumberCache,
     pub calls: CallTable,
+    /// Gateways from the configuration file, kept beside the stored ones whenever those are reloaded.
+    pub file_gateways: Vec<switchboard_storage::Gateway>,
     pub prober: Prober,
     pub writer: mpsc::UnboundedSender<WriteOp>,
     pub events: broadcast::Sender<DeviceEvent>,
@@ -397,7 +399,8 @@ impl Core {
                 self.numbers.upsert(*n);
             }
             DeviceUpdate::NumberRemoved(id) => self.numbers.remove(id),
-            DeviceUpdate::Gateways(list) => {
+            DeviceUpdate::Gateways(mut list) => {
+                list.extend(self.file_gateways.iter().cloned());
                 tracing::info!(gateways = list.len(), "gateway list reloaded");
                 self.calls.set_gateways(list);
             }

@@ -96,7 +96,8 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     let last_change = store.last_change().await?;
     let devices = devices::DeviceCache::load(store.as_ref()).await?;
     let numbers = devices::NumberCache::load(store.as_ref()).await?;
-    let gateways = store.list_gateways().await?;
+    let mut gateways = store.list_gateways().await?;
+    gateways.extend(config.file_gateways());
     let cleared = store.clear_active_calls(&config.node.name).await?;
     if cleared > 0 {
         tracing::warn!(calls = cleared, "calls this node held when it stopped were lost");
@@ -164,6 +165,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         devices,
         numbers,
         calls: calls::CallTable::new(call_config(&config), config.calls.clone(), voicemail, gateways),
+        file_gateways: config.file_gateways(),
         prober: prober::Prober::new(config.sip.t1_ms, config.keepalive.timeout_ms),
         writer: writer_tx,
         events: events.clone(),
