@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
+. "$ROOT/bench/common.sh"
 DEVICES="${1:-10000}"; shift || true
 RATES=("$@"); [ ${#RATES[@]} -gt 0 ] || RATES=(200 500 1000 1500 2000 2500)
 SECONDS_PER_RATE="${SECONDS_PER_RATE:-10}"
@@ -41,37 +42,10 @@ drive() { # rate target
       -key caller +61400000001 -i 127.0.0.2 -p $GW_PORT -r "$rate" -rp 1000 -m "$calls" -l $((rate * 4 + 100)) \
       -d "$HOLD_MS" -timeout $((SECONDS_PER_RATE * 3 + 40))s -max_socket 65000 \
       -nostdin -trace_stat -stf stat.csv -fd 1 "$target" >/dev/null 2>&1 || true )
-  python3 - "$WORK/stat.csv" "$calls" "$rate" "$HOLD_MS" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
-h, data = rows[0], rows[1:]
-def secs(row):
-    t = row[h.index('ElapsedTime(C)')].split(':')
-    return int(t[0]) * 3600 + int(t[1]) * 60 + int(t[2]) + (int(t[3]) / 1000 if len(t) > 3 else 0)
-calls, rate, hold = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) / 1000
-window = calls / rate + hold  # the load, plus the hold of the last calls
-last = data[-1]
-ok, failed = int(last[h.index('SuccessfulCall(C)')]), int(last[h.index('FailedCall(C)')])
-in_window = [r for r in data if secs(r) <= window + 1.0]
-done = int(in_window[-1][h.index('SuccessfulCall(C)')]) if in_window else 0
-print(calls, ok, failed, f"{(secs(in_window[-1]) - hold if in_window else 0):.2f}", done)
-PY
+  sipp_stats "$WORK/stat.csv" "$calls" "$rate" "$HOLD_MS"
 }
 
-report() { # label rate offered completed failed secs done_in_window [cpu]
-  python3 - "$@" <<'PY'
-import sys
-label, rate, offered, ok, failed, secs, done = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
-cpu = sys.argv[8] if len(sys.argv) > 8 else ''
-achieved = done / secs if secs > 0 else 0
-fail_pct = 100.0 * failed / max(offered, 1)
-held = fail_pct < 0.1 and achieved >= 0.97 * rate
-print(f"{label:11} offered {rate:5}/s  completed {ok:7}  failed {failed:6} ({fail_pct:.3f}%)  achieved {achieved:7.0f}/s  {'HELD' if held else 'not held'} {cpu}")
-PY
-}
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # The answering device: a SIPp UAS that answers every INVITE at once (ring pause 0) and takes the caller's BYE.
 start_callee() { # port

@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
+. "$ROOT/bench/common.sh"
 DEVICES="${1:-10000}"; shift || true
 RATES=("$@"); [ ${#RATES[@]} -gt 0 ] || RATES=(2000 5000 8000 10000 12000 15000 20000)
 SECONDS_PER_RATE="${SECONDS_PER_RATE:-10}"
@@ -43,39 +44,10 @@ drive() { # rate target_port calls
   ( cd "$WORK" && timeout $((SECONDS_PER_RATE * 4 + 30)) sipp -sf "$ROOT/tests/sipp/register_auth.xml" -inf users.csv \
       -i 127.0.0.1 -p 0 -r "$rate" -rp 1000 -m "$calls" -l $((rate * 2)) -timeout $((SECONDS_PER_RATE * 3 + 20))s \
       -nostdin -trace_stat -stf stat.csv -fd 1 127.0.0.1:"$port" >/dev/null 2>&1 || true )
-  python3 - "$WORK/stat.csv" "$calls" "$rate" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
-h, data = rows[0], rows[1:]
-def secs(row):
-    t = row[h.index('ElapsedTime(C)')].split(':')
-    return int(t[0]) * 3600 + int(t[1]) * 60 + int(t[2]) + (int(t[3]) / 1000 if len(t) > 3 else 0)
-calls, rate = int(sys.argv[2]), int(sys.argv[3])
-window = calls / rate  # how long the load was offered
-last = data[-1]
-ok, failed = int(last[h.index('SuccessfulCall(C)')]), int(last[h.index('FailedCall(C)')])
-# Completion rate while the load was offered (plus one second of slack): calls still stuck after that count
-# as failures above, not as lost throughput here.
-in_window = [r for r in data if secs(r) <= window + 1.0]
-done = int(in_window[-1][h.index('SuccessfulCall(C)')]) if in_window else 0
-print(calls, ok, failed, f"{(secs(in_window[-1]) if in_window else 0):.2f}", done)
-PY
+  sipp_stats "$WORK/stat.csv" "$calls" "$rate" 0
 }
 
-report() { # label rate offered completed failed secs done_in_window [cpu]
-  python3 - "$@" <<'PY'
-import sys
-label, rate, offered, ok, failed, secs, done = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
-cpu = sys.argv[8] if len(sys.argv) > 8 else ''
-achieved = done / secs if secs else 0
-fail_pct = 100.0 * failed / max(offered, 1)
-held = fail_pct < 0.1 and achieved >= 0.97 * rate
-print(f"{label:11} offered {rate:6}/s  completed {ok:7}  failed {failed:6} ({fail_pct:.3f}%)  achieved {achieved:8.0f}/s  {'HELD' if held else 'not held'} {cpu}")
-PY
-}
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 if [ -z "${BENCH_SKIP_BASELINE:-}" ]; then
 echo "== baseline: SIPp against a trivial SIPp registrar"

@@ -333,35 +333,24 @@ impl Core {
         }
         let callee = classified.e164.clone().unwrap_or_else(|| classified.dialled_digits.clone());
         let counted = (!emergency).then_some((d.id, d.service_id));
-        if call_type == CallType::OnNet
-            && let Some(number) = self.numbers.get(&callee).cloned()
-        {
-            let from = presented(None, cid.e164.as_deref().unwrap_or("anonymous"), cid.withheld, &self.domain);
-            let identity = identity_headers(&cid, &self.domain).1;
-            let meta = Meta {
-                direction: CdrDirection::OnNet,
-                service_id: service,
-                device_id: Some(d.id),
-                counted,
-                caller,
-                callee,
-                call_type: type_name,
-                via_gateway: false,
-            };
-            return self.deliver(key, msg, peer, &number, (from, identity), meta, now);
-        }
-        let (from, extra) = identity_headers(&cid, &self.domain);
-        let targets = self.gateway_targets(&callee, &from, &extra);
+        let on_net = (call_type == CallType::OnNet).then(|| self.numbers.get(&callee).cloned()).flatten();
         let meta = Meta {
-            direction: CdrDirection::Outbound,
+            direction: if on_net.is_some() { CdrDirection::OnNet } else { CdrDirection::Outbound },
             service_id: service,
             device_id: Some(d.id),
             counted,
             caller,
             callee,
             call_type: type_name,
-            via_gateway: true,
+            via_gateway: on_net.is_none(),
         };
+        if let Some(number) = on_net {
+            let from = presented(None, cid.e164.as_deref().unwrap_or("anonymous"), cid.withheld, &self.domain);
+            let identity = identity_headers(&cid, &self.domain).1;
+            return self.deliver(key, msg, peer, &number, (from, identity), meta, now);
+        }
+        let (from, extra) = identity_headers(&cid, &self.domain);
+        let targets = self.gateway_targets(&meta.callee, &from, &extra);
         if targets.is_empty() {
             tracing::warn!("outbound call with no carrier gateway configured");
             self.reject_cdr(meta.direction, service, Some(d.id), &meta.caller, &meta.callee, type_name, 503, now);
