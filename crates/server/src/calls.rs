@@ -436,12 +436,7 @@ impl Core {
         } else {
             (Vec::new(), true)
         };
-        let divert_when = match n.divert_when {
-            switchboard_storage::DivertWhen::Never => DivertWhen::Never,
-            switchboard_storage::DivertWhen::NoAnswer => DivertWhen::NoAnswer,
-            switchboard_storage::DivertWhen::All => DivertWhen::All,
-            switchboard_storage::DivertWhen::Offline => DivertWhen::Offline,
-        };
+        let divert_when = n.divert_when;
         let rules = NumberRules {
             divert_when: if may_divert { divert_when } else { DivertWhen::Never },
             divert_to: divert_to.clone(),

@@ -162,35 +162,29 @@ pub struct DeviceState {
     pub since: Millis,
 }
 
-/// When a number's inbound calls divert (`numbers.divert_when`); the routing crate decides what each means.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DivertWhen {
-    #[default]
-    Never,
-    NoAnswer,
-    All,
-    Offline,
+/// When a number's inbound calls divert (`numbers.divert_when`): the routing crate's type, stored by its name.
+pub use switchboard_routing::DivertWhen;
+
+/// [`DivertWhen`] in JSON as its stored name (`no_answer`); the routing crate carries no serde.
+mod divert_when_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::DivertWhen;
+
+    pub fn serialize<S: Serializer>(w: &DivertWhen, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(w.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DivertWhen, D::Error> {
+        let name = String::deserialize(d)?;
+        super::divert_when_from_stored(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown divert_when {name:?}")))
+    }
 }
 
-impl DivertWhen {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DivertWhen::Never => "never",
-            DivertWhen::NoAnswer => "no_answer",
-            DivertWhen::All => "all",
-            DivertWhen::Offline => "offline",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "never" => Some(DivertWhen::Never),
-            "no_answer" => Some(DivertWhen::NoAnswer),
-            "all" => Some(DivertWhen::All),
-            "offline" => Some(DivertWhen::Offline),
-            _ => None,
-        }
-    }
+/// A stored `divert_when` name: the canonical spelling only (`no_answer`, not the flag's `no-answer`).
+pub(crate) fn divert_when_from_stored(name: &str) -> Option<DivertWhen> {
+    DivertWhen::parse(name).filter(|w| w.as_str() == name)
 }
 
 /// A phone number (DID) of a service, with its inbound rules.
@@ -203,6 +197,7 @@ pub struct Number {
     /// The device that rings, if the number is pinned to one (else every device of the service). Cleared when
     /// the device is deleted.
     pub device_id: Option<i64>,
+    #[serde(with = "divert_when_name")]
     pub divert_when: DivertWhen,
     /// `voicemail` or an E.164 number.
     pub divert_to: Option<String>,

@@ -13,7 +13,7 @@ use sqlx::FromRow;
 
 use crate::{
     ActiveCall, Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceState,
-    DivertReason, DivertWhen, Entity, Gateway, Number, Result, Service, ServiceMode, StoreError,
+    DivertReason, Entity, Gateway, Number, Result, Service, ServiceMode, StoreError,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
@@ -230,7 +230,7 @@ pub(crate) struct NumberRow {
 impl TryFrom<NumberRow> for Number {
     type Error = StoreError;
     fn try_from(r: NumberRow) -> Result<Self> {
-        let divert_when = DivertWhen::parse(&r.divert_when)
+        let divert_when = crate::model::divert_when_from_stored(&r.divert_when)
             .ok_or_else(|| corrupt(format!("numbers.divert_when {:?}", r.divert_when)))?;
         Ok(Number {
             id: r.id,

@@ -242,9 +242,8 @@ pub fn check_number(field: &str, v: &str) -> anyhow::Result<String> {
 }
 
 pub fn check_divert_when(field: &str, v: &str) -> anyhow::Result<DivertWhen> {
-    // The routing crate owns the spellings (`no-answer` and `no_answer`); storage keeps the canonical one.
-    switchboard_routing::DivertWhen::parse(&v.to_ascii_lowercase())
-        .and_then(|w| DivertWhen::parse(w.as_str()))
+    // The routing crate owns the type and its spellings (`no-answer` and `no_answer`).
+    DivertWhen::parse(&v.to_ascii_lowercase())
         .with_context(|| format!("{field}: {v:?} is not a divert rule (use never, no-answer, all or offline)"))
 }
 
