@@ -1,9 +1,10 @@
 //! baresip (a real SIP user agent, Debian `baresip-core`) registering with the real daemon.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use switchboard_testkit::daemon::{Daemon, free_port};
+use switchboard_testkit::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
@@ -94,14 +95,12 @@ fn provision(d: &Daemon, user: &str, password: &str) {
 
 /// Polls `registrations --json` until `user` is bound and online, up to `limit`.
 fn wait_registered(d: &Daemon, user: &str, limit: Duration) -> Option<serde_json::Value> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(r) = d.registrations().into_iter().find(|r| r["auth_id"] == user && r["online"] == true) {
-            return Some(r);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    None
+    let mut found = None;
+    wait_until(limit, || {
+        found = d.registrations().into_iter().find(|r| r["auth_id"] == user && r["online"] == true);
+        found.is_some()
+    });
+    found
 }
 
 #[test]
@@ -172,15 +171,13 @@ fn calls_daemon(gw_port: u16) -> Daemon {
 }
 
 fn wait_cdr(d: &Daemon) -> Option<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
+    let mut newest = None;
+    wait_until(Duration::from_secs(10), || {
         let cdrs: Vec<serde_json::Value> = serde_json::from_str(&d.cli_ok(&["cdr", "--json"])).unwrap();
-        if let Some(c) = cdrs.into_iter().next() {
-            return Some(c);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
+        newest = cdrs.into_iter().next();
+        newest.is_some()
+    });
+    newest
 }
 
 #[test]

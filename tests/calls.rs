@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use switchboard_testkit::client::SipClient;
 use switchboard_testkit::daemon::{Daemon, free_port};
 use switchboard_testkit::sipp::{self, Run, Sipp};
+use switchboard_testkit::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const LIMIT: Duration = Duration::from_secs(40);
@@ -222,17 +223,6 @@ impl World {
         assert!(last.len() >= n, "expected {n} CDRs, have {last:#?}\n{}", self.d.log());
         last
     }
-}
-
-fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 fn ok(name: &str, run: &Run, d: &Daemon) {

@@ -427,14 +427,7 @@ fn registered(d: &Daemon, auth_id: &str) -> bool {
 
 /// Waits up to 3 s for the stored registrations to show `auth_id` bound (or not): bindings are written behind.
 fn stored_as(d: &Daemon, auth_id: &str, bound: bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while registered(d, auth_id) != bound {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
+    switchboard_testkit::wait_until(Duration::from_secs(3), || registered(d, auth_id) == bound)
 }
 
 #[test]

@@ -7,6 +7,7 @@ use switchboard_sip_core::{HeaderName, Message};
 use switchboard_testkit::client::{SipClient, contacts};
 use switchboard_testkit::daemon::Daemon;
 use switchboard_testkit::sipp;
+use switchboard_testkit::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const SECS: Duration = Duration::from_secs(5);
@@ -21,17 +22,6 @@ fn daemon_with(config: &str, devices: &[(&str, &str)]) -> Daemon {
     }
     d.launch();
     d
-}
-
-fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// REGISTERs with digest; the client's own Contact is added unless `extra` names contacts itself.

@@ -21,6 +21,19 @@ pub fn torture_dir() -> std::path::PathBuf {
     repo_root().join("crates/sip-core/tests/torture")
 }
 
+/// Polls `check` every 100 ms until it holds (true) or `limit` passes (false): for state the daemon reaches a
+/// little later (the write-behind, the change log, a call ending).
+pub fn wait_until(limit: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
 /// A random hex token for tags, Call-IDs and branches.
 pub fn token() -> String {
     let mut b = [0u8; 8];

@@ -21,6 +21,15 @@ pub struct Run {
     pub errors: String,
 }
 
+/// `sipp` running `scenario_file` from `workdir`, bound to `local_ip`, tracing messages and errors, giving up after
+/// `timeout` (SIPp's own global timeout).
+fn command(workdir: &Path, scenario_file: &str, local_ip: &str, timeout: &str) -> Command {
+    let mut c = Command::new("sipp");
+    c.current_dir(workdir).arg("-sf").arg(scenario(scenario_file));
+    c.args(["-i", local_ip, "-nostdin", "-trace_msg", "-trace_err", "-timeout", timeout]);
+    c
+}
+
 /// A SIPp process running in the background (a UAS playing a device or a carrier gateway, or a UAC).
 #[derive(Debug)]
 pub struct Sipp {
@@ -45,11 +54,7 @@ pub fn spawn(workdir: &Path, scenario_file: &str, local_ip: &str, args: &[&str])
     if !crate::require_program("sipp", "sip-tester") {
         return None;
     }
-    let child = Command::new("sipp")
-        .current_dir(workdir)
-        .arg("-sf")
-        .arg(scenario(scenario_file))
-        .args(["-i", local_ip, "-nostdin", "-trace_msg", "-trace_err", "-timeout", "60s"])
+    let child = command(workdir, scenario_file, local_ip, "60s")
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -123,11 +128,7 @@ pub fn run(workdir: &Path, scenario_file: &str, server: SocketAddr, args: &[&str
     if !crate::require_program("sipp", "sip-tester") {
         return None;
     }
-    let out = Command::new("sipp")
-        .current_dir(workdir)
-        .arg("-sf")
-        .arg(scenario(scenario_file))
-        .args(["-i", "127.0.0.1", "-nostdin", "-trace_msg", "-trace_err", "-timeout", "30s"])
+    let out = command(workdir, scenario_file, "127.0.0.1", "30s")
         .args(args)
         .arg(server.to_string())
         .output()
