@@ -129,7 +129,10 @@ const CASES: &[Case] = &[
 ];
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("torture")
+    // Read at run time: a build reused from another checkout (a shared target directory) must read this one's files.
+    let package =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    package.join("tests").join("torture")
 }
 
 fn load(tag: &str) -> Vec<u8> {
