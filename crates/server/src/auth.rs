@@ -4,20 +4,28 @@
 //! No enumeration: an unknown Auth ID is verified against a dummy HA1 derived from a secret, so it takes the same
 //! path and gets the same 401 (same headers, fresh nonce) as a wrong password; both count as failures.
 //!
+//! Only wrong credentials count as failures: a stale nonce, a reused nonce count, a nonce from elsewhere or an
+//! algorithm we do not offer is challenged again without counting, so no amount of load, retransmission or
+//! reordering can turn a device's correct password into a lock-out.
+//!
 //! Throttling keeps three counters:
 //! - `auth_id@source_ip` (the configured limit): guessing one account from one place. The real device
 //!   registering from its own address has its own key and is not locked out by guesses from elsewhere.
-//! - `source_ip` (five times the limit): one host spraying many Auth IDs.
+//! - `source_ip` (five times the limit), counting *distinct* Auth IDs that failed from the address: one host
+//!   spraying many Auth IDs. An office puts many phones behind one NAT address, so a few misconfigured phones
+//!   retrying their wrong passwords count once each, not once per attempt. While the address is blocked, an
+//!   Auth ID that last authenticated from it is still let through: the office's working phones keep working.
 //! - `auth_id` alone (three times the limit): a distributed guess at one account. While it is blocked, the
 //!   account's last successful source address is still let through, so the real device keeps working.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use switchboard_sip_core::digest::{
-    Algorithm, Credentials, DigestError, FailureThrottle, NonceCounts, NonceFactory, NonceStatus,
+    Algorithm, Credentials, DigestError, FailureThrottle, NonceCounts, NonceFactory, NonceStatus, NonceUse,
     challenge_header_value, verify,
 };
 
@@ -30,6 +38,7 @@ pub enum AuthOutcome {
     /// 401/407 with fresh challenges; `stale` when only the nonce was old (RFC 7616 §3.3).
     Challenge {
         stale: bool,
+        why: Why,
     },
     /// 403: the source or account is cooling down after too many failures.
     Throttled,
@@ -39,6 +48,24 @@ pub enum AuthOutcome {
     /// Correct credentials on a retransmission of a request already applied (its nonce count is already
     /// recorded): answer as before, apply nothing.
     Retransmission(Arc<CachedDevice>),
+}
+
+/// Why a request was challenged again: only [`Why::WrongCredentials`] counts toward the brute-force throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// No credentials for our realm (the first leg of every exchange).
+    NoCredentials,
+    /// A nonce we did not issue to this address (forged, garbled, another node's key, another source).
+    UnknownNonce,
+    /// An algorithm we do not offer.
+    Algorithm,
+    /// A wrong password, or an Auth ID that does not exist (indistinguishable to the client).
+    WrongCredentials,
+    /// Correct credentials on an expired nonce.
+    Stale,
+    /// Correct credentials with a nonce count already used: a replay, or a retransmission of a request that
+    /// was not applied.
+    Replay,
 }
 
 #[derive(Debug)]
@@ -56,9 +83,26 @@ pub struct Authenticator {
     /// Counts nonces issued, so each is unique even within one millisecond.
     issued: u64,
     legacy: LegacySources,
+    /// Keys the Call-ID hashes of the legacy detection.
+    call_hasher: std::collections::hash_map::RandomState,
+}
+
+/// The request being authenticated: its method, where it came from and its dialog identity.
+#[derive(Debug, Clone, Copy)]
+pub struct Asking<'a> {
+    pub method: &'a str,
+    pub source: SocketAddr,
+    pub call_id: &'a str,
+    /// A hash of the request's transaction identity, to tell its retransmissions from replays (0: none).
+    pub request: u64,
 }
 
 /// Finds endpoints that cannot answer a challenge list holding algorithms other than MD5.
+///
+/// The evidence is one registration (same source and Call-ID, RFC 3261 §10.2.4 has a UA keep its Call-ID)
+/// coming back without credentials after a challenge that offered more than MD5. Other requests from the same
+/// address, such as the other lines of a PBX or a load generator's parallel registrations, are no evidence, and
+/// retransmissions never get this far (they are answered from the memory of stateless answers).
 ///
 /// RFC 8760 has the server list its preferred algorithm first and the client use the first it supports, but some
 /// widely deployed stacks fail outright when they meet an algorithm they do not know (SIPp 3.6 takes only the
@@ -71,8 +115,8 @@ pub struct Authenticator {
 #[derive(Debug)]
 struct LegacySources {
     enabled: bool,
-    /// Sources offered a non-MD5 challenge that have not answered any challenge since, with when.
-    pending: HashMap<SocketAddr, u64>,
+    /// Registrations (source, hash of Call-ID) offered a non-MD5 challenge and not answered since, with when.
+    pending: HashMap<(SocketAddr, u64), u64>,
     /// Sources to offer MD5 alone, until when.
     legacy: HashMap<SocketAddr, u64>,
 }
@@ -88,8 +132,8 @@ impl LegacySources {
     }
 
     /// A request from `source` came without credentials for us.
-    fn on_unanswered(&mut self, source: SocketAddr, now: u64) {
-        if let Some(at) = self.pending.remove(&source)
+    fn on_unanswered(&mut self, source: SocketAddr, call: u64, now: u64) {
+        if let Some(at) = self.pending.remove(&(source, call))
             && now.saturating_sub(at) <= ANSWER_WINDOW_MS
         {
             if self.legacy.len() >= TRACKED {
@@ -102,7 +146,7 @@ impl LegacySources {
         }
     }
 
-    fn on_offered_non_md5(&mut self, source: SocketAddr, now: u64) {
+    fn on_offered_non_md5(&mut self, source: SocketAddr, call: u64, now: u64) {
         if !self.enabled {
             return;
         }
@@ -110,12 +154,12 @@ impl LegacySources {
             self.pending.retain(|_, at| now.saturating_sub(*at) <= ANSWER_WINDOW_MS);
         }
         if self.pending.len() < TRACKED {
-            self.pending.insert(source, now);
+            self.pending.insert((source, call), now);
         }
     }
 
-    fn on_answered(&mut self, source: SocketAddr) {
-        self.pending.remove(&source);
+    fn on_answered(&mut self, source: SocketAddr, call: u64) {
+        self.pending.remove(&(source, call));
     }
 }
 
@@ -140,6 +184,7 @@ impl Authenticator {
             dummy_key,
             issued: 0,
             legacy: LegacySources { enabled: cfg.legacy_md5_fallback, pending: HashMap::new(), legacy: HashMap::new() },
+            call_hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -152,32 +197,32 @@ impl Authenticator {
     /// first (MD5 alone for a source found unable to handle more). `first` says the request carried no
     /// credentials: only a first challenge left unanswered shows a legacy client (a retry after failed
     /// credentials is a password or provisioning problem, not an algorithm problem).
-    pub fn challenges(&mut self, stale: bool, first: bool, source: SocketAddr, now: u64) -> Vec<String> {
+    pub fn challenges(&mut self, stale: bool, first: bool, req: Asking<'_>, now: u64) -> Vec<String> {
+        let source = req.source;
         self.issued = self.issued.wrapping_add(1);
         let nonce = self.nonces.issue(now, self.issued, &nonce_salt(&self.realm, source.ip()));
         let md5_only = self.legacy.is_legacy(source, now) && self.algorithms.contains(&Algorithm::Md5);
         let offered: Vec<Algorithm> =
             self.algorithms.iter().copied().filter(|&a| !md5_only || a == Algorithm::Md5).collect();
         if first && offered.iter().any(|&a| a != Algorithm::Md5) {
-            self.legacy.on_offered_non_md5(source, now);
+            let call = self.call_hasher.hash_one(req.call_id);
+            self.legacy.on_offered_non_md5(source, call, now);
         }
         offered.into_iter().map(|alg| challenge_header_value(&self.realm, &nonce, alg, stale, None)).collect()
     }
 
-    /// Checks the credentials among `values` (Authorization header values) for `method` from `source`.
+    /// Checks the credentials among `values` (Authorization header values) for `req`.
     pub fn check<'a>(
         &mut self,
         values: impl Iterator<Item = &'a str>,
-        method: &str,
-        from: SocketAddr,
+        req: Asking<'_>,
         lookup: impl Fn(&str) -> Option<Arc<CachedDevice>>,
         is_retransmission: impl Fn(&CachedDevice) -> bool,
         now: u64,
     ) -> AuthOutcome {
+        let (method, from) = (req.method, req.source);
         let source = from.ip();
-        if self.per_source.is_blocked(&source.to_string(), now) {
-            return AuthOutcome::Throttled;
-        }
+        let source_key = source.to_string();
         // Several Authorization headers may be present, one per realm (RFC 3261 §22.2): take ours.
         let mut creds = None;
         for v in values {
@@ -193,15 +238,19 @@ impl Authenticator {
                 Err(_) => return AuthOutcome::Malformed("Malformed Authorization Header"),
             }
         }
+        let call = self.call_hasher.hash_one(req.call_id);
         let Some(creds) = creds else {
-            self.legacy.on_unanswered(from, now);
-            return AuthOutcome::Challenge { stale: false };
+            // A blocked address is still challenged: the devices that proved themselves there need a nonce to
+            // prove themselves again.
+            self.legacy.on_unanswered(from, call, now);
+            return AuthOutcome::Challenge { stale: false, why: Why::NoCredentials };
         };
-        self.legacy.on_answered(from);
+        self.legacy.on_answered(from, call);
         let account_source = format!("{}@{}", creds.username, source);
+        let proven_here = self.last_good.get(&creds.username) == Some(&source);
         if self.per_account_source.is_blocked(&account_source, now)
-            || (self.per_account.is_blocked(&creds.username, now)
-                && self.last_good.get(&creds.username) != Some(&source))
+            || (self.per_source.is_blocked(&source_key, now) && !proven_here)
+            || (self.per_account.is_blocked(&creds.username, now) && !proven_here)
         {
             return AuthOutcome::Throttled;
         }
@@ -209,12 +258,12 @@ impl Authenticator {
         // a nonce that was never issued there, is refused as invalid, and counts as nobody's failure, so nobody
         // can lock a device out without receiving traffic at its address.
         let issued_at = match self.nonces.check(&creds.nonce, now, &nonce_salt(&self.realm, source)) {
-            NonceStatus::Invalid => return AuthOutcome::Challenge { stale: false },
+            NonceStatus::Invalid => return AuthOutcome::Challenge { stale: false, why: Why::UnknownNonce },
             NonceStatus::Stale => None,
             NonceStatus::Valid { issued_at } => Some(issued_at),
         };
         if !self.algorithms.contains(&creds.algorithm) {
-            return AuthOutcome::Challenge { stale: false };
+            return AuthOutcome::Challenge { stale: false, why: Why::Algorithm };
         }
         let device = lookup(&creds.username);
         let ha1 = match &device {
@@ -222,25 +271,35 @@ impl Authenticator {
             _ => self.dummy_ha1(&creds.username, creds.algorithm),
         };
         if !verify(&creds, method, &ha1) || device.is_none() {
-            self.per_account_source.record_failure(&account_source, now);
-            self.per_source.record_failure(&source.to_string(), now);
+            // The address counts each account once per window, however often that account retries.
+            if self.per_account_source.record_failure(&account_source, now) == 1 {
+                self.per_source.record_failure(&source_key, now);
+            }
             self.per_account.record_failure(&creds.username, now);
             tracing::info!(auth_id = %creds.username, %source, "digest authentication failed");
-            return AuthOutcome::Challenge { stale: false };
+            return AuthOutcome::Challenge { stale: false, why: Why::WrongCredentials };
         }
         let Some(issued_at) = issued_at else {
-            return AuthOutcome::Challenge { stale: true };
+            return AuthOutcome::Challenge { stale: true, why: Why::Stale };
         };
         // A correct response with a reused nonce count is a replay (or a confused client): make it start over
         // with a fresh nonce, without counting a failure.
         // The exception is a retransmission of a request already applied (REGISTER is answered statelessly, see
         // the core): it carries the same count by nature, and is answered without being applied again.
         let nc = creds.qop.as_ref().map_or(0, |q| q.nc);
-        if !self.counts.check_and_record(&creds.nonce, issued_at, nc, now) {
-            return match device {
-                Some(d) if is_retransmission(&d) => AuthOutcome::Retransmission(d),
-                _ => AuthOutcome::Challenge { stale: true },
-            };
+        match self.counts.use_count(&creds.nonce, issued_at, nc, req.request, now) {
+            NonceUse::Fresh => {}
+            NonceUse::Retransmission => {
+                if let Some(d) = device {
+                    return AuthOutcome::Retransmission(d);
+                }
+            }
+            NonceUse::Replay => {
+                return match device {
+                    Some(d) if is_retransmission(&d) => AuthOutcome::Retransmission(d),
+                    _ => AuthOutcome::Challenge { stale: true, why: Why::Replay },
+                };
+            }
         }
         self.per_account_source.record_success(&account_source);
         if self.last_good.len() >= TRACKED && !self.last_good.contains_key(&creds.username) {
@@ -249,7 +308,7 @@ impl Authenticator {
         self.last_good.insert(creds.username.clone(), source);
         match device {
             Some(d) => AuthOutcome::Authenticated(d),
-            None => AuthOutcome::Challenge { stale: false },
+            None => AuthOutcome::Challenge { stale: false, why: Why::WrongCredentials },
         }
     }
 
@@ -289,6 +348,8 @@ fn ha1_for(d: &CachedDevice, alg: Algorithm) -> &str {
 mod tests {
     use super::*;
     use crate::config::AuthConfig;
+    use switchboard_sip_core::digest::{Challenge, ClientAuth, ClientSecret, client_response, ha1};
+    use switchboard_storage::{Device, ServiceMode};
 
     fn auth() -> Authenticator {
         Authenticator::new("realm", &AuthConfig::default(), [1; 32], [2; 32])
@@ -300,41 +361,180 @@ mod tests {
 
     const SRC: &str = "192.0.2.10:5060";
 
+    fn ask(source: &str, call_id: &'static str) -> Asking<'static> {
+        Asking { method: "REGISTER", source: source.parse().unwrap(), call_id, request: 0 }
+    }
+
+    fn device(id: i64, auth_id: &str, password: &str) -> Arc<CachedDevice> {
+        let device = Device {
+            id,
+            service_id: 1,
+            name: auth_id.into(),
+            auth_id: auth_id.into(),
+            credentials: switchboard_storage::Credentials {
+                realm: "realm".into(),
+                ha1_md5: ha1(Algorithm::Md5, auth_id, "realm", password),
+                ha1_sha256: ha1(Algorithm::Sha256, auth_id, "realm", password),
+                ha1_sha512_256: ha1(Algorithm::Sha512_256, auth_id, "realm", password),
+            },
+            caller_id: None,
+            call_types: Vec::new(),
+            max_contacts: 1,
+            trusted_address: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        Arc::new(CachedDevice { device, mode: ServiceMode::Direct, customer_id: 1 })
+    }
+
+    /// One REGISTER exchange: challenge, then credentials with `password`, as a phone at `source` would.
+    fn attempt(
+        a: &mut Authenticator,
+        devices: &[Arc<CachedDevice>],
+        source: &str,
+        auth_id: &str,
+        password: &str,
+        now: u64,
+    ) -> AuthOutcome {
+        let req = ask(source, "call-1");
+        let challenge = a.challenges(false, true, req, now);
+        let md5 = challenge.iter().find(|c| c.contains("MD5")).unwrap();
+        let ch = Challenge::parse(md5).unwrap();
+        let auth = ClientAuth {
+            username: auth_id,
+            secret: ClientSecret::Password(password),
+            method: "REGISTER",
+            uri: "sip:realm",
+            cnonce: b"0123456789abcdef",
+            nc: 1,
+        };
+        let header = client_response(&ch, &auth).unwrap();
+        let lookup = |id: &str| devices.iter().find(|d| d.device.auth_id == id).cloned();
+        a.check([header.as_str()].into_iter(), req, lookup, |_| false, now)
+    }
+
     #[test]
-    fn a_source_that_never_answers_the_first_challenge_is_offered_md5_alone() {
+    fn a_registration_that_never_answers_the_first_challenge_is_offered_md5_alone() {
         let mut a = auth();
-        let src: SocketAddr = SRC.parse().unwrap();
-        assert_eq!(algorithms(&a.challenges(false, true, src, 1_000)), ["SHA-256", "MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), 1_000)), ["SHA-256", "MD5"]);
         // It comes back without credentials: it could not use what it was offered.
-        let out = a.check(std::iter::empty(), "REGISTER", src, |_| None, |_| false, 31_000);
-        assert!(matches!(out, AuthOutcome::Challenge { stale: false }));
-        assert_eq!(algorithms(&a.challenges(false, true, src, 31_000)), ["MD5"]);
+        let out = a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 31_000);
+        assert!(matches!(out, AuthOutcome::Challenge { stale: false, why: Why::NoCredentials }));
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), 31_000)), ["MD5"]);
         // Other sources are unaffected.
-        let other: SocketAddr = "192.0.2.10:5062".parse().unwrap();
-        assert_eq!(algorithms(&a.challenges(false, true, other, 31_000)), ["SHA-256", "MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask("192.0.2.10:5062", "c9"), 31_000)), ["SHA-256", "MD5"]);
+    }
+
+    /// A PBX registering several lines from one port (or a load generator) sends other registrations without
+    /// credentials while the first is being challenged: that is no sign it cannot use SHA-256.
+    #[test]
+    fn parallel_registrations_from_one_address_are_not_taken_for_a_legacy_client() {
+        let mut a = auth();
+        a.challenges(false, true, ask(SRC, "line-1"), 1_000);
+        let out = a.check(std::iter::empty(), ask(SRC, "line-2"), |_| None, |_| false, 1_001);
+        assert!(matches!(out, AuthOutcome::Challenge { .. }));
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "line-2"), 1_001)), ["SHA-256", "MD5"]);
     }
 
     #[test]
     fn a_source_that_answers_and_fails_is_not_downgraded() {
         let mut a = auth();
-        let src: SocketAddr = SRC.parse().unwrap();
-        a.challenges(false, true, src, 1_000);
+        a.challenges(false, true, ask(SRC, "c1"), 1_000);
         // It answered (with wrong credentials), was challenged again, and starts over later.
         let creds = r#"Digest username="u", realm="realm", nonce="00", uri="sip:x", response="00", qop=auth, nc=00000001, cnonce="c""#;
-        let out = a.check([creds].into_iter(), "REGISTER", src, |_| None, |_| false, 2_000);
+        let out = a.check([creds].into_iter(), ask(SRC, "c1"), |_| None, |_| false, 2_000);
         assert!(matches!(out, AuthOutcome::Challenge { .. }));
-        a.challenges(false, false, src, 2_000);
-        a.check(std::iter::empty(), "REGISTER", src, |_| None, |_| false, 30_000);
-        assert_eq!(algorithms(&a.challenges(false, true, src, 30_000)), ["SHA-256", "MD5"]);
+        a.challenges(false, false, ask(SRC, "c1"), 2_000);
+        a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 30_000);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), 30_000)), ["SHA-256", "MD5"]);
     }
 
     #[test]
     fn fallback_can_be_switched_off() {
         let cfg = AuthConfig { legacy_md5_fallback: false, ..AuthConfig::default() };
         let mut a = Authenticator::new("realm", &cfg, [1; 32], [2; 32]);
-        let src: SocketAddr = SRC.parse().unwrap();
-        a.challenges(false, true, src, 1_000);
-        a.check(std::iter::empty(), "REGISTER", src, |_| None, |_| false, 31_000);
-        assert_eq!(algorithms(&a.challenges(false, true, src, 31_000)), ["SHA-256", "MD5"]);
+        a.challenges(false, true, ask(SRC, "c1"), 1_000);
+        a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 31_000);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), 31_000)), ["SHA-256", "MD5"]);
+    }
+
+    /// An office behind one NAT address: 5 phones with wrong passwords retry again and again, 20 phones have the
+    /// right one. The bad phones are refused; the good ones keep registering.
+    #[test]
+    fn misconfigured_phones_behind_one_address_do_not_lock_out_the_others() {
+        let mut a = auth();
+        let good: Vec<_> = (0..20).map(|i| device(i, &format!("good{i}"), "right")).collect();
+        let bad: Vec<_> = (20..25).map(|i| device(i, &format!("bad{i}"), "right")).collect();
+        let all: Vec<_> = good.iter().chain(&bad).cloned().collect();
+        let mut now = 1_000;
+        for round in 0..40u16 {
+            for (i, d) in good.iter().enumerate() {
+                now += 10;
+                let out = attempt(&mut a, &all, &format!("203.0.113.7:{}", 5060 + i), &d.device.auth_id, "right", now);
+                assert!(matches!(out, AuthOutcome::Authenticated(_)), "round {round}, {}: {out:?}", d.device.auth_id);
+            }
+            for (i, d) in bad.iter().enumerate() {
+                now += 10;
+                let src = format!("203.0.113.7:{}", 6060 + i);
+                let out = attempt(&mut a, &all, &src, &d.device.auth_id, "wrong", now);
+                assert!(!matches!(out, AuthOutcome::Authenticated(_)));
+            }
+        }
+        // The bad phones themselves end up refused.
+        let out = attempt(&mut a, &all, "203.0.113.7:6060", "bad20", "wrong", now + 1);
+        assert!(matches!(out, AuthOutcome::Throttled), "{out:?}");
+    }
+
+    /// A host spraying many Auth IDs gets its address blocked; an account that proved itself from that address
+    /// before keeps working, and anyone else there is refused.
+    #[test]
+    fn a_spraying_address_is_blocked_except_for_accounts_proven_there() {
+        let mut a = auth();
+        let phone = device(1, "phone", "right");
+        let devices = vec![phone.clone()];
+        let src = "198.51.100.5:5060";
+        assert!(matches!(attempt(&mut a, &devices, src, "phone", "right", 1_000), AuthOutcome::Authenticated(_)));
+        // 50 distinct unknown Auth IDs (five times max_failures) from the same address.
+        for i in 0..50 {
+            let out = attempt(&mut a, &devices, "198.51.100.5:40000", &format!("guess{i}"), "x", 2_000 + i);
+            assert!(matches!(out, AuthOutcome::Challenge { why: Why::WrongCredentials, .. }), "{i}: {out:?}");
+        }
+        let out = attempt(&mut a, &devices, "198.51.100.5:40000", "guess-more", "x", 3_000);
+        assert!(matches!(out, AuthOutcome::Throttled), "{out:?}");
+        assert!(matches!(attempt(&mut a, &devices, src, "phone", "right", 3_001), AuthOutcome::Authenticated(_)));
+        // Without credentials the address is still challenged, so the phone can answer.
+        let out = a.check(std::iter::empty(), ask(src, "c2"), |_| None, |_| false, 3_002);
+        assert!(matches!(out, AuthOutcome::Challenge { why: Why::NoCredentials, .. }));
+    }
+
+    /// Correct credentials whose nonce count was already used are challenged again (stale), never counted as a
+    /// failure: a flood of them cannot lock the device out.
+    #[test]
+    fn replayed_correct_credentials_never_count_as_failures() {
+        let mut a = auth();
+        let phone = device(1, "phone", "right");
+        let devices = vec![phone];
+        let req = ask(SRC, "c1");
+        let challenge = a.challenges(false, true, req, 1_000);
+        let ch = Challenge::parse(challenge.iter().find(|c| c.contains("MD5")).unwrap()).unwrap();
+        let auth = ClientAuth {
+            username: "phone",
+            secret: ClientSecret::Password("right"),
+            method: "REGISTER",
+            uri: "sip:realm",
+            cnonce: b"cn",
+            nc: 1,
+        };
+        let header = client_response(&ch, &auth).unwrap();
+        let lookup = |id: &str| devices.iter().find(|d| d.device.auth_id == id).cloned();
+        assert!(matches!(
+            a.check([header.as_str()].into_iter(), req, lookup, |_| false, 1_001),
+            AuthOutcome::Authenticated(_)
+        ));
+        for i in 0..1_000 {
+            let out = a.check([header.as_str()].into_iter(), req, lookup, |_| false, 1_002 + i);
+            assert!(matches!(out, AuthOutcome::Challenge { stale: true, why: Why::Replay }), "{out:?}");
+        }
+        assert!(matches!(attempt(&mut a, &devices, SRC, "phone", "right", 5_000), AuthOutcome::Authenticated(_)));
     }
 }

@@ -26,7 +26,7 @@ use switchboard_sip_core::{HeaderName, Message, Method};
 use switchboard_sip_io::{Peer, Proto};
 use switchboard_storage::{ActiveCall, ActiveCallOp, CdrDirection, CdrDisposition, Gateway, NewCdr, ServiceMode};
 
-use crate::auth::AuthOutcome;
+use crate::auth::{Asking, AuthOutcome};
 use crate::config::CallsConfig;
 use crate::core::Core;
 use crate::devices::{CachedDevice, CachedNumber, trusted_addr};
@@ -220,10 +220,11 @@ impl Core {
             return self.outbound(key, msg, ess, peer, dev, now);
         }
         let devices = &self.devices;
+        // INVITE retransmissions are absorbed by the transaction layer before they get here.
+        let asking = Asking { method: "INVITE", source: peer.addr, call_id: &ess.call_id, request: 0 };
         let outcome = self.auth.check(
             msg.headers.get_all(&HeaderName::ProxyAuthorization),
-            "INVITE",
-            peer.addr,
+            asking,
             |id| devices.get(id),
             |_| false,
             now,
@@ -232,11 +233,11 @@ impl Core {
             AuthOutcome::Authenticated(d) | AuthOutcome::Retransmission(d) => {
                 self.outbound(key, msg, ess, peer, d, now)
             }
-            AuthOutcome::Challenge { stale } => {
+            AuthOutcome::Challenge { stale, why: _ } => {
                 let first = msg.headers.get(&HeaderName::ProxyAuthorization).is_none();
                 let extra = self
                     .auth
-                    .challenges(stale, first, peer.addr, now)
+                    .challenges(stale, first, asking, now)
                     .into_iter()
                     .map(|c| (HeaderName::ProxyAuthenticate, c))
                     .collect();

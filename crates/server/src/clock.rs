@@ -23,6 +23,11 @@ impl Clock {
         self.base_unix_ms + u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// The tokio instant the clock started at.
+    pub fn start(&self) -> Instant {
+        self.base
+    }
+
     /// The tokio instant at which Unix time `ms` is reached.
     pub fn instant_at(&self, ms: u64) -> Instant {
         self.base + std::time::Duration::from_millis(ms.saturating_sub(self.base_unix_ms))

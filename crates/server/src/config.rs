@@ -54,6 +54,11 @@ pub struct SipConfig {
     pub max_connections: usize,
     /// RFC 3261 T1 (round-trip estimate), milliseconds.
     pub t1_ms: u64,
+    /// Overload control: when every message of a 100 ms interval waited longer than this between the socket and
+    /// the core, new requests are refused with 503 until the queue drains. Milliseconds; 0 turns it off.
+    pub overload_queue_ms: u64,
+    /// The Retry-After of those 503s, seconds.
+    pub overload_retry_after_secs: u32,
 }
 
 impl Default for SipConfig {
@@ -66,6 +71,8 @@ impl Default for SipConfig {
             tcp_idle_secs: 600,
             max_connections: 10_000,
             t1_ms: 500,
+            overload_queue_ms: 100,
+            overload_retry_after_secs: 5,
         }
     }
 }
@@ -293,6 +300,9 @@ impl Config {
         }
         if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
             return Err("registrar.default_expires must lie between min_expires and max_expires".into());
+        }
+        if !(1..=3600).contains(&self.sip.overload_retry_after_secs) {
+            return Err("sip.overload_retry_after_secs must be between 1 and 3600".into());
         }
         if r.trunk_max_contacts == 0 {
             return Err("registrar.trunk_max_contacts must be at least 1".into());

@@ -8,9 +8,11 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use switchboard_engine::overload::Transition;
+use switchboard_engine::{Overload, is_new_work};
 use switchboard_registrar::{Binding, OfflineReason, Output, RegisterRequest, RegisterResult, Registrar};
 use switchboard_sip_core::header::{contacts, parse_delta_seconds, response_target, top_via};
-use switchboard_sip_core::transaction::{self, Incoming, TransactionLayer};
+use switchboard_sip_core::transaction::{self, AnswerMemory, Incoming, TransactionLayer};
 use switchboard_sip_core::validate::{Essentials, check_request, check_response, response_to};
 use switchboard_sip_core::{HeaderName, Headers, Message, Method};
 use switchboard_sip_io::{Inbound, Peer, Proto, Transport};
@@ -18,7 +20,7 @@ use switchboard_storage::{BindingOp, DeviceState};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthOutcome, Authenticator};
+use crate::auth::{Asking, AuthOutcome, Authenticator, Why};
 use crate::calls::CallTable;
 use crate::clock::Clock;
 use crate::devices::{DeviceCache, DeviceUpdate, NumberCache};
@@ -34,7 +36,8 @@ const SUPPORTED: &[&str] = &["path"];
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Reply {
     Transaction(transaction::Key),
-    Stateless(Peer),
+    /// To this peer; the second field identifies the request in the memory of stateless answers (0: none).
+    Stateless(Peer, u64),
 }
 
 pub(crate) struct Core {
@@ -61,6 +64,12 @@ pub(crate) struct Core {
     pub stats_every_secs: u64,
     /// Keys the hash behind To tags of stateless responses.
     pub tag_key: std::collections::hash_map::RandomState,
+    /// What each recent stateless answer was, so a retransmission gets it again.
+    pub answers: AnswerMemory,
+    /// Sheds new work when messages queue too long.
+    pub overload: Overload,
+    /// Seconds a client is asked to wait in a 503 sent under overload.
+    pub retry_after_secs: u32,
 }
 
 impl std::fmt::Debug for Core {
@@ -124,7 +133,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 impl Core {
     fn on_inbound(&mut self, m: Inbound) {
         let now = self.clock.now();
-        let Inbound { msg, peer, local } = m;
+        let Inbound { msg, peer, local, received } = m;
+        self.measure_queueing(received);
         if msg.is_request() {
             let reply_peer = response_peer(&msg, peer);
             // REGISTER is answered without transaction state (a stateless UAS, RFC 3261 §8.2.7): a challenge
@@ -132,7 +142,15 @@ impl Core {
             // binding it made) and answered again without being applied. At 15,000 registrations a second over
             // UDP, Timer J would otherwise hold half a million transactions.
             if msg.method() == Some(&Method::Register) && top_via(&msg.headers).is_ok() {
-                return self.on_request(Reply::Stateless(reply_peer), msg, peer, local, now);
+                // A retransmission gets the answer the original got, without being looked at again. The source
+                // (with its port, and its connection over TCP) is part of the identity: two connections from one
+                // address are two clients.
+                let memo = self.answers.key(peer, &msg.headers).unwrap_or(0);
+                if let Some(answer) = self.answers.recall(memo, now) {
+                    let bytes = answer.to_vec();
+                    return self.transport.send(&reply_peer, bytes);
+                }
+                return self.on_request(Reply::Stateless(reply_peer, memo), msg, peer, local, now);
             }
             match self.tx.on_request(msg, reply_peer, peer.proto.is_reliable(), now) {
                 Some(Incoming::Request { key, msg }) => {
@@ -196,6 +214,11 @@ impl Core {
                 return self.reply(key, &msg, 420, "Bad Extension", extra, now);
             }
         }
+        if self.overload.is_overloaded() && is_new_work(&msg) {
+            self.overload.on_shed();
+            let extra = vec![(HeaderName::RetryAfter, self.retry_after_secs.to_string())];
+            return self.reply(key, &msg, 503, "Service Unavailable", extra, now);
+        }
         let in_dialog = ess.to.tag().is_some();
         match (method, key) {
             (Method::Register, _) => self.on_register(key, &msg, ess, peer, local, now),
@@ -234,10 +257,14 @@ impl Core {
     fn on_register(&mut self, key: Reply, msg: &Message, ess: Essentials, peer: Peer, local: SocketAddr, now: u64) {
         let devices = &self.devices;
         let registrar = &self.registrar;
+        let request = match key {
+            Reply::Stateless(_, memo) => memo,
+            Reply::Transaction(_) => 0,
+        };
+        let asking = Asking { method: "REGISTER", source: peer.addr, call_id: &ess.call_id, request };
         let outcome = self.auth.check(
             msg.headers.get_all(&HeaderName::Authorization),
-            "REGISTER",
-            peer.addr,
+            asking,
             |id| devices.get(id),
             |d| registrar.bindings(d.device.id).iter().any(|b| b.call_id == ess.call_id && b.cseq == ess.cseq.seq),
             now,
@@ -249,11 +276,14 @@ impl Core {
                 let extra = self.binding_headers(d.device.id, &msg.headers, now);
                 return self.reply(key, msg, 200, "OK", extra, now);
             }
-            AuthOutcome::Challenge { stale } => {
+            AuthOutcome::Challenge { stale, why } => {
                 let first = msg.headers.get(&HeaderName::Authorization).is_none();
+                if why == Why::WrongCredentials {
+                    tracing::debug!(call_id = %ess.call_id, "REGISTER with wrong credentials");
+                }
                 let extra = self
                     .auth
-                    .challenges(stale, first, peer.addr, now)
+                    .challenges(stale, first, asking, now)
                     .into_iter()
                     .map(|c| (HeaderName::WwwAuthenticate, c))
                     .collect();
@@ -334,7 +364,7 @@ impl Core {
             Reply::Transaction(_) => self.rng.token(),
             // RFC 3261 §8.2.7: a stateless UAS gives a retransmitted request the same To tag, so the tag is a
             // keyed hash of what identifies the request.
-            Reply::Stateless(_) => self.stateless_tag(&req.headers),
+            Reply::Stateless(..) => self.stateless_tag(&req.headers),
         };
         let mut resp = response_to(&req.headers, code, reason, Some(&tag));
         for (name, value) in extra {
@@ -347,7 +377,31 @@ impl Core {
                     tracing::debug!(error = %e, "response not sent");
                 }
             }
-            Reply::Stateless(peer) => self.transport.send(&peer, resp.to_bytes()),
+            Reply::Stateless(peer, memo) => {
+                let bytes = resp.to_bytes();
+                if memo != 0 {
+                    self.answers.remember(memo, &bytes, now);
+                }
+                self.transport.send(&peer, bytes);
+            }
+        }
+    }
+
+    /// Feeds the overload controller how long a message waited between the socket and here.
+    fn measure_queueing(&mut self, received: tokio::time::Instant) {
+        let now = tokio::time::Instant::now();
+        let waited = u64::try_from(now.saturating_duration_since(received).as_micros()).unwrap_or(u64::MAX);
+        let now_us = u64::try_from(now.duration_since(self.clock.start()).as_micros()).unwrap_or(u64::MAX);
+        match self.overload.on_dequeue(waited, now_us) {
+            Some(Transition::Began { min_delay_us }) => tracing::warn!(
+                queued_ms = min_delay_us / 1000,
+                retry_after_secs = self.retry_after_secs,
+                "overloaded: requests queue too long; new requests are refused with 503 until the queue drains"
+            ),
+            Some(Transition::Ended { lasted_us, shed }) => {
+                tracing::warn!(lasted_ms = lasted_us / 1000, shed_so_far = shed, "overload over");
+            }
+            None => {}
         }
     }
 
@@ -363,6 +417,9 @@ impl Core {
             tcp_flows = self.transport.flow_count(),
             dropped_datagrams = self.transport.dropped(),
             unsent_datagrams = self.transport.send_dropped(),
+            retransmissions_answered = self.answers.recalled(),
+            overload_episodes = self.overload.episodes(),
+            shed_requests = self.overload.shed(),
             "registrar status"
         );
     }

@@ -174,6 +174,13 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         local_ips: Default::default(),
         stats_every_secs: config.log.status_every_secs.max(1),
         tag_key: std::collections::hash_map::RandomState::new(),
+        // Timer J's 64*T1, bounded in count: at full load it still spans the first retransmissions.
+        answers: switchboard_sip_core::transaction::AnswerMemory::new(32_768, 64 * config.sip.t1_ms),
+        overload: switchboard_engine::Overload::new(switchboard_engine::OverloadConfig {
+            target_us: config.sip.overload_queue_ms * 1000,
+            interval_us: 100_000,
+        }),
+        retry_after_secs: config.sip.overload_retry_after_secs,
     };
     tracker.spawn(core::run(core, inbound_rx, updates_rx, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");

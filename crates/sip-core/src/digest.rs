@@ -52,7 +52,7 @@ pub use algorithm::{Algorithm, ha1};
 pub use challenge::{Challenge, challenge_header_value};
 pub use credentials::{Credentials, QopAuth};
 pub use nonce::{MAX_FUTURE_SKEW_MS, NonceFactory, NonceStatus};
-pub use replay::NonceCounts;
+pub use replay::{NonceCounts, NonceUse};
 pub use response::{ClientAuth, ClientSecret, client_response, verify, verify_allow_rfc2069};
 pub use throttle::FailureThrottle;
 

@@ -61,6 +61,8 @@ pub struct Inbound {
     pub msg: Message,
     pub peer: Peer,
     pub local: SocketAddr,
+    /// When the message was read off the socket: the server measures how long it queued (overload control).
+    pub received: tokio::time::Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -213,7 +215,7 @@ impl Transport {
                         }
                     }
                 }
-                Some(Inbound { msg, peer, local: self.local })
+                Some(Inbound { msg, peer, local: self.local, received: tokio::time::Instant::now() })
             }
             Err(e) => {
                 tracing::debug!(addr = %peer.addr, error = %e, "unparseable message");

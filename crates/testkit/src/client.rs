@@ -195,25 +195,31 @@ impl SipClient {
 
     /// Sends `req`; on a 401 answers the first challenge using `algorithm` (or the first offered if `None`) and
     /// returns the final response. The challenge response is returned instead if no acceptable challenge exists.
-    pub fn request_with_auth(
-        &mut self,
-        mut req: Message,
-        user: &str,
-        password: &str,
-        algorithm: Option<&str>,
-    ) -> Message {
+    pub fn request_with_auth(&mut self, req: Message, user: &str, password: &str, algorithm: Option<&str>) -> Message {
         self.send(&req);
         let first = self.recv_response(Duration::from_secs(5)).expect("response to first request");
         if first.status() != Some(401) {
             return first;
         }
+        let Some(next) = self.authorize(req, &first, user, password, algorithm) else { return first };
+        self.send(&next);
+        self.recv_response(Duration::from_secs(5)).expect("response to authenticated request")
+    }
+
+    /// The request that answers `challenge` (a 401) to `req`: `req` with credentials for the first challenge
+    /// using `algorithm` (any if `None`), the next CSeq and a new branch. Not sent. `None` without a usable
+    /// challenge.
+    pub fn authorize(
+        &mut self,
+        mut req: Message,
+        challenge: &Message,
+        user: &str,
+        password: &str,
+        algorithm: Option<&str>,
+    ) -> Option<Message> {
         let challenges: Vec<Challenge> =
-            first.headers.get_all(&HeaderName::WwwAuthenticate).filter_map(|v| Challenge::parse(v).ok()).collect();
-        let Some(ch) =
-            challenges.iter().find(|c| algorithm.is_none_or(|a| c.algorithm.as_str().eq_ignore_ascii_case(a)))
-        else {
-            return first;
-        };
+            challenge.headers.get_all(&HeaderName::WwwAuthenticate).filter_map(|v| Challenge::parse(v).ok()).collect();
+        let ch = challenges.iter().find(|c| algorithm.is_none_or(|a| c.algorithm.as_str().eq_ignore_ascii_case(a)))?;
         let uri = req.request_uri().unwrap_or_default().to_owned();
         let method = req.method().map(|m| m.as_str().to_owned()).unwrap_or_default();
         let cnonce = crate::token();
@@ -230,8 +236,7 @@ impl SipClient {
         self.last_authorization = Some(value);
         self.cseq += 1;
         bump(&mut req, self.cseq);
-        self.send(&req);
-        self.recv_response(Duration::from_secs(5)).expect("response to authenticated request")
+        Some(req)
     }
 }
 

@@ -1,20 +1,68 @@
 //! Replay protection through nonce counts (RFC 7616 §3.4 `nc`, §5.5).
 //!
 //! A client reusing a nonce must increase `nc` with each request, and the response hash covers `nc`, so a captured
-//! request can only be replayed with its original `nc`. Remembering the highest `nc` per nonce therefore defeats
-//! replay for as long as the nonce is valid; after that [`super::NonceFactory::check`] says `Stale`.
+//! request can only be replayed with its original `nc`. Remembering which counts were used per nonce therefore
+//! defeats replay for as long as the nonce is valid; after that [`super::NonceFactory::check`] says `Stale`.
+//!
+//! Requests over UDP can arrive out of order (a client sends nc=2 and nc=3 on two transactions and the network
+//! swaps them), and a correct request must not be refused for that. So, as IPsec's anti-replay window does
+//! (RFC 4303 §3.4.3), each nonce keeps the highest count seen and a bitmap of the [`WINDOW`] counts below it: a
+//! count is accepted once, in any order, as long as it is not more than [`WINDOW`] below the highest.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 
+/// How far below the highest count seen a late count is still accepted (once).
+pub const WINDOW: u32 = 64;
+
+/// What [`NonceCounts::check_and_record`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceUse {
+    /// A count never used with this nonce: accepted and recorded.
+    Fresh,
+    /// The count was used before by this very request (the same request identity): a retransmission, to be
+    /// answered as the original was and not applied again.
+    Retransmission,
+    /// The count was used before by another request, or lies outside the window: a replay.
+    Replay,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     highest_nc: u32,
+    /// The identity of the request that used `highest_nc` (0: not given).
+    by: u64,
+    /// Bit `i` set: count `highest_nc - 1 - i` was used.
+    below: u64,
     expires_at: u64,
 }
 
-/// Remembers, for each nonce in use, the highest nonce count accepted.
+impl Seen {
+    /// Records `nc` if it was not used before and is inside the window; false for a replay.
+    fn accept(&mut self, nc: u32) -> bool {
+        if nc > self.highest_nc {
+            let shift = nc - self.highest_nc;
+            // The old highest becomes bit shift-1; everything moves down by `shift`.
+            let moved = self.below.checked_shl(shift).unwrap_or(0);
+            self.below = if shift > WINDOW { 0 } else { moved | (1u64 << (shift - 1)) };
+            self.highest_nc = nc;
+            return true;
+        }
+        let back = self.highest_nc - nc;
+        if back == 0 || back > WINDOW {
+            return false;
+        }
+        let bit = 1u64 << (back - 1);
+        if self.below & bit != 0 {
+            return false;
+        }
+        self.below |= bit;
+        true
+    }
+}
+
+/// Remembers, for each nonce in use, which nonce counts were accepted.
 ///
 /// Entries are keyed by a 64-bit keyed hash of the nonce (a process-random SipHash key, so collisions cannot be
 /// aimed at), which keeps an entry at a few dozen bytes: at 15,000 registrations a second the table holds hundreds
@@ -48,27 +96,44 @@ impl NonceCounts {
         }
     }
 
-    /// Accepts `nc` for `nonce` (issued at `issued_at`, as [`super::NonceFactory::check`] reported) only if it is
-    /// strictly greater than every count accepted before for that nonce, and records it. A repeat or lower value
-    /// is a replay (or a badly out-of-order request, which the client recovers from by re-authenticating).
-    /// `nc == 0` is never valid (counts start at 1).
+    /// Accepts `nc` for `nonce` (issued at `issued_at`, as [`super::NonceFactory::check`] reported) only if that
+    /// count was never accepted for that nonce and is no more than [`WINDOW`] below the highest accepted, and
+    /// records it. A repeat is a replay (or a request so late the client must re-authenticate). `nc == 0` is
+    /// never valid (counts start at 1).
     ///
-    /// SIP retransmissions are absorbed by the transaction layer before they reach authentication, so a repeated
-    /// `nc` arriving here really is a new request reusing an old count.
+    /// Retransmissions must be recognised before this is asked (the server's transaction layer, or its memory of
+    /// stateless answers), so a repeated `nc` arriving here really is a new request reusing an old count.
     pub fn check_and_record(&mut self, nonce: &str, issued_at: u64, nc: u32, now_ms: u64) -> bool {
+        self.use_count(nonce, issued_at, nc, 0, now_ms) == NonceUse::Fresh
+    }
+
+    /// Like [`Self::check_and_record`], and also tells a retransmission from a replay: `request` identifies the
+    /// request (a hash of its transaction identity: Call-ID, CSeq, Via branch, source; never 0). When the count
+    /// was last used by the same request, the answer is [`NonceUse::Retransmission`]. This does not depend on
+    /// anything else having remembered the request, so a retransmission arriving late, after the device has
+    /// registered again elsewhere, is still recognised.
+    pub fn use_count(&mut self, nonce: &str, issued_at: u64, nc: u32, request: u64, now_ms: u64) -> NonceUse {
         self.purge_expired(now_ms);
         let key = self.hasher.hash_one(nonce);
         if let Some(seen) = self.entries.get_mut(&key) {
             // An entry that outlived its lifetime without being purged (time going backwards, or purge order
             // disturbed) belongs to a nonce that is stale anyway: refuse rather than restart the count.
-            if now_ms >= seen.expires_at || nc <= seen.highest_nc {
-                return false;
+            if now_ms >= seen.expires_at {
+                return NonceUse::Replay;
             }
-            seen.highest_nc = nc;
-            return true;
+            if request != 0 && nc == seen.highest_nc && seen.by == request {
+                return NonceUse::Retransmission;
+            }
+            if seen.accept(nc) {
+                if nc == seen.highest_nc {
+                    seen.by = request;
+                }
+                return NonceUse::Fresh;
+            }
+            return NonceUse::Replay;
         }
         if nc == 0 || self.evicted_up_to.is_some_and(|t| issued_at <= t) {
-            return false;
+            return NonceUse::Replay;
         }
         while self.entries.len() >= self.capacity {
             let Some((oldest, _, oldest_issued)) = self.order.pop_front() else {
@@ -78,9 +143,9 @@ impl NonceCounts {
             self.evicted_up_to = Some(self.evicted_up_to.map_or(oldest_issued, |t| t.max(oldest_issued)));
         }
         let expires_at = now_ms.saturating_add(self.lifetime_ms);
-        self.entries.insert(key, Seen { highest_nc: nc, expires_at });
+        self.entries.insert(key, Seen { highest_nc: nc, by: request, below: 0, expires_at });
         self.order.push_back((key, expires_at, issued_at));
-        true
+        NonceUse::Fresh
     }
 
     /// Number of nonces currently remembered.
@@ -113,19 +178,54 @@ mod tests {
     const LIFE: u64 = 60_000;
 
     #[test]
-    fn strictly_increasing_counts_only() {
+    fn each_count_once() {
         let mut c = NonceCounts::new(10, LIFE);
         assert!(c.check_and_record("n1", 0, 1, 0));
         assert!(!c.check_and_record("n1", 1, 1, 1), "repeat");
         assert!(c.check_and_record("n1", 2, 2, 2));
         assert!(c.check_and_record("n1", 3, 5, 3), "gaps are fine");
-        assert!(!c.check_and_record("n1", 4, 4, 4), "lower");
+        assert!(c.check_and_record("n1", 4, 4, 4), "a late count, first time");
+        assert!(!c.check_and_record("n1", 4, 4, 4), "the late count again");
         assert!(!c.check_and_record("n1", 5, 5, 5), "repeat of highest");
+        assert!(c.check_and_record("n1", 6, 3, 6), "the last gap filled");
+        assert!(!c.check_and_record("n1", 6, 3, 6));
         assert!(c.check_and_record("n1", 6, u32::MAX, 6));
         assert!(!c.check_and_record("n1", 7, u32::MAX, 7));
+        assert!(!c.check_and_record("n1", 7, 7, 7), "far below the highest: outside the window");
         // Other nonces are independent.
         assert!(c.check_and_record("n2", 8, 1, 8));
         assert_eq!(c.len(), 2);
+    }
+
+    /// Two requests on one nonce swapped by the network: both are accepted, and neither can be replayed.
+    #[test]
+    fn reordered_counts_are_accepted_once() {
+        let mut c = NonceCounts::new(10, LIFE);
+        assert!(c.check_and_record("n", 0, 3, 0));
+        assert!(c.check_and_record("n", 0, 2, 1));
+        assert!(c.check_and_record("n", 0, 1, 2));
+        for nc in 1..=3 {
+            assert!(!c.check_and_record("n", 0, nc, 3), "replay of {nc}");
+        }
+        // The window edge: WINDOW below the highest is still accepted, one more is not.
+        assert!(c.check_and_record("n", 0, 3 + WINDOW, 4));
+        assert!(!c.check_and_record("n", 0, 3, 5), "used, now at the window's edge");
+        assert!(c.check_and_record("n", 0, 4, 5), "exactly WINDOW below, unused");
+        assert!(c.check_and_record("n", 0, 4 + 2 * WINDOW, 6), "a jump past the window");
+        assert!(!c.check_and_record("n", 0, 4 + WINDOW - 1, 7), "now outside the window");
+        assert!(c.check_and_record("n", 0, 4 + WINDOW, 7), "the window's far edge, unused");
+    }
+
+    #[test]
+    fn the_same_request_again_is_a_retransmission_and_another_is_a_replay() {
+        let mut c = NonceCounts::new(10, LIFE);
+        assert_eq!(c.use_count("n", 0, 1, 11, 0), NonceUse::Fresh);
+        assert_eq!(c.use_count("n", 0, 1, 11, 500), NonceUse::Retransmission);
+        assert_eq!(c.use_count("n", 0, 1, 12, 600), NonceUse::Replay, "another request reusing the count");
+        assert_eq!(c.use_count("n", 0, 1, 0, 700), NonceUse::Replay, "no identity given");
+        assert_eq!(c.use_count("n", 0, 2, 12, 800), NonceUse::Fresh);
+        assert_eq!(c.use_count("n", 0, 2, 12, 900), NonceUse::Retransmission);
+        assert_eq!(c.use_count("n", 0, 1, 11, 1_000), NonceUse::Replay, "only the latest use is remembered");
     }
 
     #[test]

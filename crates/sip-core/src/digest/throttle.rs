@@ -55,10 +55,12 @@ impl FailureThrottle {
         }
     }
 
-    /// Records one failed authentication for `key`.
-    pub fn record_failure(&mut self, key: &str, now_ms: u64) {
+    /// Records one failed authentication for `key`, and returns how many failures `key` now has within the
+    /// window (1 for its first; 0 when the key was already blocked and nothing was recorded). The count lets a
+    /// caller feed a wider key only with what is new, e.g. one failure per distinct account for a source.
+    pub fn record_failure(&mut self, key: &str, now_ms: u64) -> u32 {
         if self.is_blocked(key, now_ms) {
-            return;
+            return 0;
         }
         if !self.entries.contains_key(key) {
             self.make_room(now_ms);
@@ -74,12 +76,14 @@ impl FailureThrottle {
             entry.failures.pop_front();
         }
         entry.failures.push_back(now_ms);
-        if entry.failures.len() >= usize::try_from(self.max_failures).unwrap_or(usize::MAX) {
+        let count = u32::try_from(entry.failures.len()).unwrap_or(u32::MAX);
+        if count >= self.max_failures {
             entry.blocked_until = now_ms.saturating_add(self.cooldown_ms);
             entry.failures.clear();
         }
         self.order.remove(&old_seq);
         self.order.insert(seq, key.to_owned());
+        count
     }
 
     /// True while `key` is in its cooldown.
@@ -162,11 +166,12 @@ mod tests {
     fn blocks_after_max_failures_within_window_for_cooldown() {
         let mut t = throttle(100);
         let k = "alice@192.0.2.1";
-        t.record_failure(k, 0);
-        t.record_failure(k, 10_000);
+        assert_eq!(t.record_failure(k, 0), 1);
+        assert_eq!(t.record_failure(k, 10_000), 2);
         assert!(!t.is_blocked(k, 10_000));
-        t.record_failure(k, 20_000);
+        assert_eq!(t.record_failure(k, 20_000), 3);
         assert!(t.is_blocked(k, 20_000));
+        assert_eq!(t.record_failure(k, 20_001), 0, "nothing recorded while blocked");
         assert!(t.is_blocked(k, 20_000 + COOLDOWN - 1));
         assert!(!t.is_blocked(k, 20_000 + COOLDOWN));
         assert!(!t.is_blocked("alice@198.51.100.7", 20_000), "other keys unaffected");

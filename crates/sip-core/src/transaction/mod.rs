@@ -16,6 +16,7 @@
 //! * Timer B, F (client) and H (server INVITE, no ACK) report [`Output::Timeout`]; the TU treats a client
 //!   timeout as a 408 (§8.1.3.1).
 
+mod answers;
 mod client;
 mod key;
 mod layer;
@@ -25,6 +26,7 @@ mod timer;
 #[cfg(test)]
 mod tests;
 
+pub use answers::AnswerMemory;
 pub use client::{ClientInvite, ClientInviteState, ClientNonInvite, ClientNonInviteState};
 pub use layer::{Incoming, Output, TransactionLayer};
 pub use server::{ServerInvite, ServerInviteState, ServerNonInvite, ServerNonInviteState};

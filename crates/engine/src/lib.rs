@@ -1,0 +1,9 @@
+//! The daemon's decisions, sans-IO: events in, decisions out, `now` passed in. Nothing here touches a socket,
+//! the clock, a task or the database, so every rule is unit-tested on virtual time.
+//!
+//! - [`overload`]: when the daemon falls behind, which requests are shed (503 with Retry-After) so that work
+//!   already started (authenticated requests, dialogs, responses) still completes.
+
+pub mod overload;
+
+pub use overload::{Overload, OverloadConfig, is_new_work};
