@@ -131,6 +131,38 @@ fn baresip_registers_with_default_config_through_the_md5_fallback() {
     assert!(d.log().contains("offering it MD5 alone"), "registered through the legacy fallback");
 }
 
+/// The operator knows this ATA fails on SHA-256 and sets it to `md5` with its office network: on the default
+/// list it registers at the first attempt, without the legacy fallback's lost minute.
+#[test]
+fn baresip_registers_at_once_as_an_md5_device_on_the_default_list() {
+    let mut d = Daemon::new(BIN, "");
+    d.cli_ok(&["customer", "add", "Acme"]);
+    d.cli_ok(&["service", "add", "--customer", "Acme", "--name", "acme", "--mode", "direct"]);
+    d.cli_ok(&[
+        "device",
+        "add",
+        "--service",
+        "acme",
+        "--name",
+        "ata",
+        "--auth-id",
+        "4003",
+        "--password",
+        "baresip-pw-3",
+        "--digest",
+        "md5",
+        "--md5-from",
+        "127.0.0.1",
+    ]);
+    d.launch();
+    let Some(_ua) = baresip(&d, "4003", "baresip-pw-3", 600) else { return };
+    let r = wait_registered(&d, "4003", Duration::from_secs(10));
+    assert!(r.is_some(), "baresip did not register at once; daemon log:\n{}", d.log());
+    assert!(!d.log().contains("offering it MD5 alone"), "not through the legacy fallback");
+    let shown = d.cli_ok(&["device", "show", "4003"]);
+    assert!(shown.contains("last auth:     MD5 from 127.0.0.1 (baresip"), "{shown}");
+}
+
 /// The calls world for baresip: device 4001 on number +61299990001 (national and local calls), a carrier gateway
 /// at 127.0.0.2:`gw_port`. baresip 1.0 takes MD5 challenges only.
 fn calls_daemon(gw_port: u16) -> Daemon {

@@ -762,3 +762,52 @@ fn a_gateway_from_the_configuration_file_is_used_beside_the_stored_ones() {
     );
     ok("device (callee)", &dev.wait(LIMIT), &w.d);
 }
+
+/// A service takes no more inbound calls at once than its channels (`calls.max_inbound_per_service`): the next
+/// carrier call is answered 486, other services are unaffected, and the channel is free again once the call ends.
+#[test]
+fn a_service_receives_no_more_inbound_calls_at_once_than_its_channels() {
+    let Some(w) = World::new("max_inbound_per_service = 1\n", &[]) else { return };
+    let port = w.register_port("2001", "pass-2001");
+    let dev = w.uas("127.0.0.1", port, "uas_answer.xml", 2, 0);
+    let first = w.gateway_calls("127.0.0.2", "uac_call.xml", ACME_NUMBER, 4000);
+    let mut up = Vec::new();
+    let answered = wait_until(Duration::from_secs(5), || {
+        up = w.active_calls();
+        up.iter().any(|c| c["state"] == "answered")
+    });
+    assert!(answered, "the first call never showed as answered: {up:#?}\n{}", w.d.log());
+    let second = w.gateway_calls("127.0.0.3", "uac_refused.xml", ACME_NUMBER, 0).wait(LIMIT);
+    ok("gateway (second call, over the channels)", &second, &w.d);
+    assert_eq!(final_status(&second), Some(486));
+    // Another customer's number is not held back (nothing registered there: 480, not 486).
+    let other = w.gateway_calls("127.0.0.3", "uac_refused.xml", BETA_NUMBER_1, 0).wait(LIMIT);
+    assert_eq!(final_status(&other), Some(480));
+    ok("gateway (first call)", &first.wait(LIMIT), &w.d);
+    // The channel is released with the call.
+    let third = w.gateway_calls("127.0.0.2", "uac_call.xml", ACME_NUMBER, 200).wait(LIMIT);
+    ok("gateway (third call, after the first ended)", &third, &w.d);
+    ok("device (callee of the first and third calls)", &dev.wait(LIMIT), &w.d);
+    let cdrs = w.wait_cdrs(4);
+    assert_eq!(cdrs.iter().filter(|c| c["sip_status"] == 486).count(), 1, "{cdrs:#?}");
+}
+
+/// The node's own limit (`calls.max_calls`): past it new calls get 503 with Retry-After, emergency calls excepted.
+#[test]
+fn past_the_node_call_limit_new_calls_get_503_and_emergency_calls_still_go_through() {
+    let Some(w) = World::new("max_calls = 1\n", &[]) else { return };
+    let port = w.register_port("2001", "pass-2001");
+    let dev = w.uas("127.0.0.1", port, "uas_answer.xml", 1, 0);
+    let gw = w.uas("127.0.0.2", w.gw1, "uas_answer.xml", 1, 0);
+    let first = w.gateway_calls("127.0.0.3", "uac_call.xml", ACME_NUMBER, 4000);
+    assert!(wait_until(Duration::from_secs(5), || w.active_calls().iter().any(|c| c["state"] == "answered")));
+    let second = w.device_calls(("2001", "pass-2001"), ACME_NUMBER, "uac_auth_refused.xml", "0398765433").wait(LIMIT);
+    ok("device (second call, over the node limit)", &second, &w.d);
+    assert_eq!(final_status(&second), Some(503));
+    assert!(second.messages.contains("Retry-After:"), "{}", second.messages);
+    let emergency = w.device_calls(("2001", "pass-2001"), ACME_NUMBER, "uac_auth_call.xml", "000").wait(LIMIT);
+    ok("device (emergency call, over the node limit)", &emergency, &w.d);
+    ok("gateway (first call)", &first.wait(LIMIT), &w.d);
+    ok("device (callee)", &dev.wait(LIMIT), &w.d);
+    ok("gw1 (emergency callee)", &gw.wait(LIMIT), &w.d);
+}

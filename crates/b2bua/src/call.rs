@@ -760,13 +760,13 @@ impl<H: Hop> Call<H> {
         let mut targets = VecDeque::with_capacity(plan.targets.len());
         for mut t in plan.targets {
             if let Ok(v) = diversion_value(&plan.diverting_uri, reason, plan.counter, false) {
-                t.extra.push((HeaderName::Other("Diversion".into()), v));
+                t.extra.push((HeaderName::Diversion, v));
             }
             for p in &plan.previous {
-                t.extra.push((HeaderName::Other("Diversion".into()), p.clone()));
+                t.extra.push((HeaderName::Diversion, p.clone()));
             }
             if let Ok(v) = history_info(&diverted_history(&plan.diverting_uri, &t.request_uri, reason)) {
-                t.extra.push((HeaderName::Other("History-Info".into()), v));
+                t.extra.push((HeaderName::HistoryInfo, v));
             }
             targets.push_back(t);
         }

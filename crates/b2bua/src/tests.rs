@@ -304,9 +304,9 @@ fn no_answer_diverts_at_exactly_the_configured_time_with_diversion_and_history_i
     h.collect();
     assert_eq!(h.requests_of(Method::Cancel).len(), 1, "the device leg is cancelled");
     let (_, gw) = h.invite_to("gw1");
-    let div = gw.headers.get(&HeaderName::Other("Diversion".into())).unwrap();
+    let div = gw.headers.get(&HeaderName::Diversion).unwrap();
     assert_eq!(div, "<sip:+61299990000@sb.example>;reason=no-answer;counter=1;privacy=off");
-    let hi = gw.headers.get(&HeaderName::Other("History-Info".into())).unwrap();
+    let hi = gw.headers.get(&HeaderName::HistoryInfo).unwrap();
     assert!(hi.starts_with("<sip:+61299990000@sb.example?Reason=SIP%3Bcause%3D408>;index=1,"), "{hi}");
     assert!(hi.contains(";index=1.1;mp=1"), "{hi}");
     assert_eq!(gw.body, SDP.as_bytes());
@@ -329,7 +329,7 @@ fn busy_diverts_at_once_and_a_late_answer_from_a_cancelled_leg_is_hung_up() {
     h.answer("dev1", 180, 10);
     h.answer("dev2", 486, 20);
     let (_, gw) = h.invite_to("gw1");
-    assert!(gw.headers.get(&HeaderName::Other("Diversion".into())).unwrap().contains("reason=user-busy"));
+    assert!(gw.headers.get(&HeaderName::Diversion).unwrap().contains("reason=user-busy"));
     assert_eq!(h.requests_of(Method::Cancel).len(), 1);
     // dev1 answers anyway (the CANCEL crossed its 200): acknowledged and hung up, the call is not bridged to it.
     h.answer("dev1", 200, 30);
@@ -426,7 +426,7 @@ fn divert_now_is_unconditional() {
     let h = Harness::new(p, true);
     assert_eq!(h.invites().len(), 1, "the device is not rung");
     let (_, gw) = h.invite_to("gw1");
-    assert!(gw.headers.get(&HeaderName::Other("Diversion".into())).unwrap().contains("reason=unconditional"));
+    assert!(gw.headers.get(&HeaderName::Diversion).unwrap().contains("reason=unconditional"));
 }
 
 #[test]
@@ -552,7 +552,7 @@ fn a_device_leg_timing_out_diverts_when_a_rule_exists() {
     h.call.on_request_failed(req, 32_000);
     h.collect();
     let (_, gw) = h.invite_to("gw1");
-    assert!(gw.headers.get(&HeaderName::Other("Diversion".into())).unwrap().contains("reason=unavailable"));
+    assert!(gw.headers.get(&HeaderName::Diversion).unwrap().contains("reason=unavailable"));
 }
 
 #[test]

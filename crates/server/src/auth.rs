@@ -4,6 +4,14 @@
 //! No enumeration: an unknown Auth ID is verified against a dummy HA1 derived from a secret, so it takes the same
 //! path and gets the same 401 (same headers, fresh nonce) as a wrong password; both count as failures.
 //!
+//! Per-device digest choice (`device add|edit --digest md5`): a device set to `md5` is challenged with MD5 alone,
+//! so an endpoint that fails on a list holding SHA-256 registers at once. Offering MD5 alone to a request naming
+//! that Auth ID would tell a prober which Auth IDs exist (and which are weak), so it is done only where the
+//! prober could not be: from the address the device last authenticated from, or from a network the operator set
+//! on the device (`--md5-from`, the office's address, which also covers the very first registration). From
+//! anywhere else the `md5` device gets the same list as every Auth ID, existing or not; if it cannot answer it,
+//! the per-registration legacy detection below still brings it in, and from then on its address is known.
+//!
 //! Only wrong credentials count as failures: a stale nonce, a reused nonce count, a nonce from elsewhere or an
 //! algorithm we do not offer is challenged again without counting, so no amount of load, retransmission or
 //! reordering can turn a device's correct password into a lock-out.
@@ -29,6 +37,8 @@ use switchboard_sip_core::digest::{
     challenge_header_value, verify,
 };
 
+use switchboard_storage::DigestMode;
+
 use crate::config::AuthConfig;
 use crate::devices::CachedDevice;
 
@@ -36,15 +46,13 @@ use crate::devices::CachedDevice;
 #[derive(Debug)]
 pub enum AuthOutcome {
     /// 401/407 with fresh challenges; `stale` when only the nonce was old (RFC 7616 §3.3).
-    Challenge {
-        stale: bool,
-        why: Why,
-    },
+    Challenge { stale: bool, why: Why },
     /// 403: the source or account is cooling down after too many failures.
     Throttled,
     /// 400: the credentials header is malformed.
     Malformed(&'static str),
-    Authenticated(Arc<CachedDevice>),
+    /// Correct credentials, with the algorithm they used.
+    Authenticated(Arc<CachedDevice>, Algorithm),
     /// Correct credentials on a retransmission of a request already applied (its nonce count is already
     /// recorded): answer as before, apply nothing.
     Retransmission(Arc<CachedDevice>),
@@ -193,15 +201,38 @@ impl Authenticator {
         self.counts.len()
     }
 
+    /// Remembers where a device last authenticated from (at start, from the store), so a restart does not
+    /// forget which addresses have proven themselves.
+    pub fn seed_last_good(&mut self, auth_id: &str, source: IpAddr) {
+        if self.last_good.len() < TRACKED {
+            self.last_good.insert(auth_id.to_owned(), source);
+        }
+    }
+
+    /// Whether a request naming `device` from `source` may be offered MD5 alone (see the module docs).
+    fn md5_alone_for(&self, device: Option<&CachedDevice>, source: IpAddr) -> bool {
+        let Some(d) = device.filter(|d| d.device.digest == DigestMode::Md5) else { return false };
+        self.last_good.get(&d.device.auth_id) == Some(&source) || d.device.md5_from.iter().any(|n| n.contains(source))
+    }
+
     /// The WWW-Authenticate (or Proxy-Authenticate) values for a challenge to `source`, most preferred algorithm
-    /// first (MD5 alone for a source found unable to handle more). `first` says the request carried no
+    /// first (MD5 alone for a registration found unable to handle more, or for an `md5` device named by the
+    /// request (`named`) at an address where that reveals nothing). `first` says the request carried no
     /// credentials: only a first challenge left unanswered shows a legacy client (a retry after failed
     /// credentials is a password or provisioning problem, not an algorithm problem).
-    pub fn challenges(&mut self, stale: bool, first: bool, req: Asking<'_>, now: u64) -> Vec<String> {
+    pub fn challenges(
+        &mut self,
+        stale: bool,
+        first: bool,
+        req: Asking<'_>,
+        named: Option<&CachedDevice>,
+        now: u64,
+    ) -> Vec<String> {
         let source = req.source;
         self.issued = self.issued.wrapping_add(1);
         let nonce = self.nonces.issue(now, self.issued, &nonce_salt(&self.realm, source.ip()));
-        let md5_only = self.legacy.is_legacy(source, now) && self.algorithms.contains(&Algorithm::Md5);
+        let md5_only = (self.legacy.is_legacy(source, now) || self.md5_alone_for(named, source.ip()))
+            && self.algorithms.contains(&Algorithm::Md5);
         let offered: Vec<Algorithm> =
             self.algorithms.iter().copied().filter(|&a| !md5_only || a == Algorithm::Md5).collect();
         if first && offered.iter().any(|&a| a != Algorithm::Md5) {
@@ -307,7 +338,7 @@ impl Authenticator {
         }
         self.last_good.insert(creds.username.clone(), source);
         match device {
-            Some(d) => AuthOutcome::Authenticated(d),
+            Some(d) => AuthOutcome::Authenticated(d, creds.algorithm),
             None => AuthOutcome::Challenge { stale: false, why: Why::WrongCredentials },
         }
     }
@@ -381,6 +412,8 @@ mod tests {
             call_types: Vec::new(),
             max_contacts: 1,
             trusted_address: None,
+            digest: DigestMode::Modern,
+            md5_from: Vec::new(),
             created_at: 0,
             updated_at: 0,
         };
@@ -397,7 +430,7 @@ mod tests {
         now: u64,
     ) -> AuthOutcome {
         let req = ask(source, "call-1");
-        let challenge = a.challenges(false, true, req, now);
+        let challenge = a.challenges(false, true, req, None, now);
         let md5 = challenge.iter().find(|c| c.contains("MD5")).unwrap();
         let ch = Challenge::parse(md5).unwrap();
         let auth = ClientAuth {
@@ -416,13 +449,16 @@ mod tests {
     #[test]
     fn a_registration_that_never_answers_the_first_challenge_is_offered_md5_alone() {
         let mut a = auth();
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), 1_000)), ["SHA-256", "MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None, 1_000)), ["SHA-256", "MD5"]);
         // It comes back without credentials: it could not use what it was offered.
         let out = a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 31_000);
         assert!(matches!(out, AuthOutcome::Challenge { stale: false, why: Why::NoCredentials }));
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), 31_000)), ["MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None, 31_000)), ["MD5"]);
         // Other sources are unaffected.
-        assert_eq!(algorithms(&a.challenges(false, true, ask("192.0.2.10:5062", "c9"), 31_000)), ["SHA-256", "MD5"]);
+        assert_eq!(
+            algorithms(&a.challenges(false, true, ask("192.0.2.10:5062", "c9"), None, 31_000)),
+            ["SHA-256", "MD5"]
+        );
     }
 
     /// A PBX registering several lines from one port (or a load generator) sends other registrations without
@@ -430,32 +466,32 @@ mod tests {
     #[test]
     fn parallel_registrations_from_one_address_are_not_taken_for_a_legacy_client() {
         let mut a = auth();
-        a.challenges(false, true, ask(SRC, "line-1"), 1_000);
+        a.challenges(false, true, ask(SRC, "line-1"), None, 1_000);
         let out = a.check(std::iter::empty(), ask(SRC, "line-2"), |_| None, |_| false, 1_001);
         assert!(matches!(out, AuthOutcome::Challenge { .. }));
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "line-2"), 1_001)), ["SHA-256", "MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "line-2"), None, 1_001)), ["SHA-256", "MD5"]);
     }
 
     #[test]
     fn a_source_that_answers_and_fails_is_not_downgraded() {
         let mut a = auth();
-        a.challenges(false, true, ask(SRC, "c1"), 1_000);
+        a.challenges(false, true, ask(SRC, "c1"), None, 1_000);
         // It answered (with wrong credentials), was challenged again, and starts over later.
         let creds = r#"Digest username="u", realm="realm", nonce="00", uri="sip:x", response="00", qop=auth, nc=00000001, cnonce="c""#;
         let out = a.check([creds].into_iter(), ask(SRC, "c1"), |_| None, |_| false, 2_000);
         assert!(matches!(out, AuthOutcome::Challenge { .. }));
-        a.challenges(false, false, ask(SRC, "c1"), 2_000);
+        a.challenges(false, false, ask(SRC, "c1"), None, 2_000);
         a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 30_000);
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), 30_000)), ["SHA-256", "MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None, 30_000)), ["SHA-256", "MD5"]);
     }
 
     #[test]
     fn fallback_can_be_switched_off() {
         let cfg = AuthConfig { legacy_md5_fallback: false, ..AuthConfig::default() };
         let mut a = Authenticator::new("realm", &cfg, [1; 32], [2; 32]);
-        a.challenges(false, true, ask(SRC, "c1"), 1_000);
+        a.challenges(false, true, ask(SRC, "c1"), None, 1_000);
         a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 31_000);
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), 31_000)), ["SHA-256", "MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None, 31_000)), ["SHA-256", "MD5"]);
     }
 
     /// An office behind one NAT address: 5 phones with wrong passwords retry again and again, 20 phones have the
@@ -471,13 +507,13 @@ mod tests {
             for (i, d) in good.iter().enumerate() {
                 now += 10;
                 let out = attempt(&mut a, &all, &format!("203.0.113.7:{}", 5060 + i), &d.device.auth_id, "right", now);
-                assert!(matches!(out, AuthOutcome::Authenticated(_)), "round {round}, {}: {out:?}", d.device.auth_id);
+                assert!(matches!(out, AuthOutcome::Authenticated(..)), "round {round}, {}: {out:?}", d.device.auth_id);
             }
             for (i, d) in bad.iter().enumerate() {
                 now += 10;
                 let src = format!("203.0.113.7:{}", 6060 + i);
                 let out = attempt(&mut a, &all, &src, &d.device.auth_id, "wrong", now);
-                assert!(!matches!(out, AuthOutcome::Authenticated(_)));
+                assert!(!matches!(out, AuthOutcome::Authenticated(..)));
             }
         }
         // The bad phones themselves end up refused.
@@ -493,7 +529,7 @@ mod tests {
         let phone = device(1, "phone", "right");
         let devices = vec![phone.clone()];
         let src = "198.51.100.5:5060";
-        assert!(matches!(attempt(&mut a, &devices, src, "phone", "right", 1_000), AuthOutcome::Authenticated(_)));
+        assert!(matches!(attempt(&mut a, &devices, src, "phone", "right", 1_000), AuthOutcome::Authenticated(..)));
         // 50 distinct unknown Auth IDs (five times max_failures) from the same address.
         for i in 0..50 {
             let out = attempt(&mut a, &devices, "198.51.100.5:40000", &format!("guess{i}"), "x", 2_000 + i);
@@ -501,7 +537,7 @@ mod tests {
         }
         let out = attempt(&mut a, &devices, "198.51.100.5:40000", "guess-more", "x", 3_000);
         assert!(matches!(out, AuthOutcome::Throttled), "{out:?}");
-        assert!(matches!(attempt(&mut a, &devices, src, "phone", "right", 3_001), AuthOutcome::Authenticated(_)));
+        assert!(matches!(attempt(&mut a, &devices, src, "phone", "right", 3_001), AuthOutcome::Authenticated(..)));
         // Without credentials the address is still challenged, so the phone can answer.
         let out = a.check(std::iter::empty(), ask(src, "c2"), |_| None, |_| false, 3_002);
         assert!(matches!(out, AuthOutcome::Challenge { why: Why::NoCredentials, .. }));
@@ -515,7 +551,7 @@ mod tests {
         let phone = device(1, "phone", "right");
         let devices = vec![phone];
         let req = ask(SRC, "c1");
-        let challenge = a.challenges(false, true, req, 1_000);
+        let challenge = a.challenges(false, true, req, None, 1_000);
         let ch = Challenge::parse(challenge.iter().find(|c| c.contains("MD5")).unwrap()).unwrap();
         let auth = ClientAuth {
             username: "phone",
@@ -529,12 +565,59 @@ mod tests {
         let lookup = |id: &str| devices.iter().find(|d| d.device.auth_id == id).cloned();
         assert!(matches!(
             a.check([header.as_str()].into_iter(), req, lookup, |_| false, 1_001),
-            AuthOutcome::Authenticated(_)
+            AuthOutcome::Authenticated(..)
         ));
         for i in 0..1_000 {
             let out = a.check([header.as_str()].into_iter(), req, lookup, |_| false, 1_002 + i);
             assert!(matches!(out, AuthOutcome::Challenge { stale: true, why: Why::Replay }), "{out:?}");
         }
-        assert!(matches!(attempt(&mut a, &devices, SRC, "phone", "right", 5_000), AuthOutcome::Authenticated(_)));
+        assert!(matches!(attempt(&mut a, &devices, SRC, "phone", "right", 5_000), AuthOutcome::Authenticated(..)));
+    }
+
+    fn md5_device(id: i64, auth_id: &str, from: &[&str]) -> Arc<CachedDevice> {
+        let mut d = (*device(id, auth_id, "right")).clone();
+        d.device.digest = DigestMode::Md5;
+        d.device.md5_from = from.iter().map(|n| n.parse().unwrap()).collect();
+        Arc::new(d)
+    }
+
+    /// What a prober sees must not depend on whether the Auth ID exists or is set to MD5; the device itself, at
+    /// its known address or network, gets MD5 alone.
+    #[test]
+    fn md5_alone_only_where_it_reveals_nothing() {
+        let mut a = auth();
+        let ata = md5_device(1, "ata", &["203.0.113.0/24"]);
+        let phone = device(2, "phone", "right");
+        let offered = |a: &mut Authenticator, src: &str, named: Option<&CachedDevice>| {
+            algorithms(&a.challenges(false, true, ask(src, "c"), named, 1_000)).join(",")
+        };
+        // A stranger naming the ATA, a modern device, or nobody: the same list.
+        assert_eq!(offered(&mut a, "192.0.2.1:5060", Some(&ata)), "SHA-256,MD5");
+        assert_eq!(offered(&mut a, "192.0.2.1:5060", Some(&phone)), "SHA-256,MD5");
+        assert_eq!(offered(&mut a, "192.0.2.1:5060", None), "SHA-256,MD5");
+        // From the office network set on the device: MD5 alone, even before it ever registered.
+        assert_eq!(offered(&mut a, "203.0.113.9:5060", Some(&ata)), "MD5");
+        assert_eq!(offered(&mut a, "203.0.113.9:5060", Some(&phone)), "SHA-256,MD5");
+        // An md5 device without a network: MD5 alone from where it last authenticated, once it has.
+        let home = md5_device(3, "home", &[]);
+        assert_eq!(offered(&mut a, "198.51.100.4:5060", Some(&home)), "SHA-256,MD5");
+        let devices = vec![home.clone()];
+        let out = attempt(&mut a, &devices, "198.51.100.4:5060", "home", "right", 2_000);
+        assert!(matches!(out, AuthOutcome::Authenticated(_, Algorithm::Md5)), "{out:?}");
+        assert_eq!(offered(&mut a, "198.51.100.4:5062", Some(&home)), "MD5");
+        assert_eq!(offered(&mut a, "198.51.100.5:5060", Some(&home)), "SHA-256,MD5", "another address");
+        // The same after a restart, from what the store remembered.
+        let mut restarted = auth();
+        restarted.seed_last_good("home", "198.51.100.4".parse().unwrap());
+        assert_eq!(offered(&mut restarted, "198.51.100.4:5060", Some(&home)), "MD5");
+    }
+
+    #[test]
+    fn md5_alone_needs_md5_in_the_configured_list() {
+        let cfg = AuthConfig { algorithms: vec!["SHA-256".into()], ..AuthConfig::default() };
+        let mut a = Authenticator::new("realm", &cfg, [1; 32], [2; 32]);
+        let ata = md5_device(1, "ata", &["203.0.113.0/24"]);
+        let list = a.challenges(false, true, ask("203.0.113.9:5060", "c"), Some(&ata), 1_000);
+        assert_eq!(algorithms(&list), ["SHA-256"]);
     }
 }

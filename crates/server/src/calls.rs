@@ -68,6 +68,10 @@ struct Meta {
     device_id: Option<i64>,
     /// The calling device and its service, counted against the concurrency limits.
     counted: Option<(i64, i64)>,
+    /// The called service, counted against its inbound channels.
+    inbound_service: Option<i64>,
+    /// Counted against the node's call limit until the call ends.
+    live: bool,
     caller: String,
     callee: String,
     call_type: Option<&'static str>,
@@ -104,6 +108,9 @@ pub(crate) struct CallTable {
     due: HashMap<u64, u64>,
     per_device: HashMap<i64, u32>,
     per_service: HashMap<i64, u32>,
+    inbound_per_service: HashMap<i64, u32>,
+    /// Calls started and not yet ended (the node-wide limit).
+    live: u32,
     gateways: Vec<GatewayState>,
     gateway_probes: HashMap<Key, i64>,
     next_gateway_check: u64,
@@ -127,6 +134,8 @@ impl CallTable {
             due: HashMap::new(),
             per_device: HashMap::new(),
             per_service: HashMap::new(),
+            inbound_per_service: HashMap::new(),
+            live: 0,
             gateways: Vec::new(),
             gateway_probes: HashMap::new(),
             next_gateway_check: 0,
@@ -230,14 +239,17 @@ impl Core {
             now,
         );
         match outcome {
-            AuthOutcome::Authenticated(d) | AuthOutcome::Retransmission(d) => {
+            AuthOutcome::Authenticated(d, algorithm) => {
+                self.note_auth(&d, algorithm, &msg, peer.addr, now);
                 self.outbound(key, msg, ess, peer, d, now)
             }
-            AuthOutcome::Challenge { stale, why: _ } => {
+            AuthOutcome::Retransmission(d) => self.outbound(key, msg, ess, peer, d, now),
+            AuthOutcome::Challenge { stale, .. } => {
                 let first = msg.headers.get(&HeaderName::ProxyAuthorization).is_none();
+                let named = self.named_device(&msg);
                 let extra = self
                     .auth
-                    .challenges(stale, first, asking, now)
+                    .challenges(stale, first, asking, named.as_deref(), now)
                     .into_iter()
                     .map(|c| (HeaderName::ProxyAuthenticate, c))
                     .collect();
@@ -263,11 +275,26 @@ impl Core {
         // A diverted call goes back out to a carrier asserting the original caller (RFC 3325).
         let cid = CallerId { e164: normalise_cli(&caller), withheld, substituted: false };
         let identity = identity_headers(&cid, &self.domain).1;
+        let service = number.number.service_id;
+        if self.calls.live >= self.calls.limits.max_calls {
+            tracing::warn!(calls = self.calls.live, "node call limit reached; inbound call refused");
+            self.reject_cdr(CdrDirection::Inbound, Some(service), None, &caller, &number.number.number, None, 503, now);
+            let extra = vec![(HeaderName::RetryAfter, "5".to_owned())];
+            return self.call_reply(key, &msg, 503, "Service Unavailable", extra, now);
+        }
+        let channels = self.calls.inbound_per_service.get(&service).copied().unwrap_or(0);
+        if channels >= self.calls.limits.max_inbound_per_service {
+            tracing::info!(service, channels, "inbound channel limit of the service reached");
+            self.reject_cdr(CdrDirection::Inbound, Some(service), None, &caller, &number.number.number, None, 486, now);
+            return self.call_reply(key, &msg, 486, "Busy Here", Vec::new(), now);
+        }
         let meta = Meta {
             direction: CdrDirection::Inbound,
-            service_id: Some(number.number.service_id),
+            service_id: Some(service),
             device_id: number.number.device_id,
             counted: None,
+            inbound_service: Some(service),
+            live: true,
             caller,
             callee: number.number.number.clone(),
             call_type: None,
@@ -282,7 +309,7 @@ impl Core {
         let dialled = ess.request_uri.user.as_deref().map(unescape).unwrap_or_default();
         let sent = msg
             .headers
-            .get(&HeaderName::Other("P-Preferred-Identity".into()))
+            .get(&HeaderName::PPreferredIdentity)
             .and_then(|v| header_user(v, "P-Preferred-Identity"))
             .or_else(|| user_of(&ess.from.uri));
         let numbers = &self.numbers;
@@ -332,6 +359,12 @@ impl Core {
             self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &callee_e164, type_name, 403, now);
             return self.call_reply(key, &msg, 403, "Concurrent Call Limit Reached", Vec::new(), now);
         }
+        if !emergency && self.calls.live >= self.calls.limits.max_calls {
+            tracing::warn!(calls = self.calls.live, "node call limit reached; outbound call refused");
+            self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &callee_e164, type_name, 503, now);
+            let extra = vec![(HeaderName::RetryAfter, "5".to_owned())];
+            return self.call_reply(key, &msg, 503, "Service Unavailable", extra, now);
+        }
         let callee = classified.e164.clone().unwrap_or_else(|| classified.dialled_digits.clone());
         let counted = (!emergency).then_some((d.id, d.service_id));
         let on_net = (call_type == CallType::OnNet).then(|| self.numbers.get(&callee).cloned()).flatten();
@@ -340,6 +373,8 @@ impl Core {
             service_id: service,
             device_id: Some(d.id),
             counted,
+            inbound_service: None,
+            live: true,
             caller,
             callee,
             call_type: type_name,
@@ -429,8 +464,7 @@ impl Core {
         // Diversion headers cannot be read counts as at the limit. Only a carrier's Diversion headers are
         // trusted and passed on: a device could otherwise forge a diversion history towards the carrier.
         let (previous, may_divert) = if meta.direction == CdrDirection::Inbound {
-            let previous: Vec<String> =
-                msg.headers.get_list(&HeaderName::Other("Diversion".into())).map(str::to_owned).collect();
+            let previous: Vec<String> = msg.headers.get_list(&HeaderName::Diversion).map(str::to_owned).collect();
             let allowed = diversions(&msg.headers)
                 .is_ok_and(|parsed| diversion_allowed(&parsed, self.calls.limits.max_diversions));
             (previous, allowed)
@@ -541,6 +575,12 @@ impl Core {
         if let Some((device, service)) = meta.counted {
             *self.calls.per_device.entry(device).or_default() += 1;
             *self.calls.per_service.entry(service).or_default() += 1;
+        }
+        if let Some(service) = meta.inbound_service {
+            *self.calls.inbound_per_service.entry(service).or_default() += 1;
+        }
+        if meta.live {
+            self.calls.live += 1;
         }
         tracing::debug!(call = %format!("{token:016x}"), caller = %meta.caller, callee = %meta.callee, "call");
         let row = self.active_row(token, &meta, now, None);
@@ -671,15 +711,23 @@ impl Core {
             disposition = disposition.as_str(), status = r.status, divert = ?r.divert, end = ?r.end_reason,
             "call ended"
         );
-        let counted = m.counted;
+        let (counted, inbound, live) = (m.counted, m.inbound_service, m.live);
         if let Some((device, service)) = counted {
             release_count(&mut self.calls.per_device, device);
             release_count(&mut self.calls.per_service, service);
         }
         self.calls.active_dirty.insert(cdr.call_id.clone(), None);
         self.write(WriteOp::Cdr(cdr));
+        if let Some(service) = inbound {
+            release_count(&mut self.calls.inbound_per_service, service);
+        }
+        if live {
+            self.calls.live = self.calls.live.saturating_sub(1);
+        }
         if let Some(e) = self.calls.calls.get_mut(&token) {
             e.meta.counted = None;
+            e.meta.inbound_service = None;
+            e.meta.live = false;
         }
     }
 
@@ -927,9 +975,7 @@ fn release_count(map: &mut HashMap<i64, u32>, id: i64) {
 
 /// `Privacy: id` (RFC 3323/3325) asked for.
 fn privacy_id(msg: &Message) -> bool {
-    msg.headers
-        .get_list(&HeaderName::Other("Privacy".into()))
-        .any(|p| p.split(';').any(|t| t.trim().eq_ignore_ascii_case("id")))
+    msg.headers.get_list(&HeaderName::Privacy).any(|p| p.split(';').any(|t| t.trim().eq_ignore_ascii_case("id")))
 }
 
 /// The From a callee sees: the caller's number at our domain, or anonymous.
@@ -951,9 +997,9 @@ fn identity_headers(cid: &CallerId, domain: &str) -> (String, Vec<(HeaderName, S
     let Some(e164) = &cid.e164 else {
         return ("\"Anonymous\" <sip:anonymous@anonymous.invalid>".into(), extra);
     };
-    extra.push((HeaderName::Other("P-Asserted-Identity".into()), format!("<sip:{e164}@{domain}>")));
+    extra.push((HeaderName::PAssertedIdentity, format!("<sip:{e164}@{domain}>")));
     if cid.withheld {
-        extra.push((HeaderName::Other("Privacy".into()), "id".into()));
+        extra.push((HeaderName::Privacy, "id".into()));
         return ("\"Anonymous\" <sip:anonymous@anonymous.invalid>".into(), extra);
     }
     (format!("<sip:{e164}@{domain}>"), extra)
@@ -987,6 +1033,20 @@ mod tests {
         );
         assert_eq!(presented(None, "+614>;x", false, "sb.example"), "<sip:+614x@sb.example>");
         assert!(presented(None, "+61400000001", true, "sb.example").contains("anonymous"));
+    }
+
+    /// `privacy: id` in lower case (or any case) is the same header (RFC 3261 §7.3.1).
+    #[test]
+    fn privacy_is_read_whatever_the_case_of_its_name() {
+        for name in ["Privacy", "privacy", "PRIVACY"] {
+            let text = format!(
+                "INVITE sip:0299990000@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+                 From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+                 Max-Forwards: 70\r\n{name}: id\r\nContent-Length: 0\r\n\r\n"
+            );
+            let msg = switchboard_sip_core::parse_datagram(text.as_bytes(), &Default::default()).unwrap();
+            assert!(privacy_id(&msg), "{name}");
+        }
     }
 
     #[test]

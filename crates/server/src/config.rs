@@ -99,7 +99,7 @@ impl Default for RegistrarConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeepaliveConfig {
-    /// Seconds between OPTIONS (UDP) or CRLF (TCP) keepalives to each binding.
+    /// Seconds between OPTIONS keepalives to each binding (over TCP, on the device's own connection).
     pub interval_secs: u64,
     /// Keepalives missed in a row before the device counts as offline.
     pub max_misses: u32,
@@ -164,6 +164,10 @@ pub struct CallsConfig {
     pub max_per_device: u32,
     /// Outbound calls all devices of one service may have up at once.
     pub max_per_service: u32,
+    /// Inbound calls one service may receive at once (a trunk's channels); more get 486 Busy Here.
+    pub max_inbound_per_service: u32,
+    /// Calls this node carries at once, all directions; more get 503 with Retry-After (emergency calls excepted).
+    pub max_calls: u32,
     /// Where calls diverted to voicemail go: `sip:HOST:PORT` of the voicemail service. Empty: voicemail is not
     /// configured, and such calls are answered 480.
     pub voicemail_uri: String,
@@ -181,6 +185,8 @@ impl Default for CallsConfig {
             gateway_check_secs: 30,
             max_per_device: 8,
             max_per_service: 30,
+            max_inbound_per_service: 30,
+            max_calls: 5000,
             voicemail_uri: String::new(),
             max_diversions: 5,
         }

@@ -16,16 +16,16 @@ use switchboard_sip_core::transaction::{self, AnswerMemory, Incoming, Transactio
 use switchboard_sip_core::validate::{Essentials, check_request, check_response, response_to};
 use switchboard_sip_core::{HeaderName, Headers, Message, Method};
 use switchboard_sip_io::{Inbound, Peer, Proto, Transport};
-use switchboard_storage::{BindingOp, DeviceState};
+use switchboard_storage::{BindingOp, DeviceAuth, DeviceState};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Asking, AuthOutcome, Authenticator, Why};
 use crate::calls::CallTable;
 use crate::clock::Clock;
-use crate::devices::{DeviceCache, DeviceUpdate, NumberCache};
+use crate::devices::{CachedDevice, DeviceCache, DeviceUpdate, NumberCache};
 use crate::prober::{ProbeEvent, Prober};
-use crate::writer::WriteOp;
+use crate::writer::{WriteOp, WriteQueue};
 use crate::{DeviceEvent, Rng, httpdate};
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, REGISTER";
@@ -54,7 +54,7 @@ pub(crate) struct Core {
     /// Gateways from the configuration file, kept beside the stored ones whenever those are reloaded.
     pub file_gateways: Vec<switchboard_storage::Gateway>,
     pub prober: Prober,
-    pub writer: mpsc::UnboundedSender<WriteOp>,
+    pub writer: WriteQueue,
     pub events: broadcast::Sender<DeviceEvent>,
     pub clock: Clock,
     pub rng: Rng,
@@ -70,6 +70,8 @@ pub(crate) struct Core {
     pub overload: Overload,
     /// Seconds a client is asked to wait in a 503 sent under overload.
     pub retry_after_secs: u32,
+    /// Each device's last successful authentication, as stored (written again only when it changes).
+    pub auth_seen: HashMap<i64, DeviceAuth>,
 }
 
 impl std::fmt::Debug for Core {
@@ -90,6 +92,10 @@ pub(crate) async fn run(
     let mut active_calls = tokio::time::interval(std::time::Duration::from_millis(500));
     active_calls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
+        // The database is behind: wait for room before taking more work (see the writer module).
+        if core.writer.is_backed_up() {
+            core.writer.drain().await;
+        }
         let next = [
             core.registrar.poll_timeout(),
             core.tx.poll_timeout(),
@@ -121,6 +127,7 @@ pub(crate) async fn run(
     core.end_all_calls();
     core.flush_active_calls();
     core.flush();
+    core.writer.drain().await;
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -147,8 +154,7 @@ impl Core {
                 // address are two clients.
                 let memo = self.answers.key(peer, &msg.headers).unwrap_or(0);
                 if let Some(answer) = self.answers.recall(memo, now) {
-                    let bytes = answer.to_vec();
-                    return self.transport.send(&reply_peer, bytes);
+                    return self.transport.send_slice(&reply_peer, answer);
                 }
                 return self.on_request(Reply::Stateless(reply_peer, memo), msg, peer, local, now);
             }
@@ -270,7 +276,10 @@ impl Core {
             now,
         );
         let device = match outcome {
-            AuthOutcome::Authenticated(d) => d,
+            AuthOutcome::Authenticated(d, algorithm) => {
+                self.note_auth(&d, algorithm, msg, peer.addr, now);
+                d
+            }
             AuthOutcome::Retransmission(d) => {
                 // The request was applied when it first came: answer with the bindings as they are.
                 let extra = self.binding_headers(d.device.id, &msg.headers, now);
@@ -278,12 +287,13 @@ impl Core {
             }
             AuthOutcome::Challenge { stale, why } => {
                 let first = msg.headers.get(&HeaderName::Authorization).is_none();
-                if why == Why::WrongCredentials {
-                    tracing::debug!(call_id = %ess.call_id, "REGISTER with wrong credentials");
+                if why != Why::NoCredentials {
+                    tracing::debug!(?why, call_id = %ess.call_id, source = %peer.addr, "REGISTER challenged again");
                 }
+                let named = self.named_device(msg);
                 let extra = self
                     .auth
-                    .challenges(stale, first, asking, now)
+                    .challenges(stale, first, asking, named.as_deref(), now)
                     .into_iter()
                     .map(|c| (HeaderName::WwwAuthenticate, c))
                     .collect();
@@ -329,6 +339,51 @@ impl Core {
             }
             RegisterResult::Rejected { code, reason } => self.reply(key, msg, code, reason, Vec::new(), now),
         }
+    }
+
+    /// The device a request names: the user of its To URI (a REGISTER's address-of-record), else of its From.
+    /// Only a hint for which challenge to offer; nothing is revealed by it (see the auth module).
+    pub(crate) fn named_device(&self, msg: &Message) -> Option<Arc<CachedDevice>> {
+        [HeaderName::To, HeaderName::From].iter().find_map(|h| {
+            let value = msg.headers.get(h)?;
+            let addr = switchboard_sip_core::header::NameAddr::parse(value, "To").ok()?;
+            let user = switchboard_sip_core::uri::Uri::parse(&addr.uri).ok()?.user?;
+            self.devices.get(&switchboard_sip_core::uri::unescape(&user))
+        })
+    }
+
+    /// Records what a device authenticated with (algorithm, User-Agent, address), writing it only when it
+    /// changed: `device show` and `registrations` tell the operator which devices still use MD5.
+    pub(crate) fn note_auth(
+        &mut self,
+        d: &CachedDevice,
+        algorithm: switchboard_sip_core::digest::Algorithm,
+        msg: &Message,
+        source: SocketAddr,
+        now: u64,
+    ) {
+        let user_agent = msg.headers.get(&HeaderName::UserAgent).map(|u| u.chars().take(200).collect::<String>());
+        let ip = source.ip().to_string();
+        let same = self
+            .auth_seen
+            .get(&d.device.id)
+            .is_some_and(|a| a.algorithm == algorithm.as_str() && a.user_agent == user_agent && a.source == ip);
+        if same {
+            return;
+        }
+        let record = DeviceAuth {
+            device_id: d.device.id,
+            algorithm: algorithm.as_str().to_owned(),
+            user_agent,
+            source: ip,
+            since: i64::try_from(now).unwrap_or(i64::MAX),
+        };
+        tracing::info!(
+            auth_id = %d.device.auth_id, algorithm = %record.algorithm, user_agent = ?record.user_agent,
+            source = %record.source, "device authenticates differently from before"
+        );
+        self.auth_seen.insert(d.device.id, record.clone());
+        self.write(WriteOp::Auth(record));
     }
 
     /// The headers of a 200 to REGISTER (RFC 3261 §10.3 step 8): every current binding with its remaining expiry,
@@ -379,10 +434,11 @@ impl Core {
             }
             Reply::Stateless(peer, memo) => {
                 let bytes = resp.to_bytes();
-                if memo != 0 {
-                    self.answers.remember(memo, &bytes, now);
+                if memo == 0 {
+                    return self.transport.send(&peer, bytes);
                 }
-                self.transport.send(&peer, bytes);
+                self.transport.send_slice(&peer, &bytes);
+                self.answers.remember(memo, bytes, now);
             }
         }
     }
@@ -420,6 +476,8 @@ impl Core {
             retransmissions_answered = self.answers.recalled(),
             overload_episodes = self.overload.episodes(),
             shed_requests = self.overload.shed(),
+            write_queue = self.writer.depth(),
+            write_stalls = self.writer.stalls(),
             "registrar status"
         );
     }
@@ -495,10 +553,8 @@ impl Core {
         }
     }
 
-    pub(crate) fn write(&self, op: WriteOp) {
-        if self.writer.send(op).is_err() {
-            tracing::error!("write-behind queue closed; change not persisted");
-        }
+    pub(crate) fn write(&mut self, op: WriteOp) {
+        self.writer.push(op);
     }
 
     fn device_state(&mut self, device_id: i64, online: bool, at: u64, reason: Option<OfflineReason>) {

@@ -102,6 +102,8 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     if cleared > 0 {
         tracing::warn!(calls = cleared, "calls this node held when it stopped were lost");
     }
+    let auth_seen: std::collections::HashMap<i64, switchboard_storage::DeviceAuth> =
+        store.device_auths().await?.into_iter().map(|a| (a.device_id, a)).collect();
     let mut registrar = switchboard_registrar::Registrar::new(registrar_config(&config));
     let now = clock.now();
     registrar.restore(store.list_bindings().await?.into_iter().map(core::from_stored).collect(), now);
@@ -120,9 +122,10 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         "loaded directory and bindings"
     );
 
-    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let (writer_tx, writer_rx) = mpsc::channel(writer::QUEUE);
+    let mut writes = writer::WriteQueue::new(writer_tx);
     for s in stale_states {
-        let _ = writer_tx.send(writer::WriteOp::State(s));
+        writes.push(writer::WriteOp::State(s));
     }
     let writer = tokio::spawn(writer::run(store.clone(), writer_rx));
 
@@ -154,6 +157,12 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
 
     let voicemail = config.calls.voicemail_addr().map_err(ServerError::Config)?;
     let timers = TimerConfig { t1: config.sip.t1_ms, ..TimerConfig::default() };
+    let mut authenticator = auth::Authenticator::new(&config.sip.domain, &config.auth, random_key()?, random_key()?);
+    for a in auth_seen.values() {
+        if let (Some(d), Ok(ip)) = (devices.by_id(a.device_id), a.source.parse()) {
+            authenticator.seed_last_good(&d.device.auth_id, ip);
+        }
+    }
     let core = core::Core {
         domain: config.sip.domain.clone(),
         node: config.node.name.clone(),
@@ -161,13 +170,13 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         transport: transport.clone(),
         registrar,
         tx: TransactionLayer::new(timers),
-        auth: auth::Authenticator::new(&config.sip.domain, &config.auth, random_key()?, random_key()?),
+        auth: authenticator,
         devices,
         numbers,
         calls: calls::CallTable::new(call_config(&config), config.calls.clone(), voicemail, gateways),
         file_gateways: config.file_gateways(),
         prober: prober::Prober::new(config.sip.t1_ms, config.keepalive.timeout_ms),
-        writer: writer_tx,
+        writer: writes,
         events: events.clone(),
         clock,
         rng: Rng::new()?,
@@ -181,6 +190,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
             interval_us: 100_000,
         }),
         retry_after_secs: config.sip.overload_retry_after_secs,
+        auth_seen,
     };
     tracker.spawn(core::run(core, inbound_rx, updates_rx, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");

@@ -145,6 +145,12 @@ impl Store for MemStore {
     async fn device_states(&self) -> Result<Vec<DeviceState>, StoreError> {
         Ok(self.states.lock().unwrap().clone())
     }
+    async fn set_device_auths(&self, _: &[switchboard_storage::DeviceAuth]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn device_auths(&self) -> Result<Vec<switchboard_storage::DeviceAuth>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(), StoreError> {
         self.cdrs.lock().unwrap().extend_from_slice(cdrs);
         Ok(())
@@ -195,6 +201,8 @@ fn store_with_device() -> Arc<dyn Store> {
             call_types: vec![],
             max_contacts: 1,
             trusted_address: None,
+            digest: switchboard_storage::DigestMode::Modern,
+            md5_from: Vec::new(),
             created_at: 0,
             updated_at: 0,
         }],
@@ -375,7 +383,7 @@ async fn no_answer_diverts_at_exactly_sixty_seconds() {
     let diverted_at = tokio::time::Instant::now();
     assert_eq!(diverted_at - rang_at, Duration::from_secs(60), "divert at exactly 60 s");
     assert!(diverted.request_uri().unwrap().starts_with("sip:+61255550000@"), "{:?}", diverted.request_uri());
-    let diversion = diverted.headers.get(&HeaderName::Other("Diversion".into())).unwrap();
+    let diversion = diverted.headers.get(&HeaderName::Diversion).unwrap();
     assert!(diversion.contains("reason=no-answer"), "{diversion}");
     let (cancel, _) = recv_request(&device, "CANCEL").await;
     assert_eq!(tokio::time::Instant::now() - rang_at, Duration::from_secs(60), "CANCEL with the divert");

@@ -11,7 +11,7 @@
 //! ```
 
 use crate::header::{HeaderError, NameAddr, find_param};
-use crate::message::{Headers, split_list};
+use crate::message::{HeaderName, Headers, split_list};
 use crate::uri::{Scheme, Uri, unescape};
 
 /// Why a call was diverted: the `diversion-reason` values of RFC 5806 §4.
@@ -199,12 +199,11 @@ pub fn parse_diversion(value: &str) -> Result<Diversion, HeaderError> {
     Ok(Diversion { name_addr, reason, counter, limit, privacy, screen })
 }
 
-/// Every `Diversion` entry of a message, top (most recent) first. The header is not one [`crate::HeaderName`]
-/// knows, so its name is matched here without case.
+/// Every `Diversion` entry of a message, top (most recent) first, however the peer spelled the name.
 pub fn diversions(headers: &Headers) -> Result<Vec<Diversion>, HeaderError> {
     headers
         .iter()
-        .filter(|h| h.name.as_str().eq_ignore_ascii_case("Diversion"))
+        .filter(|h| h.name == HeaderName::Diversion)
         .flat_map(|h| split_list(&h.value))
         .map(parse_diversion)
         .collect()
@@ -402,7 +401,6 @@ pub fn diverted_history(original_uri: &str, target_uri: &str, reason: DivertReas
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::HeaderName;
     use proptest::prelude::*;
 
     #[test]
@@ -518,17 +516,15 @@ mod tests {
     #[test]
     fn reads_every_diversion_line_and_element() {
         let mut h = Headers::new();
-        h.push(
-            HeaderName::Other("Diversion".into()),
-            "<sip:b@h>;reason=no-answer;counter=1, <sip:a@h>;reason=user-busy",
-        );
-        h.push(HeaderName::Other("diversion".into()), "<sip:o@h>;reason=unconditional");
+        h.push(HeaderName::Diversion, "<sip:b@h>;reason=no-answer;counter=1, <sip:a@h>;reason=user-busy");
+        // However the peer spelled it.
+        h.push(HeaderName::parse("diversion"), "<sip:o@h>;reason=unconditional");
         h.push(HeaderName::Other("X-Diversion".into()), "<sip:x@h>");
         let d = diversions(&h).unwrap();
         let uris: Vec<_> = d.iter().map(Diversion::uri).collect();
         assert_eq!(uris, ["sip:b@h", "sip:a@h", "sip:o@h"]);
         assert_eq!(next_counter(&d), 4);
-        h.push(HeaderName::Other("Diversion".into()), "garbage");
+        h.push(HeaderName::Diversion, "garbage");
         assert!(diversions(&h).is_err());
     }
 

@@ -76,8 +76,10 @@ impl fmt::Display for Method {
 }
 
 /// Header names we act on get a variant, so lookups compare an enum instead of folding case each time.
-/// Compact forms (RFC 3261 §7.3.3, RFC 3265, RFC 3515, RFC 4028) map onto their long names when parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Compact forms (RFC 3261 §7.3.3, RFC 3265, RFC 3515, RFC 4028) map onto their long names when parsed. Any other
+/// name compares without regard to case (RFC 3261 §7.3.1), so `HeaderName::Other` built from any spelling finds
+/// the header however the peer wrote it.
+#[derive(Debug, Clone)]
 pub enum HeaderName {
     Via,
     From,
@@ -116,8 +118,42 @@ pub enum HeaderName {
     Timestamp,
     RetryAfter,
     Warning,
+    /// RFC 5806.
+    Diversion,
+    /// RFC 7044.
+    HistoryInfo,
+    /// RFC 3323.
+    Privacy,
+    /// RFC 3325.
+    PAssertedIdentity,
+    /// RFC 3325.
+    PPreferredIdentity,
+    /// RFC 3326.
+    Reason,
     /// Any other header, with the name as received.
     Other(String),
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let HeaderName::Other(name) = self {
+            for b in name.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+        }
+    }
 }
 
 impl HeaderName {
@@ -184,6 +220,12 @@ impl HeaderName {
             ("timestamp", HeaderName::Timestamp),
             ("retry-after", HeaderName::RetryAfter),
             ("warning", HeaderName::Warning),
+            ("diversion", HeaderName::Diversion),
+            ("history-info", HeaderName::HistoryInfo),
+            ("privacy", HeaderName::Privacy),
+            ("p-asserted-identity", HeaderName::PAssertedIdentity),
+            ("p-preferred-identity", HeaderName::PPreferredIdentity),
+            ("reason", HeaderName::Reason),
         ];
         for (long, h) in LONG {
             if long.eq_ignore_ascii_case(name) {
@@ -233,6 +275,12 @@ impl HeaderName {
             HeaderName::Timestamp => "Timestamp",
             HeaderName::RetryAfter => "Retry-After",
             HeaderName::Warning => "Warning",
+            HeaderName::Diversion => "Diversion",
+            HeaderName::HistoryInfo => "History-Info",
+            HeaderName::Privacy => "Privacy",
+            HeaderName::PAssertedIdentity => "P-Asserted-Identity",
+            HeaderName::PPreferredIdentity => "P-Preferred-Identity",
+            HeaderName::Reason => "Reason",
             HeaderName::Other(s) => s,
         }
     }
@@ -480,6 +528,35 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_compare_without_case_and_extension_names_are_typed() {
+        use std::collections::hash_map::DefaultHasher;
+        use std::hash::{Hash, Hasher};
+        let hash = |h: &HeaderName| {
+            let mut s = DefaultHasher::new();
+            h.hash(&mut s);
+            s.finish()
+        };
+        for (spelling, typed) in [
+            ("privacy", HeaderName::Privacy),
+            ("DIVERSION", HeaderName::Diversion),
+            ("p-asserted-identity", HeaderName::PAssertedIdentity),
+            ("P-Preferred-Identity", HeaderName::PPreferredIdentity),
+            ("history-info", HeaderName::HistoryInfo),
+            ("Reason", HeaderName::Reason),
+        ] {
+            assert_eq!(HeaderName::parse(spelling), typed, "{spelling}");
+        }
+        let (a, b) = (HeaderName::Other("X-Account".into()), HeaderName::parse("x-ACCOUNT"));
+        assert_eq!(a, b);
+        assert_eq!(hash(&a), hash(&b));
+        assert_ne!(a, HeaderName::Other("X-Accounts".into()));
+        assert_ne!(HeaderName::Via, HeaderName::Other("Via".into()), "a typed name is matched by its variant");
+        let mut h = Headers::new();
+        h.push(HeaderName::parse("privacy"), "id");
+        assert_eq!(h.get(&HeaderName::Privacy), Some("id"));
+    }
 
     #[test]
     fn compact_forms_map_to_long_names() {

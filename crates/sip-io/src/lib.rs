@@ -190,6 +190,20 @@ impl Transport {
         }
     }
 
+    /// Like [`Transport::send`] for bytes the caller keeps: over UDP nothing is copied.
+    pub fn send_slice(self: &Arc<Self>, peer: &Peer, bytes: &[u8]) {
+        match peer.proto {
+            Proto::Udp => match self.udp.try_send_to(bytes, peer.addr) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.send_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(addr = %peer.addr, error = %e, "udp send failed"),
+            },
+            Proto::Tcp => self.send(peer, bytes.to_vec()),
+        }
+    }
+
     /// The open stream flow from `addr`, if any.
     pub fn flow_for(&self, addr: SocketAddr) -> Option<FlowId> {
         self.flow_by_addr.get(&addr).map(|f| *f).filter(|f| self.flows.contains_key(f))

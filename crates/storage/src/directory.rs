@@ -5,7 +5,7 @@ use crate::backend::{SqlStore, WritePool, log_change, now_ms, with_pool};
 use crate::errors::WriteCtx;
 use crate::rows::{
     CustomerRow, DeviceRow, GatewayRow, NumberRow, ServiceRow, convert_all, device_columns, encode_list,
-    gateway_columns, number_columns, service_columns,
+    gateway_columns, networks_column, number_columns, service_columns,
 };
 use crate::{
     Customer, Device, DeviceUpdate, Entity, Gateway, NewDevice, NewGateway, NewNumber, NewService, Number,
@@ -19,14 +19,15 @@ const INSERT_SERVICE: &str = concat!(
 
 const INSERT_DEVICE: &str = concat!(
     "INSERT INTO devices (service_id, name, auth_id, realm, ha1_md5, ha1_sha256, ha1_sha512_256, caller_id, \
-     call_types, max_contacts, trusted_address, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING ",
+     call_types, max_contacts, trusted_address, digest, md5_from, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING ",
     device_columns!()
 );
 
 const UPDATE_DEVICE: &str = concat!(
     "UPDATE devices SET name = $2, realm = $3, ha1_md5 = $4, ha1_sha256 = $5, ha1_sha512_256 = $6, \
-     caller_id = $7, call_types = $8, max_contacts = $9, trusted_address = $10, updated_at = $11 \
+     caller_id = $7, call_types = $8, max_contacts = $9, trusted_address = $10, digest = $11, md5_from = $12, \
+     updated_at = $13 \
      WHERE id = $1 RETURNING ",
     device_columns!()
 );
@@ -164,6 +165,8 @@ impl SqlStore {
                     .bind(encode_list(&d.call_types))
                     .bind(d.max_contacts)
                     .bind(&d.trusted_address)
+                    .bind(d.digest.as_str())
+                    .bind(networks_column(&d.md5_from))
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await
@@ -252,6 +255,8 @@ impl SqlStore {
                 .bind(encode_list(&d.call_types))
                 .bind(d.max_contacts)
                 .bind(&d.trusted_address)
+                .bind(d.digest.as_str())
+                .bind(networks_column(&d.md5_from))
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await
@@ -528,7 +533,14 @@ impl DeviceCtx<'_> {
 }
 
 fn merge(d: &mut Device, update: &DeviceUpdate) {
-    let DeviceUpdate { name, caller_id, call_types, max_contacts, credentials, trusted_address } = update;
+    let DeviceUpdate { name, caller_id, call_types, max_contacts, credentials, trusted_address, digest, md5_from } =
+        update;
+    if let Some(digest) = digest {
+        d.digest = *digest;
+    }
+    if let Some(md5_from) = md5_from {
+        d.md5_from.clone_from(md5_from);
+    }
     if let Some(name) = name {
         d.name.clone_from(name);
     }

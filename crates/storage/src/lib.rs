@@ -102,6 +102,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // device liveness
     async fn set_device_state(&self, state: &DeviceState) -> Result<()>;
     async fn device_states(&self) -> Result<Vec<DeviceState>>;
+    /// Records each device's last successful authentication (the daemon writes it when it changes).
+    async fn set_device_auths(&self, auths: &[DeviceAuth]) -> Result<()>;
+    /// Every device's last successful authentication.
+    async fn device_auths(&self) -> Result<Vec<DeviceAuth>>;
 
     // call detail records
     /// Inserts every CDR in one transaction: either all are stored or none. A `device_id` whose device no longer

@@ -3,8 +3,8 @@
 
 use crate::backend::{SqlStore, WritePool, with_pool};
 use crate::errors::WriteCtx;
-use crate::rows::{BindingRow, ChangeRow, DeviceStateRow, binding_columns, convert_all, encode_list};
-use crate::{Binding, BindingOp, Change, DeviceState, Millis, Result};
+use crate::rows::{BindingRow, ChangeRow, DeviceAuthRow, DeviceStateRow, binding_columns, convert_all, encode_list};
+use crate::{Binding, BindingOp, Change, DeviceAuth, DeviceState, Millis, Result};
 
 /// Insert-or-replace keyed by (device_id, contact), many rows per statement: the values go through a CTE so that
 /// one `WHERE EXISTS` can skip bindings of devices that no longer exist (see [`SqlStore::apply_bindings`]); SQLite
@@ -194,6 +194,46 @@ impl SqlStore {
             .await
             .map_err(|e| WriteCtx::new("device state", &[]).parent("device", state.device_id).error(e))?;
             Ok(())
+        })
+    }
+
+    /// Upserts each device's last authentication, in one transaction; rows of devices deleted meanwhile are
+    /// skipped (the write-behind may carry them after a delete).
+    pub(crate) async fn set_device_auths(&self, auths: &[DeviceAuth]) -> Result<()> {
+        if auths.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            for a in auths {
+                sqlx::query(
+                    "INSERT INTO device_auth (device_id, algorithm, user_agent, source, since) \
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1) \
+                     ON CONFLICT (device_id) DO UPDATE SET algorithm = excluded.algorithm, \
+                     user_agent = excluded.user_agent, source = excluded.source, since = excluded.since",
+                )
+                .bind(a.device_id)
+                .bind(&a.algorithm)
+                .bind(&a.user_agent)
+                .bind(&a.source)
+                .bind(a.since)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| WriteCtx::new("device auth", &[]).parent("device", a.device_id).error(e))?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub(crate) async fn device_auths(&self) -> Result<Vec<DeviceAuth>> {
+        with_pool!(self, pool => {
+            let rows: Vec<DeviceAuthRow> = sqlx::query_as(
+                "SELECT device_id, algorithm, user_agent, source, since FROM device_auth ORDER BY device_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(DeviceAuth::from).collect())
         })
     }
 

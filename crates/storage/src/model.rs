@@ -4,6 +4,7 @@
 //! Device passwords never appear here: only digest HA1 values (RFC 7616 §3.4.2), one per algorithm.
 
 use serde::{Deserialize, Serialize};
+pub use switchboard_model::{DigestMode, IpNet, IpNetError, parse_networks};
 
 /// Unix time in milliseconds.
 pub type Millis = i64;
@@ -86,8 +87,57 @@ pub struct Device {
     /// `ip:port` (IPv6 as `[v6]:port`) from which this PBX trunk is trusted without digest auth, and where its
     /// inbound calls go when it does not register. Unique across the platform.
     pub trusted_address: Option<String>,
+    /// Which digest algorithms the device is challenged with.
+    #[serde(with = "digest_text")]
+    pub digest: DigestMode,
+    /// Networks from which an `md5` device is offered MD5 alone before it ever authenticated.
+    #[serde(with = "networks_text")]
+    pub md5_from: Vec<IpNet>,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+/// `DigestMode` as its text in JSON.
+mod digest_text {
+    use super::DigestMode;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &DigestMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DigestMode, D::Error> {
+        let text = String::deserialize(d)?;
+        DigestMode::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown digest mode {text:?}")))
+    }
+}
+
+/// Networks as a list of CIDR strings in JSON.
+mod networks_text {
+    use super::IpNet;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(nets: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(nets.iter().map(ToString::to_string))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        let list = Vec::<String>::deserialize(d)?;
+        list.iter().map(|n| n.parse().map_err(serde::de::Error::custom)).collect()
+    }
+}
+
+/// The last successful authentication of a device: what it actually uses ("this ATA still uses MD5").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuth {
+    pub device_id: i64,
+    /// `MD5`, `SHA-256`, `SHA-512-256`.
+    pub algorithm: String,
+    pub user_agent: Option<String>,
+    /// The IP address it authenticated from.
+    pub source: String,
+    /// Since when it has authenticated this way (the algorithm, User-Agent and address above).
+    pub since: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +150,8 @@ pub struct NewDevice {
     pub call_types: Vec<String>,
     pub max_contacts: i64,
     pub trusted_address: Option<String>,
+    pub digest: DigestMode,
+    pub md5_from: Vec<IpNet>,
 }
 
 /// A partial update: `None` leaves the field as it is.
@@ -113,6 +165,9 @@ pub struct DeviceUpdate {
     pub credentials: Option<Credentials>,
     /// `Some(None)` clears the trusted address.
     pub trusted_address: Option<Option<String>>,
+    pub digest: Option<DigestMode>,
+    /// `Some(vec![])` clears the networks.
+    pub md5_from: Option<Vec<IpNet>>,
 }
 
 /// One registered contact of a device (RFC 3261 §10.3), as the location service keeps it.

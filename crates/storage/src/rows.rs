@@ -12,15 +12,15 @@
 use sqlx::FromRow;
 
 use crate::{
-    ActiveCall, Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceState,
-    DivertReason, Entity, Gateway, Number, Result, Service, ServiceMode, StoreError,
+    ActiveCall, Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceAuth,
+    DeviceState, DigestMode, DivertReason, Entity, Gateway, IpNet, Number, Result, Service, ServiceMode, StoreError,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
 macro_rules! device_columns {
     () => {
         "id, service_id, name, auth_id, realm, ha1_md5, ha1_sha256, ha1_sha512_256, caller_id, call_types, \
-         max_contacts, trusted_address, created_at, updated_at"
+         max_contacts, trusted_address, digest, md5_from, created_at, updated_at"
     };
 }
 pub(crate) use device_columns;
@@ -128,6 +128,8 @@ pub(crate) struct DeviceRow {
     call_types: String,
     max_contacts: i64,
     trusted_address: Option<String>,
+    digest: String,
+    md5_from: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -150,9 +152,39 @@ impl TryFrom<DeviceRow> for Device {
             call_types: decode_list("devices.call_types", &r.call_types)?,
             max_contacts: r.max_contacts,
             trusted_address: r.trusted_address,
+            digest: DigestMode::parse(&r.digest)
+                .ok_or_else(|| corrupt(format!("devices.digest holds {:?}", r.digest)))?,
+            md5_from: switchboard_model::parse_networks(r.md5_from.as_deref().unwrap_or_default())
+                .map_err(|e| corrupt(format!("devices.md5_from: {e}")))?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
+    }
+}
+
+/// Networks as stored: comma-separated, or NULL for none.
+pub(crate) fn networks_column(nets: &[IpNet]) -> Option<String> {
+    (!nets.is_empty()).then(|| nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct DeviceAuthRow {
+    device_id: i64,
+    algorithm: String,
+    user_agent: Option<String>,
+    source: String,
+    since: i64,
+}
+
+impl From<DeviceAuthRow> for DeviceAuth {
+    fn from(r: DeviceAuthRow) -> Self {
+        DeviceAuth {
+            device_id: r.device_id,
+            algorithm: r.algorithm,
+            user_agent: r.user_agent,
+            source: r.source,
+            since: r.since,
+        }
     }
 }
 

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 
 use crate::backend::SqlStore;
 use crate::{
-    ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceState, DeviceUpdate,
-    Gateway, Millis, NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Result, Service,
-    Store,
+    ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth, DeviceState,
+    DeviceUpdate, Gateway, Millis, NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Result,
+    Service, Store,
 };
 
 #[async_trait]
@@ -111,6 +111,12 @@ impl Store for SqlStore {
     }
     async fn device_states(&self) -> Result<Vec<DeviceState>> {
         SqlStore::device_states(self).await
+    }
+    async fn set_device_auths(&self, auths: &[DeviceAuth]) -> Result<()> {
+        SqlStore::set_device_auths(self, auths).await
+    }
+    async fn device_auths(&self) -> Result<Vec<DeviceAuth>> {
+        SqlStore::device_auths(self).await
     }
 
     async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<()> {

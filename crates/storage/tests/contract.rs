@@ -13,8 +13,8 @@ use harness::Ctx;
 use sqlx::Connection;
 use switchboard_storage::{
     ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrDirection, CdrDisposition, CdrFilter, Credentials, Device,
-    DeviceState, DeviceUpdate, DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewGateway, NewNumber, NewService,
-    NumberUpdate, ServiceMode, Store, StoreError,
+    DeviceAuth, DeviceState, DeviceUpdate, DigestMode, DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewGateway,
+    NewNumber, NewService, NumberUpdate, ServiceMode, Store, StoreError,
 };
 
 /// Generates `sqlite::$name` and `postgres::$name` tests for each contract function.
@@ -40,6 +40,8 @@ macro_rules! contract {
 }
 
 contract!(
+    device_digest_create_update_clear,
+    device_auth_upsert_skip_deleted_and_cascade,
     customers_create_list_lookup,
     customer_name_conflict,
     services_create_list_lookup,
@@ -107,6 +109,8 @@ fn new_device(service_id: i64, name: &str, auth_id: &str) -> NewDevice {
         call_types: vec!["local".to_owned(), "national".to_owned(), "mobile".to_owned()],
         max_contacts: 1,
         trusted_address: None,
+        digest: DigestMode::Modern,
+        md5_from: Vec::new(),
     }
 }
 
@@ -656,6 +660,59 @@ async fn device_states_upsert(ctx: Ctx) {
             DeviceState { device_id: e, online: true, since: 10 },
         ]
     );
+}
+
+async fn device_digest_create_update_clear(ctx: Ctx) {
+    let s = &*ctx.store;
+    let svc = service_fixture(s, "one").await;
+    let office = vec!["203.0.113.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+    let ata = s
+        .create_device(&NewDevice {
+            digest: DigestMode::Md5,
+            md5_from: office.clone(),
+            ..new_device(svc, "ata", "ata")
+        })
+        .await
+        .unwrap();
+    assert_eq!((ata.digest, ata.md5_from.clone()), (DigestMode::Md5, office.clone()));
+    let phone = s.create_device(&new_device(svc, "phone", "phone")).await.unwrap();
+    assert_eq!((phone.digest, phone.md5_from.len()), (DigestMode::Modern, 0));
+    assert_eq!(s.device(ata.id).await.unwrap(), Some(ata.clone()));
+    // Unrelated edits keep the setting; clearing the networks keeps the mode.
+    let renamed = s.update_device(ata.id, &DeviceUpdate { name: Some("hall".into()), ..Default::default() }).await;
+    assert_eq!(renamed.unwrap().md5_from, office);
+    let cleared =
+        s.update_device(ata.id, &DeviceUpdate { md5_from: Some(Vec::new()), ..Default::default() }).await.unwrap();
+    assert_eq!((cleared.digest, cleared.md5_from.len()), (DigestMode::Md5, 0));
+    let back = s
+        .update_device(ata.id, &DeviceUpdate { digest: Some(DigestMode::Modern), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(back.digest, DigestMode::Modern);
+    assert_eq!(s.device(ata.id).await.unwrap(), Some(back));
+}
+
+async fn device_auth_upsert_skip_deleted_and_cascade(ctx: Ctx) {
+    let s = &*ctx.store;
+    let svc = service_fixture(s, "one").await;
+    let a = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap().id;
+    let b = s.create_device(&new_device(svc, "phone", "bob")).await.unwrap().id;
+    assert!(s.device_auths().await.unwrap().is_empty());
+    let auth = |device_id, algorithm: &str, since| DeviceAuth {
+        device_id,
+        algorithm: algorithm.into(),
+        user_agent: Some("Grandstream HT801 1.0.5.11".into()),
+        source: "198.51.100.7".into(),
+        since,
+    };
+    s.set_device_auths(&[auth(a, "SHA-256", 10), auth(b, "MD5", 20), auth(a, "MD5", 30)]).await.unwrap();
+    assert_eq!(s.device_auths().await.unwrap(), vec![auth(a, "MD5", 30), auth(b, "MD5", 20)]);
+    // A device deleted while its record was queued: skipped, the rest written.
+    s.delete_device(b).await.unwrap();
+    s.set_device_auths(&[auth(b, "SHA-256", 40), auth(a, "SHA-256", 50)]).await.unwrap();
+    assert_eq!(s.device_auths().await.unwrap(), vec![auth(a, "SHA-256", 50)]);
+    s.delete_device(a).await.unwrap();
+    assert!(s.device_auths().await.unwrap().is_empty(), "cascade");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1406,7 +1463,10 @@ fn migrations_define_same_tables_and_columns() {
         names
     };
     let names = files("sqlite");
-    assert_eq!(names, ["0001_init.sql", "0002_numbers_gateways.sql", "0003_cdrs.sql", "0004_calls.sql"]);
+    assert_eq!(
+        names,
+        ["0001_init.sql", "0002_numbers_gateways.sql", "0003_cdrs.sql", "0004_calls.sql", "0005_device_digest.sql"]
+    );
     assert_eq!(files("postgres"), names);
     let mut all = std::collections::BTreeMap::new();
     for name in &names {
@@ -1426,6 +1486,7 @@ fn migrations_define_same_tables_and_columns() {
             "cdrs",
             "change_log",
             "customers",
+            "device_auth",
             "device_states",
             "devices",
             "gateways",
@@ -1434,7 +1495,9 @@ fn migrations_define_same_tables_and_columns() {
         ]
     );
     assert!(all["devices"].iter().any(|c| c == "auth_id"));
-    assert_eq!(all["devices"].last().map(String::as_str), Some("trusted_address"), "added by 0004");
+    let devices: Vec<&str> = all["devices"].iter().map(String::as_str).collect();
+    assert!(devices.ends_with(&["trusted_address", "digest", "md5_from"]), "added by 0004 and 0005: {devices:?}");
+    assert_eq!(all["device_auth"], ["device_id", "algorithm", "user_agent", "source", "since"]);
     assert_eq!(
         all["active_calls"],
         [

@@ -93,7 +93,7 @@ fn duration(ms: Millis) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
-fn utc(ms: Millis) -> String {
+pub(crate) fn utc(ms: Millis) -> String {
     let secs = ms.div_euclid(1000);
     let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = switchboard_server::civil_from_days(days);

@@ -162,6 +162,14 @@ pub struct DeviceAdd {
     /// password, and where its calls go when it does not register.
     #[arg(long, value_name = "IP[:PORT]")]
     pub trusted_address: Option<String>,
+    /// Digest algorithms it is challenged with: modern (SHA-256, then MD5; the default) or md5 (MD5 alone, for
+    /// endpoints that fail on SHA-256; offered only from its known address or --md5-from).
+    #[arg(long, value_name = "modern|md5")]
+    pub digest: Option<String>,
+    /// Networks (CIDR, comma-separated) from which an md5 device is offered MD5 alone even before it ever
+    /// registered: its office's address.
+    #[arg(long, value_name = "CIDR[,CIDR...]")]
+    pub md5_from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +191,15 @@ pub struct DeviceEdit {
     /// Trust this device only with its password again.
     #[arg(long, visible_alias = "no-trusted-address")]
     pub clear_trusted_address: bool,
+    /// modern (SHA-256, then MD5) or md5 (MD5 alone from its known address or --md5-from).
+    #[arg(long, value_name = "modern|md5")]
+    pub digest: Option<String>,
+    /// Networks (CIDR, comma-separated) from which an md5 device is offered MD5 alone.
+    #[arg(long, value_name = "CIDR[,CIDR...]", conflicts_with = "clear_md5_from")]
+    pub md5_from: Option<String>,
+    /// Forget the --md5-from networks.
+    #[arg(long)]
+    pub clear_md5_from: bool,
 }
 
 #[derive(Debug, Subcommand)]

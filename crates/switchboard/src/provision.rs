@@ -8,7 +8,8 @@ use serde::Serialize;
 use switchboard_server::Config;
 use switchboard_sip_core::digest::{Algorithm, ha1};
 use switchboard_storage::{
-    Credentials, Device, DeviceUpdate, NewDevice, NewService, Service, ServiceMode, Store, StoreError,
+    Credentials, Device, DeviceUpdate, DigestMode, IpNet, NewDevice, NewService, Service, ServiceMode, Store,
+    StoreError,
 };
 
 use crate::cli::{Command, CustomerCmd, DeviceAdd, DeviceCmd, DeviceEdit, ServiceCmd};
@@ -132,7 +133,12 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
         DeviceCmd::Show { auth_id, json } => {
             let d = device_by_auth(store, &auth_id).await?;
             if json {
-                print_json(&d)?;
+                let last = store.device_auths().await?.into_iter().find(|a| a.device_id == d.id);
+                let mut v = serde_json::to_value(&d)?;
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("last_auth".into(), serde_json::to_value(last)?);
+                }
+                print_json(&v)?;
             } else {
                 print_device(&d, store).await?;
             }
@@ -143,9 +149,20 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
             if update == DeviceUpdate::default() {
                 bail!(
                     "nothing to change: give at least one of --name, --caller-id, --clear-caller-id, --call-types, \
-                     --max-contacts, --trusted-address, --clear-trusted-address"
+                     --max-contacts, --trusted-address, --clear-trusted-address, --digest, --md5-from, \
+                     --clear-md5-from"
                 );
             }
+            let after = update.digest.unwrap_or(d.digest);
+            if update.md5_from.as_ref().is_some_and(|n| !n.is_empty()) && after != DigestMode::Md5 {
+                bail!("--md5-from: only for a device with --digest md5");
+            }
+            // Networks mean nothing for a modern device: switching back clears them.
+            let update = if after == DigestMode::Modern && !d.md5_from.is_empty() && update.md5_from.is_none() {
+                DeviceUpdate { md5_from: Some(Vec::new()), ..update }
+            } else {
+                update
+            };
             let d = store.update_device(d.id, &update).await.map_err(friendly)?;
             println!("device {} updated", d.auth_id);
         }
@@ -214,6 +231,11 @@ fn new_device(add: &DeviceAdd, service: &Service, config: &Config) -> anyhow::Re
     };
     let trusted_address =
         add.trusted_address.as_deref().map(|a| check_trusted_address("--trusted-address", a)).transpose()?;
+    let digest = add.digest.as_deref().map(|d| check_digest("--digest", d)).transpose()?.unwrap_or_default();
+    let md5_from = add.md5_from.as_deref().map(|n| check_networks("--md5-from", n)).transpose()?.unwrap_or_default();
+    if !md5_from.is_empty() && digest != DigestMode::Md5 {
+        bail!("--md5-from: only for a device with --digest md5");
+    }
     let max_contacts = match (service.mode, add.max_contacts) {
         (ServiceMode::Direct, Some(n)) if n != 1 => {
             bail!("--max-contacts: a Direct Mode device holds exactly one contact")
@@ -232,6 +254,8 @@ fn new_device(add: &DeviceAdd, service: &Service, config: &Config) -> anyhow::Re
         call_types,
         max_contacts,
         trusted_address,
+        digest,
+        md5_from,
     };
     Ok((new, password, generated))
 }
@@ -250,6 +274,12 @@ fn device_update(edit: &DeviceEdit) -> anyhow::Result<DeviceUpdate> {
             other => other,
         },
         credentials: None,
+        digest: edit.digest.as_deref().map(|d| check_digest("--digest", d)).transpose()?,
+        md5_from: if edit.clear_md5_from {
+            Some(Vec::new())
+        } else {
+            edit.md5_from.as_deref().map(|n| check_networks("--md5-from", n)).transpose()?
+        },
         trusted_address: if edit.clear_trusted_address {
             Some(None)
         } else {
@@ -336,6 +366,23 @@ pub fn check_caller_id(field: &str, v: &str) -> anyhow::Result<String> {
 
 /// An IP address with an optional port (5060 if none), stored as `ip:port` or `[v6]:port` so that one address
 /// has one spelling (the daemon matches it against packet sources, and it is unique across devices).
+/// `modern` or `md5`.
+pub fn check_digest(field: &str, v: &str) -> anyhow::Result<DigestMode> {
+    DigestMode::parse(v).with_context(|| format!("{field}: expected modern or md5, got {v:?}"))
+}
+
+/// Comma-separated CIDR networks (at most 20), each with its host bits clear.
+pub fn check_networks(field: &str, v: &str) -> anyhow::Result<Vec<IpNet>> {
+    if v.trim().is_empty() {
+        bail!("{field}: give at least one network (a.b.c.d/n), or use --clear-md5-from");
+    }
+    let nets = switchboard_storage::parse_networks(v).map_err(|e| anyhow::anyhow!("{field}: {e}"))?;
+    if nets.len() > 20 {
+        bail!("{field}: at most 20 networks");
+    }
+    Ok(nets)
+}
+
 pub fn check_trusted_address(field: &str, v: &str) -> anyhow::Result<String> {
     const DEFAULT_PORT: u16 = 5060;
     let parsed = v.parse::<SocketAddr>().ok().or_else(|| {
@@ -424,6 +471,8 @@ fn read_csv(path: &Path, service: &Service, config: &Config) -> anyhow::Result<V
                 call_types: DEFAULT_CALL_TYPES.iter().map(|s| s.to_string()).collect(),
                 max_contacts,
                 trusted_address: None,
+                digest: DigestMode::Modern,
+                md5_from: Vec::new(),
             },
         ));
     }
@@ -460,6 +509,24 @@ async fn print_device(d: &Device, store: &dyn Store) -> anyhow::Result<()> {
     println!("call types:    {}", d.call_types.join(", "));
     println!("max contacts:  {}", d.max_contacts);
     println!("trusted from:  {}", d.trusted_address.as_deref().unwrap_or("-"));
+    let networks: Vec<String> = d.md5_from.iter().map(ToString::to_string).collect();
+    match (d.digest, networks.is_empty()) {
+        (DigestMode::Modern, _) => println!("digest:        modern (SHA-256, then MD5)"),
+        (DigestMode::Md5, true) => println!("digest:        md5 (MD5 alone from its last address)"),
+        (DigestMode::Md5, false) => {
+            println!("digest:        md5 (MD5 alone from its last address and {})", networks.join(", "));
+        }
+    }
+    match store.device_auths().await?.into_iter().find(|a| a.device_id == d.id) {
+        Some(a) => println!(
+            "last auth:     {} from {} ({}), since {}",
+            a.algorithm,
+            a.source,
+            a.user_agent.as_deref().unwrap_or("no User-Agent"),
+            crate::calls::utc(a.since)
+        ),
+        None => println!("last auth:     never"),
+    }
     let bindings = store.bindings_for_device(d.id).await?;
     println!("registrations: {}", bindings.len());
     for b in bindings {
@@ -479,6 +546,8 @@ struct RegistrationRow {
     expires_at: i64,
     expires_in: i64,
     user_agent: Option<String>,
+    /// The digest algorithm of the device's last successful authentication.
+    auth_algorithm: Option<String>,
     node: String,
     online: bool,
     state_since: Option<i64>,
@@ -490,6 +559,8 @@ async fn registrations(store: &dyn Store, json: bool) -> anyhow::Result<()> {
         store.list_devices(None).await?.into_iter().map(|d| (d.id, d)).collect();
     let states: std::collections::HashMap<i64, (bool, i64)> =
         store.device_states().await?.into_iter().map(|s| (s.device_id, (s.online, s.since))).collect();
+    let auths: std::collections::HashMap<i64, String> =
+        store.device_auths().await?.into_iter().map(|a| (a.device_id, a.algorithm)).collect();
     let mut rows = Vec::new();
     for b in store.list_bindings().await? {
         if b.expires_at <= now {
@@ -507,6 +578,7 @@ async fn registrations(store: &dyn Store, json: bool) -> anyhow::Result<()> {
             expires_at: b.expires_at,
             expires_in: (b.expires_at - now) / 1000,
             user_agent: b.user_agent,
+            auth_algorithm: auths.get(&b.device_id).cloned(),
             node: b.node,
             online: state.is_some_and(|s| s.0),
             state_since: state.map(|s| s.1),
@@ -525,11 +597,16 @@ async fn registrations(store: &dyn Store, json: bool) -> anyhow::Result<()> {
                 r.transport.clone(),
                 format!("{}s", r.expires_in),
                 if r.online { "online".into() } else { "offline".into() },
+                r.auth_algorithm.clone().unwrap_or_else(|| "-".into()),
+                r.user_agent.clone().unwrap_or_else(|| "-".into()),
                 r.node.clone(),
             ]
         })
         .collect();
-    table(&["AUTH ID", "CONTACT", "SOURCE", "TRANSPORT", "EXPIRES", "STATE", "NODE"], table_rows);
+    table(
+        &["AUTH ID", "CONTACT", "SOURCE", "TRANSPORT", "EXPIRES", "STATE", "DIGEST", "USER AGENT", "NODE"],
+        table_rows,
+    );
     Ok(())
 }
 

@@ -17,7 +17,6 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use crate::header::top_via;
 use crate::{HeaderName, Headers};
 
 /// Answers remembered, by a keyed hash of the request's identity.
@@ -46,16 +45,18 @@ impl AnswerMemory {
         }
     }
 
-    /// The identity of a request from `source`: top Via branch and sent-by, Call-ID, CSeq (number and method), and
-    /// the source itself. `None` without a Via branch (an RFC 2543 client): such requests are not remembered.
+    /// The identity of a request from `source`: its top Via line (branch and sent-by, as RFC 3261 §17.2.3 matches
+    /// server transactions; the `received`/`rport` stamped on it depend only on the source), Call-ID and CSeq, and
+    /// the source itself. Hashed from the header text, without parsing. `None` without a Via branch (an RFC 2543
+    /// client, whose retransmissions cannot be told from new requests): such requests are not remembered.
     pub fn key(&self, source: impl Hash, headers: &Headers) -> Option<u64> {
-        let via = top_via(headers).ok()?;
-        let branch = via.branch()?;
+        let via = headers.get(&HeaderName::Via)?;
+        if !via.contains("branch=") {
+            return None;
+        }
         let mut h = self.hasher.build_hasher();
         source.hash(&mut h);
-        branch.hash(&mut h);
-        via.host.hash(&mut h);
-        via.port.hash(&mut h);
+        via.hash(&mut h);
         headers.get(&HeaderName::CallId).hash(&mut h);
         headers.get(&HeaderName::CSeq).map(str::trim).hash(&mut h);
         Some(h.finish())
@@ -71,7 +72,7 @@ impl AnswerMemory {
 
     /// Remembers `answer` for the request with identity `key`. A second answer to the same request (which the
     /// caller should not give) replaces the first without extending its life.
-    pub fn remember(&mut self, key: u64, answer: &[u8], now: u64) {
+    pub fn remember(&mut self, key: u64, answer: impl Into<Box<[u8]>>, now: u64) {
         self.forget_old(now);
         if self.answers.insert(key, answer.into()).is_some() {
             return;
@@ -130,7 +131,7 @@ mod tests {
         let mut m = AnswerMemory::new(10, 32_000);
         let src = "192.0.2.1:5060";
         let k = m.key(src, &headers("z9hG4bK1", "1 REGISTER")).unwrap();
-        m.remember(k, b"SIP/2.0 401 Unauthorized", 0);
+        m.remember(k, &b"SIP/2.0 401 Unauthorized"[..], 0);
         assert_eq!(
             m.recall(m.key(src, &headers("z9hG4bK1", "1 REGISTER")).unwrap(), 500),
             Some(&b"SIP/2.0 401 Unauthorized"[..])
@@ -145,12 +146,12 @@ mod tests {
     #[test]
     fn answers_are_forgotten_by_age_and_by_count() {
         let mut m = AnswerMemory::new(2, 1_000);
-        m.remember(1, b"a", 0);
-        m.remember(2, b"b", 500);
+        m.remember(1, &b"a"[..], 0);
+        m.remember(2, &b"b"[..], 500);
         assert!(m.recall(1, 999).is_some());
         assert!(m.recall(1, 1_000).is_none(), "aged out");
-        m.remember(3, b"c", 1_000);
-        m.remember(4, b"d", 1_001);
+        m.remember(3, &b"c"[..], 1_000);
+        m.remember(4, &b"d"[..], 1_001);
         assert_eq!(m.len(), 2);
         assert!(m.recall(2, 1_001).is_none(), "pushed out by count");
         assert!(m.recall(3, 1_001).is_some() && m.recall(4, 1_001).is_some());
