@@ -1,5 +1,7 @@
 //! baresip (a real SIP user agent, Debian `baresip-core`) registering with the real daemon.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

@@ -5,6 +5,8 @@
 //! A device that receives calls is registered by our own client from a port, which SIPp then takes over as a
 //! UAS: the daemon sends INVITEs to the address a REGISTER came from.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

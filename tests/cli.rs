@@ -1,6 +1,8 @@
 //! The operator CLI as a user runs it: provisioning against a bare database (no daemon), errors that name the bad
 //! field, CSV import, `config`, and changes that a running daemon picks up without a restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

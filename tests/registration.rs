@@ -1,6 +1,8 @@
 //! Registration end to end: the real `switchboard` binary, provisioned through its CLI, with SIPp and our own
 //! test client registering over UDP and TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 use std::time::{Duration, Instant};
 
 use switchboard_sip_core::{HeaderName, Message};

@@ -2,7 +2,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use switchboard_sip_core::divert::{DivertReason, diversion_value, diverted_history, history_info};
+use switchboard_model::DivertReason;
+use switchboard_sip_core::divert::{self, diversion_value, diverted_history, history_info};
 use switchboard_sip_core::transaction::Key;
 use switchboard_sip_core::validate::response_to;
 use switchboard_sip_core::{HeaderName, Headers, Message, Method};
@@ -353,7 +354,7 @@ impl<H: Hop> Call<H> {
         let targets = std::mem::take(&mut self.plan.ring);
         if targets.is_empty() {
             return match self.plan.divert.is_some() {
-                true => self.start_divert(DivertReason::Unavailable, now),
+                true => self.start_divert(DivertReason::Offline, now),
                 false => self.fail(480, "Temporarily Unavailable", EndReason::Unanswered, now),
             };
         }
@@ -724,7 +725,7 @@ impl<H: Hop> Call<H> {
     fn ring_exhausted(&mut self, now: u64) {
         if !self.in_divert && self.plan.divert.is_some() {
             let busy = self.best_failure.as_ref().is_some_and(|(c, _)| is_busy(*c));
-            let reason = if busy { DivertReason::UserBusy } else { DivertReason::Unavailable };
+            let reason = if busy { DivertReason::Busy } else { DivertReason::Offline };
             return self.start_divert(reason, now);
         }
         let (code, reason) = self.best_failure.clone().unwrap_or((480, "Temporarily Unavailable".into()));
@@ -759,13 +760,13 @@ impl<H: Hop> Call<H> {
         }
         let mut targets = VecDeque::with_capacity(plan.targets.len());
         for mut t in plan.targets {
-            if let Ok(v) = diversion_value(&plan.diverting_uri, reason, plan.counter, false) {
+            if let Ok(v) = diversion_value(&plan.diverting_uri, wire(reason), plan.counter, false) {
                 t.extra.push((HeaderName::Diversion, v));
             }
             for p in &plan.previous {
                 t.extra.push((HeaderName::Diversion, p.clone()));
             }
-            if let Ok(v) = history_info(&diverted_history(&plan.diverting_uri, &t.request_uri, reason)) {
+            if let Ok(v) = history_info(&diverted_history(&plan.diverting_uri, &t.request_uri, wire(reason))) {
                 t.extra.push((HeaderName::HistoryInfo, v));
             }
             targets.push_back(t);
@@ -846,7 +847,7 @@ impl<H: Hop> Call<H> {
         self.note_failure(code, &reason);
         let hunting = self.mode == Mode::Hunt || self.in_divert;
         if !self.in_divert && self.plan.divert_on_busy && is_busy(code) && self.plan.divert.is_some() {
-            return self.start_divert(DivertReason::UserBusy, now);
+            return self.start_divert(DivertReason::Busy, now);
         }
         if hunting {
             if is_failover(code) {
@@ -1273,4 +1274,14 @@ fn copy_body(from: &Message, to: &mut Message) {
         to.headers.set(HeaderName::ContentType, ct);
     }
     to.body = from.body.clone();
+}
+
+/// The reason on the wire (RFC 5806 `reason`, and through it the RFC 7044 cause) for why we divert.
+fn wire(reason: DivertReason) -> divert::DivertReason {
+    match reason {
+        DivertReason::NoAnswer => divert::DivertReason::NoAnswer,
+        DivertReason::Busy => divert::DivertReason::UserBusy,
+        DivertReason::All => divert::DivertReason::Unconditional,
+        DivertReason::Offline => divert::DivertReason::Unavailable,
+    }
 }

@@ -25,8 +25,8 @@ mod tests;
 
 pub use call::{ALLOW, Action, Call, CallConfig, Disposition, EndReason, Record, token_of_tag};
 
+pub use switchboard_model::DivertReason;
 use switchboard_sip_core::HeaderName;
-pub use switchboard_sip_core::divert::DivertReason;
 
 /// Where a leg's messages go and how we appear there: the driver's notion of a next hop (address, transport,
 /// connection) and our address as seen from it.

@@ -412,17 +412,17 @@ fn every_gateway_failing_gives_the_caller_the_failure() {
 fn divert_now_to_an_unconfigured_voicemail_is_480() {
     let mut p = fork(&[]);
     p.divert = Some(divert_plan(&[]));
-    p.divert_now = Some(DivertReason::Unconditional);
+    p.divert_now = Some(DivertReason::All);
     let h = Harness::new(p, true);
     assert_eq!(h.codes_to_a(), [100, 480]);
-    assert_eq!(h.record.unwrap().divert, Some(DivertReason::Unconditional));
+    assert_eq!(h.record.unwrap().divert, Some(DivertReason::All));
 }
 
 #[test]
 fn divert_now_is_unconditional() {
     let mut p = fork(&["dev1"]);
     p.divert = Some(divert_plan(&["gw1"]));
-    p.divert_now = Some(DivertReason::Unconditional);
+    p.divert_now = Some(DivertReason::All);
     let h = Harness::new(p, true);
     assert_eq!(h.invites().len(), 1, "the device is not rung");
     let (_, gw) = h.invite_to("gw1");

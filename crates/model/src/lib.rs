@@ -3,7 +3,9 @@
 //! pulling in another's.
 
 mod digest;
+mod divert;
 mod net;
 
 pub use digest::DigestMode;
+pub use divert::{DivertReason, DivertWhen};
 pub use net::{IpNet, IpNetError, parse_networks};

@@ -4,41 +4,7 @@
 /// Ring time before a no-answer divert, unless the number says otherwise.
 pub const DEFAULT_NO_ANSWER_SECS: u32 = 60;
 
-/// When a number's calls divert.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum DivertWhen {
-    #[default]
-    Never,
-    /// After `no_answer_secs` of ringing, on busy, or at once when no device is registered.
-    NoAnswer,
-    /// Always, without ringing.
-    All,
-    /// When no device is online; otherwise ring with no timer.
-    Offline,
-}
-
-impl DivertWhen {
-    /// The stored name (`numbers.divert_when`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Never => "never",
-            Self::NoAnswer => "no_answer",
-            Self::All => "all",
-            Self::Offline => "offline",
-        }
-    }
-
-    /// The inverse of [`Self::as_str`]; also accepts `no-answer`, the spelling the portal shows.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "never" => Some(Self::Never),
-            "no_answer" | "no-answer" => Some(Self::NoAnswer),
-            "all" => Some(Self::All),
-            "offline" => Some(Self::Offline),
-            _ => None,
-        }
-    }
-}
+pub use switchboard_model::DivertWhen;
 
 /// Where a diverted call goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

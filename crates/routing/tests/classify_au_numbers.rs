@@ -1,6 +1,8 @@
 //! The Australian numbering plan, row by row: every call type, both international forms, `+61` forms,
 //! separators, area-code expansion, and the incomplete (484) / invalid (404) edges.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 use switchboard_routing::CallType::{self, *};
 use switchboard_routing::NumberError::{self, Incomplete, Invalid};
 use switchboard_routing::{Classified, DialContext, classify, classify_on_net};

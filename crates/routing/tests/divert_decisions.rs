@@ -1,5 +1,7 @@
 //! Inbound divert rules -> RoutePlan: every divert_when × divert_to × presence combination, each written out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 use switchboard_routing::DivertWhen::{self, All, Never, NoAnswer, Offline};
 use switchboard_routing::{DEFAULT_NO_ANSWER_SECS, DivertTo, NumberRules, Presence, RoutePlan, decide};
 

@@ -122,7 +122,12 @@ pub(crate) struct CallTable {
 }
 
 impl CallTable {
-    pub fn new(cfg: CallConfig, limits: CallsConfig, voicemail: Option<SocketAddr>, gateways: Vec<Gateway>) -> Self {
+    pub fn new(
+        cfg: CallConfig,
+        limits: CallsConfig,
+        voicemail: Option<SocketAddr>,
+        gateways: Vec<(Gateway, Option<SocketAddr>)>,
+    ) -> Self {
         let mut t = CallTable {
             cfg,
             limits,
@@ -146,11 +151,12 @@ impl CallTable {
         t
     }
 
-    /// Replaces the gateway list (from the store), keeping what is known of each one's health.
-    pub fn set_gateways(&mut self, list: Vec<Gateway>) {
+    /// Replaces the gateway list (from the store and the file, each with the address its name resolved to off
+    /// this task), keeping what is known of each one's health.
+    pub fn set_gateways(&mut self, list: Vec<(Gateway, Option<SocketAddr>)>) {
         let mut next = Vec::with_capacity(list.len());
-        for gw in list.into_iter().filter(|g| g.enabled) {
-            let Some(addr) = resolve(&gw.address) else {
+        for (gw, addr) in list.into_iter().filter(|(g, _)| g.enabled) {
+            let Some(addr) = addr else {
                 tracing::warn!(gateway = %gw.name, address = %gw.address, "gateway address does not resolve; skipped");
                 continue;
             };
@@ -192,14 +198,6 @@ impl CallTable {
             self.due.insert(token, at);
         }
     }
-}
-
-fn resolve(address: &str) -> Option<SocketAddr> {
-    if let Ok(a) = address.parse() {
-        return Some(a);
-    }
-    let with_port = if address.contains(':') { address.to_owned() } else { format!("{address}:5060") };
-    std::net::ToSocketAddrs::to_socket_addrs(&with_port).ok()?.next()
 }
 
 /// The user part of a URI, unescaped.
@@ -496,8 +494,8 @@ impl Core {
             }
             RoutePlan::Divert(to) => {
                 let reason = match divert_when {
-                    DivertWhen::All => DivertReason::Unconditional,
-                    _ => DivertReason::Unavailable,
+                    DivertWhen::All => DivertReason::All,
+                    _ => DivertReason::Offline,
                 };
                 let mut p = Plan::ring(Mode::Fork, Vec::new());
                 p.divert = Some(divert_plan(self, &to));
@@ -676,12 +674,7 @@ impl Core {
             Disposition::Cancelled => CdrDisposition::Cancelled,
             Disposition::Rejected => CdrDisposition::Rejected,
         };
-        let divert_reason = r.divert.map(|d| match d {
-            DivertReason::NoAnswer => switchboard_storage::DivertReason::NoAnswer,
-            DivertReason::UserBusy => switchboard_storage::DivertReason::Busy,
-            DivertReason::Unconditional => switchboard_storage::DivertReason::All,
-            _ => switchboard_storage::DivertReason::Offline,
-        });
+        let divert_reason = r.divert;
         let ms = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
         let gateway = if m.via_gateway || r.divert.is_some_and(|_| r.diverted_to.as_deref() != Some("voicemail")) {
             r.target.clone()

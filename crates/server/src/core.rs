@@ -51,8 +51,6 @@ pub(crate) struct Core {
     pub devices: DeviceCache,
     pub numbers: NumberCache,
     pub calls: CallTable,
-    /// Gateways from the configuration file, kept beside the stored ones whenever those are reloaded.
-    pub file_gateways: Vec<switchboard_storage::Gateway>,
     pub prober: Prober,
     pub writer: WriteQueue,
     pub events: broadcast::Sender<DeviceEvent>,
@@ -514,8 +512,7 @@ impl Core {
                 self.numbers.upsert(*n);
             }
             DeviceUpdate::NumberRemoved(id) => self.numbers.remove(id),
-            DeviceUpdate::Gateways(mut list) => {
-                list.extend(self.file_gateways.iter().cloned());
+            DeviceUpdate::Gateways(list) => {
                 tracing::info!(gateways = list.len(), "gateway list reloaded");
                 self.calls.set_gateways(list);
             }

@@ -38,7 +38,31 @@ pub enum DeviceUpdate {
     Removed(i64),
     Number(Box<CachedNumber>),
     NumberRemoved(i64),
-    Gateways(Vec<Gateway>),
+    /// The whole gateway list (stored and from the file), each with its resolved address.
+    Gateways(Vec<(Gateway, Option<SocketAddr>)>),
+}
+
+/// Resolves each gateway's address (`IP:PORT`, or `HOST[:PORT]`, port 5060 if not given) without blocking: host
+/// names are looked up here, in the change follower or at start, never in the SIP task. A name that does not
+/// resolve within 2 s gets `None` (the gateway is skipped, with a warning, until the list is loaded again).
+pub async fn resolve_gateways(list: Vec<Gateway>) -> Vec<(Gateway, Option<SocketAddr>)> {
+    let mut out = Vec::with_capacity(list.len());
+    for gw in list {
+        let addr = match gw.address.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                let with_port =
+                    if gw.address.contains(':') { gw.address.clone() } else { format!("{}:5060", gw.address) };
+                let lookup = tokio::net::lookup_host(with_port);
+                match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                    Ok(Ok(mut addrs)) => addrs.next(),
+                    _ => None,
+                }
+            }
+        };
+        out.push((gw, addr));
+    }
+    out
 }
 
 /// A phone number with the customer that owns it (for caller ID checks).
@@ -172,6 +196,7 @@ pub async fn follow_changes(
     store: Arc<dyn Store>,
     mut after: i64,
     every: Duration,
+    file_gateways: Vec<Gateway>,
     tx: mpsc::Sender<DeviceUpdate>,
     shutdown: CancellationToken,
 ) {
@@ -208,8 +233,10 @@ pub async fn follow_changes(
                     }
                     Entity::Gateway => {
                         match store.list_gateways().await {
-                            Ok(list) => {
-                                if tx.send(DeviceUpdate::Gateways(list)).await.is_err() {
+                            Ok(mut list) => {
+                                list.extend(file_gateways.iter().cloned());
+                                let resolved = resolve_gateways(list).await;
+                                if tx.send(DeviceUpdate::Gateways(resolved)).await.is_err() {
                                     return;
                                 }
                             }
@@ -258,4 +285,31 @@ async fn load_number(store: &dyn Store, id: i64) -> Result<Option<CachedNumber>,
     let Some(number) = store.number(id).await? else { return Ok(None) };
     let customer_id = store.service(number.service_id).await?.map_or(0, |s| s.customer_id);
     Ok(Some(CachedNumber { number, customer_id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(address: &str) -> Gateway {
+        Gateway {
+            id: 1,
+            name: "carrier".into(),
+            address: address.into(),
+            transport: "udp".into(),
+            priority: 1,
+            enabled: true,
+            created_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn gateway_names_resolve_off_the_sip_task_and_bad_ones_are_skipped() {
+        let list = vec![gateway("192.0.2.7:5070"), gateway("localhost:5071"), gateway("no-such-host.invalid")];
+        let resolved = resolve_gateways(list).await;
+        let addrs: Vec<Option<SocketAddr>> = resolved.into_iter().map(|(_, a)| a).collect();
+        assert_eq!(addrs[0], Some("192.0.2.7:5070".parse().unwrap()));
+        assert!(addrs[1].is_some_and(|a| a.ip().is_loopback() && a.port() == 5071), "{addrs:?}");
+        assert_eq!(addrs[2], None);
+    }
 }

@@ -98,6 +98,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     let numbers = devices::NumberCache::load(store.as_ref()).await?;
     let mut gateways = store.list_gateways().await?;
     gateways.extend(config.file_gateways());
+    let gateways = devices::resolve_gateways(gateways).await;
     let cleared = store.clear_active_calls(&config.node.name).await?;
     if cleared > 0 {
         tracing::warn!(calls = cleared, "calls this node held when it stopped were lost");
@@ -151,6 +152,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         store.clone(),
         last_change,
         Duration::from_millis(config.database.poll_ms),
+        config.file_gateways(),
         updates_tx,
         shutdown.clone(),
     ));
@@ -174,7 +176,6 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         devices,
         numbers,
         calls: calls::CallTable::new(call_config(&config), config.calls.clone(), voicemail, gateways),
-        file_gateways: config.file_gateways(),
         prober: prober::Prober::new(config.sip.t1_ms, config.keepalive.timeout_ms),
         writer: writes,
         events: events.clone(),

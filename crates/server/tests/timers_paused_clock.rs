@@ -1,6 +1,8 @@
 //! Product timers in virtual time: the daemon runs in-process on a paused tokio clock, so registration expiry,
 //! keepalive failure and the no-answer divert are checked to the millisecond without sleeping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -12,6 +12,8 @@
 //! `ValidButApp` is used where the RFC names the refusal the application gives, and for unknown methods (501,
 //! RFC 3261 §8.2.1), which no UAS can carry out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;

@@ -218,9 +218,9 @@ pub struct DeviceState {
 }
 
 /// When a number's inbound calls divert (`numbers.divert_when`): the routing crate's type, stored by its name.
-pub use switchboard_routing::DivertWhen;
+pub use switchboard_model::DivertWhen;
 
-/// [`DivertWhen`] in JSON as its stored name (`no_answer`); the routing crate carries no serde.
+/// [`DivertWhen`] in JSON as its stored name (`no_answer`); the model crate carries no serde.
 mod divert_when_name {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -393,33 +393,25 @@ impl CdrDisposition {
     }
 }
 
-/// Why a call was diverted (`cdrs.divert_reason`): a number's divert rule, or the callee being busy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DivertReason {
-    NoAnswer,
-    All,
-    Offline,
-    Busy,
-}
+/// Why a call was diverted (`cdrs.divert_reason`): the model's one vocabulary.
+pub use switchboard_model::DivertReason;
 
-impl DivertReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DivertReason::NoAnswer => "no_answer",
-            DivertReason::All => "all",
-            DivertReason::Offline => "offline",
-            DivertReason::Busy => "busy",
+/// An optional [`DivertReason`] in JSON as its stored name (`no_answer`), or null.
+mod divert_reason_text {
+    use super::DivertReason;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &Option<DivertReason>, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Some(r) => s.serialize_some(r.as_str()),
+            None => s.serialize_none(),
         }
     }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "no_answer" => Some(DivertReason::NoAnswer),
-            "all" => Some(DivertReason::All),
-            "offline" => Some(DivertReason::Offline),
-            "busy" => Some(DivertReason::Busy),
-            _ => None,
-        }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DivertReason>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| DivertReason::parse(&t).ok_or_else(|| serde::de::Error::custom(format!("unknown reason {t:?}"))))
+            .transpose()
     }
 }
 
@@ -447,6 +439,7 @@ pub struct Cdr {
     pub disposition: CdrDisposition,
     /// The final SIP response status, if there was one.
     pub sip_status: Option<u16>,
+    #[serde(with = "divert_reason_text")]
     pub divert_reason: Option<DivertReason>,
     /// Where the call was diverted to (`voicemail` or E.164).
     pub diverted_to: Option<String>,

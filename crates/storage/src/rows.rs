@@ -439,7 +439,8 @@ pub(crate) fn entity_str(entity: Entity) -> &'static str {
 
 /// A list column's stored text: a JSON array of strings.
 pub(crate) fn encode_list(items: &[String]) -> String {
-    serde_json::to_string(items).expect("a list of strings always serialises")
+    // Serialising strings cannot fail; an empty list is the harmless answer should it ever.
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
 fn decode_list(column: &str, text: &str) -> Result<Vec<String>> {

@@ -37,7 +37,7 @@ impl Store for SqlStore {
 
     async fn create_device(&self, new: &NewDevice) -> Result<Device> {
         let mut created = SqlStore::create_devices(self, std::slice::from_ref(new)).await?;
-        Ok(created.pop().expect("create_devices returns one device per input"))
+        created.pop().ok_or_else(|| crate::StoreError::Database(sqlx::Error::RowNotFound))
     }
     async fn create_devices(&self, new: &[NewDevice]) -> Result<Vec<Device>> {
         SqlStore::create_devices(self, new).await

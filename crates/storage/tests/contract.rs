@@ -5,6 +5,8 @@
 //! panics), so tests run in parallel without seeing each other. If the server is unreachable the PostgreSQL tests
 //! are skipped with a loud line on stderr, except under `CI=true`, where they fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 mod harness;
 
 use std::collections::BTreeSet;

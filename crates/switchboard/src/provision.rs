@@ -311,8 +311,11 @@ fn generate_password() -> anyhow::Result<String> {
         // Rejection sampling keeps every symbol equally likely.
         let limit = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
         for b in buf {
-            if b < limit && out.len() < 20 {
-                out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()]));
+            if b < limit
+                && out.len() < 20
+                && let Some(&c) = ALPHABET.get(usize::from(b) % ALPHABET.len())
+            {
+                out.push(char::from(c));
             }
         }
     }

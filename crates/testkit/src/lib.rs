@@ -2,6 +2,8 @@
 //! digest challenges with any algorithm, a runner for the real `switchboard` binary ([`daemon::Daemon`]) and a
 //! SIPp runner ([`sipp`]) that fails loudly in CI when SIPp is missing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
 pub mod client;
 pub mod daemon;
 pub mod sipp;
