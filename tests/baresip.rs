@@ -90,9 +90,7 @@ fn write_tone(path: &std::path::Path) {
 }
 
 fn provision(d: &Daemon, user: &str, password: &str) {
-    d.cli_ok(&["customer", "add", "Acme"]);
-    d.cli_ok(&["service", "add", "--customer", "Acme", "--name", "acme", "--mode", "direct"]);
-    d.cli_ok(&["device", "add", "--service", "acme", "--name", "ata", "--auth-id", user, "--password", password]);
+    d.provision_direct(&[(user, password, &[])]);
 }
 
 /// Polls `registrations --json` until `user` is bound and online, up to `limit`.
@@ -138,24 +136,7 @@ fn baresip_registers_with_default_config_through_the_md5_fallback() {
 #[test]
 fn baresip_registers_at_once_as_an_md5_device_on_the_default_list() {
     let mut d = Daemon::new(BIN, "");
-    d.cli_ok(&["customer", "add", "Acme"]);
-    d.cli_ok(&["service", "add", "--customer", "Acme", "--name", "acme", "--mode", "direct"]);
-    d.cli_ok(&[
-        "device",
-        "add",
-        "--service",
-        "acme",
-        "--name",
-        "ata",
-        "--auth-id",
-        "4003",
-        "--password",
-        "baresip-pw-3",
-        "--digest",
-        "md5",
-        "--md5-from",
-        "127.0.0.1",
-    ]);
+    d.provision_direct(&[("4003", "baresip-pw-3", &["--digest", "md5", "--md5-from", "127.0.0.1"])]);
     d.launch();
     let Some(_ua) = baresip(&d, "4003", "baresip-pw-3", 600) else { return };
     let r = wait_registered(&d, "4003", Duration::from_secs(10));

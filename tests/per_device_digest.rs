@@ -18,13 +18,7 @@ const SECS: Duration = Duration::from_secs(5);
 
 fn daemon(devices: &[(&str, &str, &[&str])]) -> Daemon {
     let mut d = Daemon::new(BIN, "");
-    d.cli_ok(&["customer", "add", "Acme"]);
-    d.cli_ok(&["service", "add", "--customer", "Acme", "--name", "acme", "--mode", "direct"]);
-    for (auth, pw, extra) in devices {
-        let mut args = vec!["device", "add", "--service", "acme", "--name", auth, "--auth-id", auth, "--password", pw];
-        args.extend_from_slice(extra);
-        d.cli_ok(&args);
-    }
+    d.provision_direct(devices);
     d.launch();
     d
 }

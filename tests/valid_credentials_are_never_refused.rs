@@ -16,11 +16,8 @@ const SECS: Duration = Duration::from_secs(5);
 
 fn daemon_with(config: &str, devices: &[(&str, &str)]) -> Daemon {
     let mut d = Daemon::new(BIN, config);
-    d.cli_ok(&["customer", "add", "Acme"]);
-    d.cli_ok(&["service", "add", "--customer", "Acme", "--name", "acme", "--mode", "direct"]);
-    for (auth, pw) in devices {
-        d.cli_ok(&["device", "add", "--service", "acme", "--name", auth, "--auth-id", auth, "--password", pw]);
-    }
+    let devices: Vec<(&str, &str, &[&str])> = devices.iter().map(|&(a, p)| (a, p, &[][..])).collect();
+    d.provision_direct(&devices);
     d.launch();
     d
 }

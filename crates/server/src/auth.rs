@@ -420,6 +420,20 @@ mod tests {
         Arc::new(CachedDevice { device, mode: ServiceMode::Direct, customer_id: 1 })
     }
 
+    /// The Authorization a phone sends for the MD5 challenge among `challenges`.
+    fn answer_md5(challenges: &[String], auth_id: &str, password: &str) -> String {
+        let ch = Challenge::parse(challenges.iter().find(|c| c.contains("MD5")).unwrap()).unwrap();
+        let auth = ClientAuth {
+            username: auth_id,
+            secret: ClientSecret::Password(password),
+            method: "REGISTER",
+            uri: "sip:realm",
+            cnonce: b"0123456789abcdef",
+            nc: 1,
+        };
+        client_response(&ch, &auth).unwrap()
+    }
+
     /// One REGISTER exchange: challenge, then credentials with `password`, as a phone at `source` would.
     fn attempt(
         a: &mut Authenticator,
@@ -430,18 +444,7 @@ mod tests {
         now: u64,
     ) -> AuthOutcome {
         let req = ask(source, "call-1");
-        let challenge = a.challenges(false, true, req, None, now);
-        let md5 = challenge.iter().find(|c| c.contains("MD5")).unwrap();
-        let ch = Challenge::parse(md5).unwrap();
-        let auth = ClientAuth {
-            username: auth_id,
-            secret: ClientSecret::Password(password),
-            method: "REGISTER",
-            uri: "sip:realm",
-            cnonce: b"0123456789abcdef",
-            nc: 1,
-        };
-        let header = client_response(&ch, &auth).unwrap();
+        let header = answer_md5(&a.challenges(false, true, req, None, now), auth_id, password);
         let lookup = |id: &str| devices.iter().find(|d| d.device.auth_id == id).cloned();
         a.check([header.as_str()].into_iter(), req, lookup, |_| false, now)
     }
@@ -551,17 +554,7 @@ mod tests {
         let phone = device(1, "phone", "right");
         let devices = vec![phone];
         let req = ask(SRC, "c1");
-        let challenge = a.challenges(false, true, req, None, 1_000);
-        let ch = Challenge::parse(challenge.iter().find(|c| c.contains("MD5")).unwrap()).unwrap();
-        let auth = ClientAuth {
-            username: "phone",
-            secret: ClientSecret::Password("right"),
-            method: "REGISTER",
-            uri: "sip:realm",
-            cnonce: b"cn",
-            nc: 1,
-        };
-        let header = client_response(&ch, &auth).unwrap();
+        let header = answer_md5(&a.challenges(false, true, req, None, 1_000), "phone", "right");
         let lookup = |id: &str| devices.iter().find(|d| d.device.auth_id == id).cloned();
         assert!(matches!(
             a.check([header.as_str()].into_iter(), req, lookup, |_| false, 1_001),

@@ -51,6 +51,19 @@ impl Daemon {
         Daemon { bin: bin.into(), dir, sip, child: None, starts: 0, database_url: None }
     }
 
+    /// Provisions customer `Acme` with the Direct Mode service `acme` and one device per `(auth_id, password,
+    /// extra device add flags)`, each named after its Auth ID.
+    pub fn provision_direct(&self, devices: &[(&str, &str, &[&str])]) {
+        self.cli_ok(&["customer", "add", "Acme"]);
+        self.cli_ok(&["service", "add", "--customer", "Acme", "--name", "acme", "--mode", "direct"]);
+        for (auth, pw, extra) in devices {
+            let mut args = vec!["device", "add", "--service", "acme", "--name", auth, "--auth-id", auth];
+            args.extend_from_slice(&["--password", pw]);
+            args.extend_from_slice(extra);
+            self.cli_ok(&args);
+        }
+    }
+
     /// Starts the daemon (prepared with [`Daemon::new`]) and waits until it answers.
     pub fn launch(&mut self) {
         assert!(self.child.is_none(), "already running");
