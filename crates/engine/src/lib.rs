@@ -3,7 +3,9 @@
 //!
 //! - [`overload`]: when the daemon falls behind, which requests are shed (503 with Retry-After) so that work
 //!   already started (authenticated requests, dialogs, responses) still completes.
+//! - [`prober`]: keepalive probes in flight, their retransmissions and their deadlines.
 
 pub mod overload;
+pub mod prober;
 
 pub use overload::{Overload, OverloadConfig, is_new_work};

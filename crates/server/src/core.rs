@@ -24,9 +24,9 @@ use crate::auth::{Asking, AuthOutcome, Authenticator, Why};
 use crate::calls::CallTable;
 use crate::clock::Clock;
 use crate::devices::{CachedDevice, DeviceCache, DeviceUpdate, NumberCache};
-use crate::prober::{ProbeEvent, Prober};
 use crate::writer::{WriteOp, WriteQueue};
 use crate::{DeviceEvent, Rng, httpdate};
+use switchboard_engine::prober::{ProbeEvent, Prober};
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, REGISTER";
 /// Option tags we support (RFC 3327 Path).

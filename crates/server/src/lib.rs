@@ -10,7 +10,6 @@ mod calls;
 mod clock;
 mod core;
 mod devices;
-mod prober;
 mod writer;
 
 use std::net::SocketAddr;
@@ -176,7 +175,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         devices,
         numbers,
         calls: calls::CallTable::new(call_config(&config), config.calls.clone(), voicemail, gateways),
-        prober: prober::Prober::new(config.sip.t1_ms, config.keepalive.timeout_ms),
+        prober: switchboard_engine::prober::Prober::new(config.sip.t1_ms, config.keepalive.timeout_ms),
         writer: writes,
         events: events.clone(),
         clock,

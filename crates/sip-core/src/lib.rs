@@ -15,6 +15,7 @@ pub mod header;
 pub mod message;
 pub mod parse;
 pub mod transaction;
+pub mod transport;
 pub mod uri;
 pub mod validate;
 

@@ -24,36 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Which transport a message came or goes over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    Udp,
-    Tcp,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        }
-    }
-    pub fn is_reliable(self) -> bool {
-        matches!(self, Proto::Tcp)
-    }
-}
-
-/// Identifies one stream connection for as long as it lives.
-pub type FlowId = u64;
-
-/// Where a message came from or goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    pub proto: Proto,
-    /// The connection a stream message arrived on; responses and in-flow requests go back over it.
-    pub flow: Option<FlowId>,
-}
+pub use switchboard_sip_core::transport::{FlowId, Peer, Proto};
 
 /// A parsed message handed to the server.
 #[derive(Debug)]

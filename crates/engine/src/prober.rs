@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use switchboard_sip_io::Peer;
+use switchboard_sip_core::transport::Peer;
 
 #[derive(Debug)]
 struct Pending {
@@ -101,7 +101,7 @@ impl Prober {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_sip_io::Proto;
+    use switchboard_sip_core::transport::Proto;
 
     fn peer() -> Peer {
         Peer { addr: "127.0.0.1:5070".parse().unwrap(), proto: Proto::Udp, flow: None }
