@@ -26,11 +26,11 @@ use switchboard_sip_core::{HeaderName, Message, Method};
 use switchboard_sip_io::{Peer, Proto};
 use switchboard_storage::{ActiveCall, ActiveCallOp, CdrDirection, CdrDisposition, Gateway, NewCdr, ServiceMode};
 
-use crate::auth::{Asking, AuthOutcome};
 use crate::config::CallsConfig;
 use crate::core::Core;
 use crate::devices::{CachedDevice, CachedNumber, trusted_addr};
 use crate::writer::WriteOp;
+use switchboard_engine::auth::{Asking, AuthOutcome};
 
 /// The voicemail feature code a device dials to reach its mailbox.
 const VOICEMAIL_CODE: &str = "777";

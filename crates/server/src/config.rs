@@ -131,6 +131,20 @@ pub struct AuthConfig {
     pub legacy_md5_fallback: bool,
 }
 
+impl AuthConfig {
+    /// The engine's settings: milliseconds, and the algorithm names parsed (validated at start).
+    pub fn settings(&self) -> switchboard_engine::auth::AuthSettings {
+        switchboard_engine::auth::AuthSettings {
+            nonce_lifetime_ms: self.nonce_lifetime_secs * 1000,
+            algorithms: self.algorithms.iter().filter_map(|a| a.parse().ok()).collect(),
+            max_failures: self.max_failures,
+            failure_window_ms: self.failure_window_secs * 1000,
+            cooldown_ms: self.cooldown_secs * 1000,
+            legacy_md5_fallback: self.legacy_md5_fallback,
+        }
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {

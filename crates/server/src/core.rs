@@ -20,12 +20,12 @@ use switchboard_storage::{BindingOp, DeviceAuth, DeviceState};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Asking, AuthOutcome, Authenticator, Why};
 use crate::calls::CallTable;
 use crate::clock::Clock;
 use crate::devices::{CachedDevice, DeviceCache, DeviceUpdate, NumberCache};
 use crate::writer::{WriteOp, WriteQueue};
 use crate::{DeviceEvent, Rng, httpdate};
+use switchboard_engine::auth::{Asking, AuthOutcome, Authenticator, Why};
 use switchboard_engine::prober::{ProbeEvent, Prober};
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, REGISTER";

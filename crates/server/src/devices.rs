@@ -31,6 +31,30 @@ impl CachedDevice {
     }
 }
 
+impl switchboard_engine::auth::Account for CachedDevice {
+    fn auth_id(&self) -> &str {
+        &self.device.auth_id
+    }
+    fn realm(&self) -> &str {
+        &self.device.credentials.realm
+    }
+    fn ha1(&self, alg: switchboard_sip_core::digest::Algorithm) -> &str {
+        use switchboard_sip_core::digest::Algorithm;
+        let c = &self.device.credentials;
+        match alg {
+            Algorithm::Md5 => &c.ha1_md5,
+            Algorithm::Sha256 => &c.ha1_sha256,
+            Algorithm::Sha512_256 => &c.ha1_sha512_256,
+        }
+    }
+    fn digest(&self) -> switchboard_storage::DigestMode {
+        self.device.digest
+    }
+    fn md5_from(&self) -> &[switchboard_storage::IpNet] {
+        &self.device.md5_from
+    }
+}
+
 /// A change for the core task: a device, number or the gateway list (re)loaded, or a removal.
 #[derive(Debug)]
 pub enum DeviceUpdate {

@@ -5,7 +5,6 @@
 
 pub mod config;
 
-mod auth;
 mod calls;
 mod clock;
 mod core;
@@ -158,7 +157,12 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
 
     let voicemail = config.calls.voicemail_addr().map_err(ServerError::Config)?;
     let timers = TimerConfig { t1: config.sip.t1_ms, ..TimerConfig::default() };
-    let mut authenticator = auth::Authenticator::new(&config.sip.domain, &config.auth, random_key()?, random_key()?);
+    let mut authenticator = switchboard_engine::auth::Authenticator::new(
+        &config.sip.domain,
+        &config.auth.settings(),
+        random_key()?,
+        random_key()?,
+    );
     for a in auth_seen.values() {
         if let (Some(d), Ok(ip)) = (devices.by_id(a.device_id), a.source.parse()) {
             authenticator.seed_last_good(&d.device.auth_id, ip);

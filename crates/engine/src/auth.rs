@@ -37,14 +37,49 @@ use switchboard_sip_core::digest::{
     challenge_header_value, verify,
 };
 
-use switchboard_storage::DigestMode;
+use switchboard_model::{DigestMode, IpNet};
 
-use crate::config::AuthConfig;
-use crate::devices::CachedDevice;
+/// What the authenticator needs to know of an account (a device): its Auth ID, its HA1 per algorithm and its
+/// digest setting. The daemon's device directory implements it; tests use plain records.
+pub trait Account {
+    fn auth_id(&self) -> &str;
+    /// The realm the HA1 values were made for.
+    fn realm(&self) -> &str;
+    /// `H(auth_id ":" realm ":" password)` in hex for `alg`.
+    fn ha1(&self, alg: Algorithm) -> &str;
+    fn digest(&self) -> DigestMode;
+    /// Networks from which an `md5` account is offered MD5 alone.
+    fn md5_from(&self) -> &[IpNet];
+}
+
+/// The authenticator's settings (the daemon's `[auth]`, in milliseconds and parsed algorithms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    pub nonce_lifetime_ms: u64,
+    /// Offered in this order.
+    pub algorithms: Vec<Algorithm>,
+    pub max_failures: u32,
+    pub failure_window_ms: u64,
+    pub cooldown_ms: u64,
+    pub legacy_md5_fallback: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            nonce_lifetime_ms: 300_000,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            max_failures: 10,
+            failure_window_ms: 60_000,
+            cooldown_ms: 300_000,
+            legacy_md5_fallback: true,
+        }
+    }
+}
 
 /// What to do with a request after looking at its credentials.
 #[derive(Debug)]
-pub enum AuthOutcome {
+pub enum AuthOutcome<D> {
     /// 401/407 with fresh challenges; `stale` when only the nonce was old (RFC 7616 §3.3).
     Challenge { stale: bool, why: Why },
     /// 403: the source or account is cooling down after too many failures.
@@ -52,10 +87,10 @@ pub enum AuthOutcome {
     /// 400: the credentials header is malformed.
     Malformed(&'static str),
     /// Correct credentials, with the algorithm they used.
-    Authenticated(Arc<CachedDevice>, Algorithm),
+    Authenticated(Arc<D>, Algorithm),
     /// Correct credentials on a retransmission of a request already applied (its nonce count is already
     /// recorded): answer as before, apply nothing.
-    Retransmission(Arc<CachedDevice>),
+    Retransmission(Arc<D>),
 }
 
 /// Why a request was challenged again: only [`Why::WrongCredentials`] counts toward the brute-force throttle.
@@ -175,14 +210,13 @@ const TRACKED: usize = 100_000;
 
 impl Authenticator {
     /// `keys` are two independent random secrets: one for nonce MACs, one for dummy HA1s.
-    pub fn new(realm: &str, cfg: &AuthConfig, nonce_key: [u8; 32], dummy_key: [u8; 32]) -> Self {
-        let lifetime = cfg.nonce_lifetime_secs * 1000;
-        let window = cfg.failure_window_secs * 1000;
-        let cooldown = cfg.cooldown_secs * 1000;
-        let algorithms = cfg.algorithms.iter().filter_map(|a| a.parse().ok()).collect();
+    pub fn new(realm: &str, cfg: &AuthSettings, nonce_key: [u8; 32], dummy_key: [u8; 32]) -> Self {
+        let lifetime = cfg.nonce_lifetime_ms;
+        let window = cfg.failure_window_ms;
+        let cooldown = cfg.cooldown_ms;
         Authenticator {
             realm: realm.to_owned(),
-            algorithms,
+            algorithms: cfg.algorithms.clone(),
             nonces: NonceFactory::new(nonce_key, lifetime),
             counts: NonceCounts::new(TRACKED * 4, lifetime),
             per_account_source: FailureThrottle::new(cfg.max_failures, window, cooldown, TRACKED),
@@ -210,9 +244,9 @@ impl Authenticator {
     }
 
     /// Whether a request naming `device` from `source` may be offered MD5 alone (see the module docs).
-    fn md5_alone_for(&self, device: Option<&CachedDevice>, source: IpAddr) -> bool {
-        let Some(d) = device.filter(|d| d.device.digest == DigestMode::Md5) else { return false };
-        self.last_good.get(&d.device.auth_id) == Some(&source) || d.device.md5_from.iter().any(|n| n.contains(source))
+    fn md5_alone_for<D: Account>(&self, device: Option<&D>, source: IpAddr) -> bool {
+        let Some(d) = device.filter(|d| d.digest() == DigestMode::Md5) else { return false };
+        self.last_good.get(d.auth_id()) == Some(&source) || d.md5_from().iter().any(|n| n.contains(source))
     }
 
     /// The WWW-Authenticate (or Proxy-Authenticate) values for a challenge to `source`, most preferred algorithm
@@ -220,12 +254,12 @@ impl Authenticator {
     /// request (`named`) at an address where that reveals nothing). `first` says the request carried no
     /// credentials: only a first challenge left unanswered shows a legacy client (a retry after failed
     /// credentials is a password or provisioning problem, not an algorithm problem).
-    pub fn challenges(
+    pub fn challenges<D: Account>(
         &mut self,
         stale: bool,
         first: bool,
         req: Asking<'_>,
-        named: Option<&CachedDevice>,
+        named: Option<&D>,
         now: u64,
     ) -> Vec<String> {
         let source = req.source;
@@ -243,14 +277,14 @@ impl Authenticator {
     }
 
     /// Checks the credentials among `values` (Authorization header values) for `req`.
-    pub fn check<'a>(
+    pub fn check<'a, D: Account>(
         &mut self,
         values: impl Iterator<Item = &'a str>,
         req: Asking<'_>,
-        lookup: impl Fn(&str) -> Option<Arc<CachedDevice>>,
-        is_retransmission: impl Fn(&CachedDevice) -> bool,
+        lookup: impl Fn(&str) -> Option<Arc<D>>,
+        is_retransmission: impl Fn(&D) -> bool,
         now: u64,
-    ) -> AuthOutcome {
+    ) -> AuthOutcome<D> {
         let (method, from) = (req.method, req.source);
         let source = from.ip();
         let source_key = source.to_string();
@@ -298,7 +332,7 @@ impl Authenticator {
         }
         let device = lookup(&creds.username);
         let ha1 = match &device {
-            Some(d) if d.device.credentials.realm == self.realm => ha1_for(d, creds.algorithm).to_owned(),
+            Some(d) if d.realm() == self.realm => d.ha1(creds.algorithm).to_owned(),
             _ => self.dummy_ha1(&creds.username, creds.algorithm),
         };
         if !verify(&creds, method, &ha1) || device.is_none() {
@@ -366,24 +400,44 @@ fn nonce_salt(realm: &str, ip: IpAddr) -> Vec<u8> {
     salt
 }
 
-fn ha1_for(d: &CachedDevice, alg: Algorithm) -> &str {
-    let c = &d.device.credentials;
-    match alg {
-        Algorithm::Md5 => &c.ha1_md5,
-        Algorithm::Sha256 => &c.ha1_sha256,
-        Algorithm::Sha512_256 => &c.ha1_sha512_256,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AuthConfig;
     use switchboard_sip_core::digest::{Challenge, ClientAuth, ClientSecret, client_response, ha1};
-    use switchboard_storage::{Device, ServiceMode};
+
+    /// An account as a test writes it.
+    #[derive(Debug, Clone)]
+    struct Phone {
+        auth_id: String,
+        ha1: [String; 3],
+        digest: DigestMode,
+        md5_from: Vec<IpNet>,
+    }
+
+    impl Account for Phone {
+        fn auth_id(&self) -> &str {
+            &self.auth_id
+        }
+        fn realm(&self) -> &str {
+            "realm"
+        }
+        fn ha1(&self, alg: Algorithm) -> &str {
+            match alg {
+                Algorithm::Md5 => &self.ha1[0],
+                Algorithm::Sha256 => &self.ha1[1],
+                Algorithm::Sha512_256 => &self.ha1[2],
+            }
+        }
+        fn digest(&self) -> DigestMode {
+            self.digest
+        }
+        fn md5_from(&self) -> &[IpNet] {
+            &self.md5_from
+        }
+    }
 
     fn auth() -> Authenticator {
-        Authenticator::new("realm", &AuthConfig::default(), [1; 32], [2; 32])
+        Authenticator::new("realm", &AuthSettings::default(), [1; 32], [2; 32])
     }
 
     fn algorithms(values: &[String]) -> Vec<&str> {
@@ -396,28 +450,14 @@ mod tests {
         Asking { method: "REGISTER", source: source.parse().unwrap(), call_id, request: 0 }
     }
 
-    fn device(id: i64, auth_id: &str, password: &str) -> Arc<CachedDevice> {
-        let device = Device {
-            id,
-            service_id: 1,
-            name: auth_id.into(),
+    fn device(_id: i64, auth_id: &str, password: &str) -> Arc<Phone> {
+        let h = |alg| ha1(alg, auth_id, "realm", password);
+        Arc::new(Phone {
             auth_id: auth_id.into(),
-            credentials: switchboard_storage::Credentials {
-                realm: "realm".into(),
-                ha1_md5: ha1(Algorithm::Md5, auth_id, "realm", password),
-                ha1_sha256: ha1(Algorithm::Sha256, auth_id, "realm", password),
-                ha1_sha512_256: ha1(Algorithm::Sha512_256, auth_id, "realm", password),
-            },
-            caller_id: None,
-            call_types: Vec::new(),
-            max_contacts: 1,
-            trusted_address: None,
+            ha1: [h(Algorithm::Md5), h(Algorithm::Sha256), h(Algorithm::Sha512_256)],
             digest: DigestMode::Modern,
             md5_from: Vec::new(),
-            created_at: 0,
-            updated_at: 0,
-        };
-        Arc::new(CachedDevice { device, mode: ServiceMode::Direct, customer_id: 1 })
+        })
     }
 
     /// The Authorization a phone sends for the MD5 challenge among `challenges`.
@@ -437,29 +477,29 @@ mod tests {
     /// One REGISTER exchange: challenge, then credentials with `password`, as a phone at `source` would.
     fn attempt(
         a: &mut Authenticator,
-        devices: &[Arc<CachedDevice>],
+        devices: &[Arc<Phone>],
         source: &str,
         auth_id: &str,
         password: &str,
         now: u64,
-    ) -> AuthOutcome {
+    ) -> AuthOutcome<Phone> {
         let req = ask(source, "call-1");
-        let header = answer_md5(&a.challenges(false, true, req, None, now), auth_id, password);
-        let lookup = |id: &str| devices.iter().find(|d| d.device.auth_id == id).cloned();
+        let header = answer_md5(&a.challenges(false, true, req, None::<&Phone>, now), auth_id, password);
+        let lookup = |id: &str| devices.iter().find(|d| d.auth_id == id).cloned();
         a.check([header.as_str()].into_iter(), req, lookup, |_| false, now)
     }
 
     #[test]
     fn a_registration_that_never_answers_the_first_challenge_is_offered_md5_alone() {
         let mut a = auth();
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None, 1_000)), ["SHA-256", "MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None::<&Phone>, 1_000)), ["SHA-256", "MD5"]);
         // It comes back without credentials: it could not use what it was offered.
-        let out = a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 31_000);
+        let out = a.check(std::iter::empty(), ask(SRC, "c1"), |_| None::<Arc<Phone>>, |_| false, 31_000);
         assert!(matches!(out, AuthOutcome::Challenge { stale: false, why: Why::NoCredentials }));
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None, 31_000)), ["MD5"]);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None::<&Phone>, 31_000)), ["MD5"]);
         // Other sources are unaffected.
         assert_eq!(
-            algorithms(&a.challenges(false, true, ask("192.0.2.10:5062", "c9"), None, 31_000)),
+            algorithms(&a.challenges(false, true, ask("192.0.2.10:5062", "c9"), None::<&Phone>, 31_000)),
             ["SHA-256", "MD5"]
         );
     }
@@ -469,32 +509,35 @@ mod tests {
     #[test]
     fn parallel_registrations_from_one_address_are_not_taken_for_a_legacy_client() {
         let mut a = auth();
-        a.challenges(false, true, ask(SRC, "line-1"), None, 1_000);
-        let out = a.check(std::iter::empty(), ask(SRC, "line-2"), |_| None, |_| false, 1_001);
+        a.challenges(false, true, ask(SRC, "line-1"), None::<&Phone>, 1_000);
+        let out = a.check(std::iter::empty(), ask(SRC, "line-2"), |_| None::<Arc<Phone>>, |_| false, 1_001);
         assert!(matches!(out, AuthOutcome::Challenge { .. }));
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "line-2"), None, 1_001)), ["SHA-256", "MD5"]);
+        assert_eq!(
+            algorithms(&a.challenges(false, true, ask(SRC, "line-2"), None::<&Phone>, 1_001)),
+            ["SHA-256", "MD5"]
+        );
     }
 
     #[test]
     fn a_source_that_answers_and_fails_is_not_downgraded() {
         let mut a = auth();
-        a.challenges(false, true, ask(SRC, "c1"), None, 1_000);
+        a.challenges(false, true, ask(SRC, "c1"), None::<&Phone>, 1_000);
         // It answered (with wrong credentials), was challenged again, and starts over later.
         let creds = r#"Digest username="u", realm="realm", nonce="00", uri="sip:x", response="00", qop=auth, nc=00000001, cnonce="c""#;
-        let out = a.check([creds].into_iter(), ask(SRC, "c1"), |_| None, |_| false, 2_000);
+        let out = a.check([creds].into_iter(), ask(SRC, "c1"), |_| None::<Arc<Phone>>, |_| false, 2_000);
         assert!(matches!(out, AuthOutcome::Challenge { .. }));
-        a.challenges(false, false, ask(SRC, "c1"), None, 2_000);
-        a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 30_000);
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None, 30_000)), ["SHA-256", "MD5"]);
+        a.challenges(false, false, ask(SRC, "c1"), None::<&Phone>, 2_000);
+        a.check(std::iter::empty(), ask(SRC, "c1"), |_| None::<Arc<Phone>>, |_| false, 30_000);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None::<&Phone>, 30_000)), ["SHA-256", "MD5"]);
     }
 
     #[test]
     fn fallback_can_be_switched_off() {
-        let cfg = AuthConfig { legacy_md5_fallback: false, ..AuthConfig::default() };
+        let cfg = AuthSettings { legacy_md5_fallback: false, ..AuthSettings::default() };
         let mut a = Authenticator::new("realm", &cfg, [1; 32], [2; 32]);
-        a.challenges(false, true, ask(SRC, "c1"), None, 1_000);
-        a.check(std::iter::empty(), ask(SRC, "c1"), |_| None, |_| false, 31_000);
-        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None, 31_000)), ["SHA-256", "MD5"]);
+        a.challenges(false, true, ask(SRC, "c1"), None::<&Phone>, 1_000);
+        a.check(std::iter::empty(), ask(SRC, "c1"), |_| None::<Arc<Phone>>, |_| false, 31_000);
+        assert_eq!(algorithms(&a.challenges(false, true, ask(SRC, "c1"), None::<&Phone>, 31_000)), ["SHA-256", "MD5"]);
     }
 
     /// An office behind one NAT address: 5 phones with wrong passwords retry again and again, 20 phones have the
@@ -509,13 +552,13 @@ mod tests {
         for round in 0..40u16 {
             for (i, d) in good.iter().enumerate() {
                 now += 10;
-                let out = attempt(&mut a, &all, &format!("203.0.113.7:{}", 5060 + i), &d.device.auth_id, "right", now);
-                assert!(matches!(out, AuthOutcome::Authenticated(..)), "round {round}, {}: {out:?}", d.device.auth_id);
+                let out = attempt(&mut a, &all, &format!("203.0.113.7:{}", 5060 + i), &d.auth_id, "right", now);
+                assert!(matches!(out, AuthOutcome::Authenticated(..)), "round {round}, {}: {out:?}", d.auth_id);
             }
             for (i, d) in bad.iter().enumerate() {
                 now += 10;
                 let src = format!("203.0.113.7:{}", 6060 + i);
-                let out = attempt(&mut a, &all, &src, &d.device.auth_id, "wrong", now);
+                let out = attempt(&mut a, &all, &src, &d.auth_id, "wrong", now);
                 assert!(!matches!(out, AuthOutcome::Authenticated(..)));
             }
         }
@@ -542,7 +585,7 @@ mod tests {
         assert!(matches!(out, AuthOutcome::Throttled), "{out:?}");
         assert!(matches!(attempt(&mut a, &devices, src, "phone", "right", 3_001), AuthOutcome::Authenticated(..)));
         // Without credentials the address is still challenged, so the phone can answer.
-        let out = a.check(std::iter::empty(), ask(src, "c2"), |_| None, |_| false, 3_002);
+        let out = a.check(std::iter::empty(), ask(src, "c2"), |_| None::<Arc<Phone>>, |_| false, 3_002);
         assert!(matches!(out, AuthOutcome::Challenge { why: Why::NoCredentials, .. }));
     }
 
@@ -554,8 +597,8 @@ mod tests {
         let phone = device(1, "phone", "right");
         let devices = vec![phone];
         let req = ask(SRC, "c1");
-        let header = answer_md5(&a.challenges(false, true, req, None, 1_000), "phone", "right");
-        let lookup = |id: &str| devices.iter().find(|d| d.device.auth_id == id).cloned();
+        let header = answer_md5(&a.challenges(false, true, req, None::<&Phone>, 1_000), "phone", "right");
+        let lookup = |id: &str| devices.iter().find(|d| d.auth_id == id).cloned();
         assert!(matches!(
             a.check([header.as_str()].into_iter(), req, lookup, |_| false, 1_001),
             AuthOutcome::Authenticated(..)
@@ -567,10 +610,10 @@ mod tests {
         assert!(matches!(attempt(&mut a, &devices, SRC, "phone", "right", 5_000), AuthOutcome::Authenticated(..)));
     }
 
-    fn md5_device(id: i64, auth_id: &str, from: &[&str]) -> Arc<CachedDevice> {
+    fn md5_device(id: i64, auth_id: &str, from: &[&str]) -> Arc<Phone> {
         let mut d = (*device(id, auth_id, "right")).clone();
-        d.device.digest = DigestMode::Md5;
-        d.device.md5_from = from.iter().map(|n| n.parse().unwrap()).collect();
+        d.digest = DigestMode::Md5;
+        d.md5_from = from.iter().map(|n| n.parse().unwrap()).collect();
         Arc::new(d)
     }
 
@@ -581,7 +624,7 @@ mod tests {
         let mut a = auth();
         let ata = md5_device(1, "ata", &["203.0.113.0/24"]);
         let phone = device(2, "phone", "right");
-        let offered = |a: &mut Authenticator, src: &str, named: Option<&CachedDevice>| {
+        let offered = |a: &mut Authenticator, src: &str, named: Option<&Phone>| {
             algorithms(&a.challenges(false, true, ask(src, "c"), named, 1_000)).join(",")
         };
         // A stranger naming the ATA, a modern device, or nobody: the same list.
@@ -607,10 +650,10 @@ mod tests {
 
     #[test]
     fn md5_alone_needs_md5_in_the_configured_list() {
-        let cfg = AuthConfig { algorithms: vec!["SHA-256".into()], ..AuthConfig::default() };
+        let cfg = AuthSettings { algorithms: vec![Algorithm::Sha256], ..AuthSettings::default() };
         let mut a = Authenticator::new("realm", &cfg, [1; 32], [2; 32]);
         let ata = md5_device(1, "ata", &["203.0.113.0/24"]);
-        let list = a.challenges(false, true, ask("203.0.113.9:5060", "c"), Some(&ata), 1_000);
+        let list = a.challenges(false, true, ask("203.0.113.9:5060", "c"), Some(&*ata), 1_000);
         assert_eq!(algorithms(&list), ["SHA-256"]);
     }
 }
