@@ -9,9 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use switchboard_engine::overload::Transition;
+use switchboard_engine::responses::response_peer;
 use switchboard_engine::{Overload, is_new_work};
 use switchboard_registrar::{Binding, OfflineReason, Output, RegisterRequest, RegisterResult, Registrar};
-use switchboard_sip_core::header::{contacts, parse_delta_seconds, response_target, top_via};
+use switchboard_sip_core::header::{contacts, parse_delta_seconds, top_via};
 use switchboard_sip_core::transaction::{self, AnswerMemory, Incoming, TransactionLayer};
 use switchboard_sip_core::validate::{Essentials, check_request, check_response, response_to};
 use switchboard_sip_core::{HeaderName, Headers, Message, Method};
@@ -608,22 +609,6 @@ impl Core {
             self.local_ips.clear();
         }
         *self.local_ips.entry(peer).or_insert_with(|| route_source(peer).unwrap_or(bound))
-    }
-}
-
-/// Where responses to this request go (RFC 3261 §18.2.2): over a stream, back on the same flow; over UDP, to the
-/// Via's `received`/`rport` target when that is the source's own IP, else to the source.
-fn response_peer(msg: &Message, source: Peer) -> Peer {
-    let via = top_via(&msg.headers).ok();
-    if source.proto.is_reliable() {
-        // Over the flow the request came on; should it close first, to the received address and the sent-by
-        // port (the client's listening port, not its ephemeral source port).
-        let port = via.as_ref().and_then(|v| v.port).unwrap_or(5060);
-        return Peer { addr: SocketAddr::new(source.addr.ip(), port), ..source };
-    }
-    match via.as_ref().and_then(response_target) {
-        Some(t) if t.ip() == source.addr.ip() => Peer { addr: t, ..source },
-        _ => source,
     }
 }
 
