@@ -201,7 +201,7 @@ impl CallTable {
 }
 
 /// The user part of a URI, unescaped.
-fn user_of(uri: &str) -> Option<String> {
+pub(crate) fn user_of(uri: &str) -> Option<String> {
     Uri::parse(uri).ok()?.user.map(|u| unescape(&u))
 }
 
@@ -244,7 +244,7 @@ impl Core {
             AuthOutcome::Retransmission(d) => self.outbound(key, msg, ess, peer, d, now),
             AuthOutcome::Challenge { stale, .. } => {
                 let first = msg.headers.get(&HeaderName::ProxyAuthorization).is_none();
-                let named = self.named_device(&msg);
+                let named = self.named_device(&ess);
                 let extra = self
                     .auth
                     .challenges(stale, first, asking, named.as_deref(), now)
@@ -274,11 +274,9 @@ impl Core {
         let cid = CallerId { e164: normalise_cli(&caller), withheld, substituted: false };
         let identity = identity_headers(&cid, &self.domain).1;
         let service = number.number.service_id;
-        if self.calls.live >= self.calls.limits.max_calls {
-            tracing::warn!(calls = self.calls.live, "node call limit reached; inbound call refused");
+        if self.node_full() {
             self.reject_cdr(CdrDirection::Inbound, Some(service), None, &caller, &number.number.number, None, 503, now);
-            let extra = vec![(HeaderName::RetryAfter, "5".to_owned())];
-            return self.call_reply(key, &msg, 503, "Service Unavailable", extra, now);
+            return self.refuse_node_full(key, &msg, now);
         }
         let channels = self.calls.inbound_per_service.get(&service).copied().unwrap_or(0);
         if channels >= self.calls.limits.max_inbound_per_service {
@@ -357,11 +355,9 @@ impl Core {
             self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &callee_e164, type_name, 403, now);
             return self.call_reply(key, &msg, 403, "Concurrent Call Limit Reached", Vec::new(), now);
         }
-        if !emergency && self.calls.live >= self.calls.limits.max_calls {
-            tracing::warn!(calls = self.calls.live, "node call limit reached; outbound call refused");
+        if !emergency && self.node_full() {
             self.reject_cdr(CdrDirection::Outbound, service, Some(d.id), &caller, &callee_e164, type_name, 503, now);
-            let extra = vec![(HeaderName::RetryAfter, "5".to_owned())];
-            return self.call_reply(key, &msg, 503, "Service Unavailable", extra, now);
+            return self.refuse_node_full(key, &msg, now);
         }
         let callee = classified.e164.clone().unwrap_or_else(|| classified.dialled_digits.clone());
         let counted = (!emergency).then_some((d.id, d.service_id));
@@ -763,6 +759,18 @@ impl Core {
             node: self.node.clone(),
         };
         self.write(WriteOp::Cdr(cdr));
+    }
+
+    /// Whether this node carries as many calls as `calls.max_calls` allows.
+    fn node_full(&self) -> bool {
+        self.calls.live >= self.calls.limits.max_calls
+    }
+
+    /// 503 for a new call past the node's limit, with the same Retry-After as overload shedding.
+    fn refuse_node_full(&mut self, key: Key, msg: &Message, now: u64) {
+        tracing::warn!(calls = self.calls.live, "node call limit reached; new call refused");
+        let extra = vec![(HeaderName::RetryAfter, self.retry_after_secs.to_string())];
+        self.call_reply(key, msg, 503, "Service Unavailable", extra, now);
     }
 
     /// A final answer to an INVITE outside any call.

@@ -289,7 +289,7 @@ impl Core {
                 if why != Why::NoCredentials {
                     tracing::debug!(?why, call_id = %ess.call_id, source = %peer.addr, "REGISTER challenged again");
                 }
-                let named = self.named_device(msg);
+                let named = self.named_device(&ess);
                 let extra = self
                     .auth
                     .challenges(stale, first, asking, named.as_deref(), now)
@@ -342,13 +342,8 @@ impl Core {
 
     /// The device a request names: the user of its To URI (a REGISTER's address-of-record), else of its From.
     /// Only a hint for which challenge to offer; nothing is revealed by it (see the auth module).
-    pub(crate) fn named_device(&self, msg: &Message) -> Option<Arc<CachedDevice>> {
-        [HeaderName::To, HeaderName::From].iter().find_map(|h| {
-            let value = msg.headers.get(h)?;
-            let addr = switchboard_sip_core::header::NameAddr::parse(value, "To").ok()?;
-            let user = switchboard_sip_core::uri::Uri::parse(&addr.uri).ok()?.user?;
-            self.devices.get(&switchboard_sip_core::uri::unescape(&user))
-        })
+    pub(crate) fn named_device(&self, ess: &Essentials) -> Option<Arc<CachedDevice>> {
+        [&ess.to, &ess.from].into_iter().find_map(|addr| self.devices.get(&crate::calls::user_of(&addr.uri)?))
     }
 
     /// Records what a device authenticated with (algorithm, User-Agent, address), writing it only when it
@@ -361,20 +356,25 @@ impl Core {
         source: SocketAddr,
         now: u64,
     ) {
-        let user_agent = msg.headers.get(&HeaderName::UserAgent).map(|u| u.chars().take(200).collect::<String>());
-        let ip = source.ip().to_string();
-        let same = self
-            .auth_seen
-            .get(&d.device.id)
-            .is_some_and(|a| a.algorithm == algorithm.as_str() && a.user_agent == user_agent && a.source == ip);
+        // Every authentication passes here: compare first, allocate only for a change.
+        // At most 200 characters of the User-Agent are kept.
+        let user_agent = msg
+            .headers
+            .get(&HeaderName::UserAgent)
+            .map(|u| u.char_indices().nth(200).and_then(|(end, _)| u.get(..end)).unwrap_or(u));
+        let same = self.auth_seen.get(&d.device.id).is_some_and(|a| {
+            a.algorithm == algorithm.as_str()
+                && a.user_agent.as_deref() == user_agent
+                && a.source.parse::<IpAddr>().is_ok_and(|ip| ip == source.ip())
+        });
         if same {
             return;
         }
         let record = DeviceAuth {
             device_id: d.device.id,
             algorithm: algorithm.as_str().to_owned(),
-            user_agent,
-            source: ip,
+            user_agent: user_agent.map(str::to_owned),
+            source: source.ip().to_string(),
             since: i64::try_from(now).unwrap_or(i64::MAX),
         };
         tracing::info!(

@@ -31,6 +31,7 @@ pub enum WriteOp {
 }
 
 const BATCH: usize = 2000;
+const LINGER: Duration = Duration::from_millis(10);
 /// Operations queued for the writer at most.
 pub const QUEUE: usize = 65_536;
 
@@ -91,7 +92,6 @@ impl WriteQueue {
         self.stalls
     }
 }
-const LINGER: Duration = Duration::from_millis(10);
 
 /// Runs until every sender is dropped and the queue is empty.
 pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<WriteOp>) {

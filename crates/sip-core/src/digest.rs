@@ -15,7 +15,8 @@
 //! 4. Compare `creds.uri` with the Request-URI (RFC 7616 §3.4.6 leaves this to the server) and `creds.realm` with
 //!    the realm you challenged for.
 //! 5. Look up HA1 for `(creds.username, creds.realm, creds.algorithm)` and call [`verify`].
-//! 6. On success, [`NonceCounts::check_and_record`] rejects replays (RFC 7616 §3.4 `nc`).
+//! 6. On success, [`NonceCounts::use_count`] rejects replays (RFC 7616 §3.4 `nc`) and tells a retransmission of
+//!    the same request from a replay.
 //!
 //! # Brute-force throttling and keying
 //!

@@ -137,15 +137,7 @@ impl Transport {
     /// §18.2.2, RFC 5626); otherwise a connection to the address is opened in the background.
     pub fn send(self: &Arc<Self>, peer: &Peer, bytes: Vec<u8>) {
         match peer.proto {
-            // A full socket send buffer drops the datagram, as the network would: the peer retransmits, and
-            // nothing queues up in memory behind a slow link.
-            Proto::Udp => match self.udp.try_send_to(&bytes, peer.addr) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.send_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tracing::debug!(addr = %peer.addr, error = %e, "udp send failed"),
-            },
+            Proto::Udp => self.send_datagram(peer.addr, &bytes),
             Proto::Tcp => {
                 let flow = peer
                     .flow
@@ -164,14 +156,20 @@ impl Transport {
     /// Like [`Transport::send`] for bytes the caller keeps: over UDP nothing is copied.
     pub fn send_slice(self: &Arc<Self>, peer: &Peer, bytes: &[u8]) {
         match peer.proto {
-            Proto::Udp => match self.udp.try_send_to(bytes, peer.addr) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.send_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tracing::debug!(addr = %peer.addr, error = %e, "udp send failed"),
-            },
+            Proto::Udp => self.send_datagram(peer.addr, bytes),
             Proto::Tcp => self.send(peer, bytes.to_vec()),
+        }
+    }
+
+    /// A full socket send buffer drops the datagram, as the network would: the peer retransmits, and nothing
+    /// queues up in memory behind a slow link.
+    fn send_datagram(&self, addr: SocketAddr, bytes: &[u8]) {
+        match self.udp.try_send_to(bytes, addr) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.send_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "udp send failed"),
         }
     }
 

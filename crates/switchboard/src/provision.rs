@@ -154,9 +154,7 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
                 );
             }
             let after = update.digest.unwrap_or(d.digest);
-            if update.md5_from.as_ref().is_some_and(|n| !n.is_empty()) && after != DigestMode::Md5 {
-                bail!("--md5-from: only for a device with --digest md5");
-            }
+            check_md5_from_applies(after, update.md5_from.as_deref().unwrap_or_default())?;
             // Networks mean nothing for a modern device: switching back clears them.
             let update = if after == DigestMode::Modern && !d.md5_from.is_empty() && update.md5_from.is_none() {
                 DeviceUpdate { md5_from: Some(Vec::new()), ..update }
@@ -233,9 +231,7 @@ fn new_device(add: &DeviceAdd, service: &Service, config: &Config) -> anyhow::Re
         add.trusted_address.as_deref().map(|a| check_trusted_address("--trusted-address", a)).transpose()?;
     let digest = add.digest.as_deref().map(|d| check_digest("--digest", d)).transpose()?.unwrap_or_default();
     let md5_from = add.md5_from.as_deref().map(|n| check_networks("--md5-from", n)).transpose()?.unwrap_or_default();
-    if !md5_from.is_empty() && digest != DigestMode::Md5 {
-        bail!("--md5-from: only for a device with --digest md5");
-    }
+    check_md5_from_applies(digest, &md5_from)?;
     let max_contacts = match (service.mode, add.max_contacts) {
         (ServiceMode::Direct, Some(n)) if n != 1 => {
             bail!("--max-contacts: a Direct Mode device holds exactly one contact")
@@ -372,6 +368,14 @@ pub fn check_caller_id(field: &str, v: &str) -> anyhow::Result<String> {
 /// `modern` or `md5`.
 pub fn check_digest(field: &str, v: &str) -> anyhow::Result<DigestMode> {
     DigestMode::parse(v).with_context(|| format!("{field}: expected modern or md5, got {v:?}"))
+}
+
+/// Networks for MD5 alone make sense only on a device set to `md5`.
+fn check_md5_from_applies(digest: DigestMode, md5_from: &[IpNet]) -> anyhow::Result<()> {
+    if !md5_from.is_empty() && digest != DigestMode::Md5 {
+        bail!("--md5-from: only for a device with --digest md5");
+    }
+    Ok(())
 }
 
 /// Comma-separated CIDR networks (at most 20), each with its host bits clear.
