@@ -14,15 +14,6 @@ use switchboard_testkit::wait_until;
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const SECS: Duration = Duration::from_secs(5);
 
-/// A daemon with one customer and a Direct Mode service `acme` holding devices `(auth_id, password)`.
-fn daemon_with(config: &str, devices: &[(&str, &str)]) -> Daemon {
-    let mut d = Daemon::new(BIN, config);
-    let devices: Vec<(&str, &str, &[&str])> = devices.iter().map(|&(a, p)| (a, p, &[][..])).collect();
-    d.provision_direct(&devices);
-    d.launch();
-    d
-}
-
 /// REGISTERs with digest; the client's own Contact is added unless `extra` names contacts itself.
 fn register(c: &mut SipClient, user: &str, pw: &str, alg: Option<&str>, extra: &[&str]) -> Message {
     let contact = format!("Contact: <{}>", c.contact(user));
@@ -52,7 +43,7 @@ const MD5_FIRST: &str = "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n";
 
 #[test]
 fn sipp_registers_with_md5_digest_over_udp_and_tcp() {
-    let d = daemon_with(MD5_FIRST, &[("2001", "correct-horse")]);
+    let d = Daemon::start_direct(BIN, MD5_FIRST, &[("2001", "correct-horse")]);
     let dir = sipp_users("2001", "correct-horse");
     for transport in ["u1", "t1"] {
         let Some(run) =
@@ -75,7 +66,7 @@ fn sipp_registers_with_md5_digest_over_udp_and_tcp() {
 
 #[test]
 fn sipp_with_wrong_password_never_gets_200() {
-    let d = daemon_with(MD5_FIRST, &[("2002", "right-password")]);
+    let d = Daemon::start_direct(BIN, MD5_FIRST, &[("2002", "right-password")]);
     let dir = sipp_users("2002", "wrong-password");
     let Some(run) = sipp::run(dir.path(), "register_wrong_password.xml", d.sip, &["-inf", "users.csv", "-m", "1"])
     else {
@@ -88,7 +79,7 @@ fn sipp_with_wrong_password_never_gets_200() {
 
 #[test]
 fn sha256_is_offered_first_and_both_algorithms_register() {
-    let d = daemon_with("", &[("2003", "pass-2003-x")]);
+    let d = Daemon::start_direct(BIN, "", &[("2003", "pass-2003-x")]);
     let mut c = SipClient::udp(d.sip);
     let r = c.register("2003", &[]);
     c.send(&r);
@@ -114,7 +105,7 @@ fn sha256_is_offered_first_and_both_algorithms_register() {
 /// values that are fresh in every response (nonce, To tag).
 #[test]
 fn unknown_user_is_indistinguishable_from_wrong_password() {
-    let d = daemon_with("", &[("2004", "pass-2004-x")]);
+    let d = Daemon::start_direct(BIN, "", &[("2004", "pass-2004-x")]);
     let normalise = |m: &Message| -> Vec<String> {
         m.headers
             .iter()
@@ -145,7 +136,7 @@ fn unknown_user_is_indistinguishable_from_wrong_password() {
 
 #[test]
 fn too_brief_expiry_gets_423_with_min_expires() {
-    let d = daemon_with("", &[("2005", "pass-2005-x")]);
+    let d = Daemon::start_direct(BIN, "", &[("2005", "pass-2005-x")]);
     let mut c = SipClient::udp(d.sip);
     let resp = register(&mut c, "2005", "pass-2005-x", None, &["Expires: 10"]);
     assert_eq!(resp.status(), Some(423));
@@ -208,7 +199,7 @@ fn trunk_binds_several_contacts_and_wildcard_removes_them() {
 
 #[test]
 fn direct_mode_new_contact_replaces_the_old_one() {
-    let d = daemon_with("", &[("2006", "pass-2006-x")]);
+    let d = Daemon::start_direct(BIN, "", &[("2006", "pass-2006-x")]);
     let mut a = SipClient::udp(d.sip);
     assert_eq!(register(&mut a, "2006", "pass-2006-x", None, &[]).status(), Some(200));
     let mut b = SipClient::tcp(d.sip);
@@ -226,7 +217,7 @@ fn direct_mode_new_contact_replaces_the_old_one() {
 
 #[test]
 fn registrations_survive_a_clean_restart() {
-    let mut d = daemon_with("", &[("2007", "pass-2007-x")]);
+    let mut d = Daemon::start_direct(BIN, "", &[("2007", "pass-2007-x")]);
     let mut c = SipClient::udp(d.sip);
     assert_eq!(register(&mut c, "2007", "pass-2007-x", None, &["Expires: 900"]).status(), Some(200));
     d.restart();
@@ -246,7 +237,7 @@ fn registrations_survive_a_clean_restart() {
 #[test]
 fn silent_device_is_reported_offline_and_live_one_stays_online() {
     let cfg = "[keepalive]\ninterval_secs = 1\nmax_misses = 2\ntimeout_ms = 900\n";
-    let d = daemon_with(cfg, &[("2008", "pass-2008-x"), ("2009", "pass-2009-x")]);
+    let d = Daemon::start_direct(BIN, cfg, &[("2008", "pass-2008-x"), ("2009", "pass-2009-x")]);
     let mut live = SipClient::udp(d.sip);
     let mut silent = SipClient::udp(d.sip);
     silent.answer_options = false;
@@ -287,7 +278,7 @@ fn silent_device_is_reported_offline_and_live_one_stays_online() {
 /// Registration expiry for real, with a short value.
 #[test]
 fn registration_expires_on_time() {
-    let d = daemon_with("[registrar]\nmin_expires = 1\n", &[("2010", "pass-2010-x")]);
+    let d = Daemon::start_direct(BIN, "[registrar]\nmin_expires = 1\n", &[("2010", "pass-2010-x")]);
     let mut c = SipClient::udp(d.sip);
     let registered = Instant::now();
     assert_eq!(register(&mut c, "2010", "pass-2010-x", None, &["Expires: 4"]).status(), Some(200));
@@ -302,7 +293,7 @@ fn registration_expires_on_time() {
 #[test]
 fn brute_force_is_throttled_without_locking_out_the_real_device() {
     let cfg = "[auth]\nmax_failures = 3\n";
-    let d = daemon_with(cfg, &[("2011", "pass-2011-x")]);
+    let d = Daemon::start_direct(BIN, cfg, &[("2011", "pass-2011-x")]);
     let mut attacker = SipClient::udp_from("127.0.0.2", d.sip);
     for i in 0..3 {
         let resp = register(&mut attacker, "2011", &format!("guess-{i}"), None, &[]);
@@ -318,7 +309,7 @@ fn brute_force_is_throttled_without_locking_out_the_real_device() {
 
 #[test]
 fn replayed_credentials_are_refused() {
-    let d = daemon_with("", &[("2012", "pass-2012-x")]);
+    let d = Daemon::start_direct(BIN, "", &[("2012", "pass-2012-x")]);
     let mut c = SipClient::udp(d.sip);
     assert_eq!(register(&mut c, "2012", "pass-2012-x", None, &[]).status(), Some(200));
     // The same Authorization (same nonce, same nc) on a new transaction is a replay.
@@ -358,7 +349,8 @@ fn registrations_survive_a_clean_restart_on_postgresql() {
 #[test]
 fn tcp_keepalives_find_silent_and_disconnected_devices() {
     let cfg = "[keepalive]\ninterval_secs = 1\nmax_misses = 2\ntimeout_ms = 900\n";
-    let d = daemon_with(cfg, &[("2030", "pass-2030-x"), ("2031", "pass-2031-x"), ("2032", "pass-2032-x")]);
+    let d =
+        Daemon::start_direct(BIN, cfg, &[("2030", "pass-2030-x"), ("2031", "pass-2031-x"), ("2032", "pass-2032-x")]);
     let mut live = SipClient::tcp(d.sip);
     let mut silent = SipClient::tcp(d.sip);
     silent.answer_options = false;

@@ -14,14 +14,6 @@ use switchboard_testkit::daemon::Daemon;
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const SECS: Duration = Duration::from_secs(5);
 
-fn daemon_with(config: &str, devices: &[(&str, &str)]) -> Daemon {
-    let mut d = Daemon::new(BIN, config);
-    let devices: Vec<(&str, &str, &[&str])> = devices.iter().map(|&(a, p)| (a, p, &[][..])).collect();
-    d.provision_direct(&devices);
-    d.launch();
-    d
-}
-
 /// The interleaving load produced (each step seen on the wire at 15,000 REGISTER/s): the challenge is late so the
 /// phone retransmits its first REGISTER; the authenticated REGISTER is answered, but the answer is lost, and
 /// before the phone's retransmission of it arrives the device has registered again from elsewhere. Before the
@@ -30,7 +22,7 @@ fn daemon_with(config: &str, devices: &[(&str, &str)]) -> Daemon {
 /// credentials.
 #[test]
 fn retransmissions_get_the_answer_the_original_got() {
-    let d = daemon_with("", &[("3001", "pass-3001-x")]);
+    let d = Daemon::start_direct(BIN, "", &[("3001", "pass-3001-x")]);
     let mut phone = SipClient::udp(d.sip);
     let contact = format!("Contact: <{}>", phone.contact("3001"));
     let first = phone.register("3001", &[&contact]);
@@ -76,7 +68,7 @@ fn misconfigured_phones_behind_one_nat_address_do_not_lock_out_the_others() {
         devices.push((format!("40{i:02}"), format!("pass-40{i:02}-x")));
     }
     let refs: Vec<(&str, &str)> = devices.iter().map(|(a, p)| (a.as_str(), p.as_str())).collect();
-    let d = daemon_with("", &refs);
+    let d = Daemon::start_direct(BIN, "", &refs);
     let mut phones: Vec<SipClient> = (0..25).map(|_| SipClient::udp_from("127.0.0.5", d.sip)).collect();
     for round in 0..4 {
         // The bad phones retry several times a round (a phone that fails often retries at once).
@@ -105,7 +97,11 @@ fn misconfigured_phones_behind_one_nat_address_do_not_lock_out_the_others() {
 /// against nobody: the same phone registers normally as soon as the load stops.
 #[test]
 fn under_overload_new_requests_get_503_with_retry_after_and_nobody_is_locked_out() {
-    let d = daemon_with("[sip]\noverload_queue_ms = 1\noverload_retry_after_secs = 7\n", &[("3101", "pass-3101-x")]);
+    let d = Daemon::start_direct(
+        BIN,
+        "[sip]\noverload_queue_ms = 1\noverload_retry_after_secs = 7\n",
+        &[("3101", "pass-3101-x")],
+    );
     let mut flood = SipClient::udp_from("127.0.0.6", d.sip);
     let mut shed = None;
     // Bursts of unauthenticated REGISTERs: each burst queues well past 1 ms in the daemon.

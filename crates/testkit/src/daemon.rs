@@ -64,6 +64,16 @@ impl Daemon {
         }
     }
 
+    /// A started daemon with `config_toml`, provisioned by [`Daemon::provision_direct`] with `(auth_id, password)`
+    /// devices and no other flags.
+    pub fn start_direct(bin: &str, config_toml: &str, devices: &[(&str, &str)]) -> Daemon {
+        let mut d = Daemon::new(bin, config_toml);
+        let devices: Vec<(&str, &str, &[&str])> = devices.iter().map(|&(a, p)| (a, p, &[][..])).collect();
+        d.provision_direct(&devices);
+        d.launch();
+        d
+    }
+
     /// Starts the daemon (prepared with [`Daemon::new`]) and waits until it answers.
     pub fn launch(&mut self) {
         assert!(self.child.is_none(), "already running");
