@@ -16,12 +16,12 @@ mod cdrs;
 mod directory;
 mod errors;
 mod location;
-mod model;
 mod rows;
 mod store;
 
 pub use backend::open;
-pub use model::*;
+pub use switchboard_model::records::*;
+pub use switchboard_model::{DigestMode, DivertReason, DivertWhen, IpNet, IpNetError, parse_networks};
 
 use async_trait::async_trait;
 

@@ -262,7 +262,7 @@ pub(crate) struct NumberRow {
 impl TryFrom<NumberRow> for Number {
     type Error = StoreError;
     fn try_from(r: NumberRow) -> Result<Self> {
-        let divert_when = crate::model::divert_when_from_stored(&r.divert_when)
+        let divert_when = switchboard_model::records::divert_when_from_stored(&r.divert_when)
             .ok_or_else(|| corrupt(format!("numbers.divert_when {:?}", r.divert_when)))?;
         Ok(Number {
             id: r.id,

@@ -1,10 +1,11 @@
-//! Domain records as the rest of the daemon sees them.
+//! Domain records: what the directory holds (customers, services, devices, numbers, gateways), what the engine
+//! produces (bindings, device states, call records) and how each appears in JSON.
 //!
 //! Times are Unix milliseconds (`i64`) so that both backends store them the same way.
 //! Device passwords never appear here: only digest HA1 values (RFC 7616 §3.4.2), one per algorithm.
 
+use crate::{DigestMode, IpNet};
 use serde::{Deserialize, Serialize};
-pub use switchboard_model::{DigestMode, IpNet, IpNetError, parse_networks};
 
 /// Unix time in milliseconds.
 pub type Millis = i64;
@@ -217,10 +218,9 @@ pub struct DeviceState {
     pub since: Millis,
 }
 
-/// When a number's inbound calls divert (`numbers.divert_when`): the routing crate's type, stored by its name.
-pub use switchboard_model::DivertWhen;
+use crate::DivertWhen;
 
-/// [`DivertWhen`] in JSON as its stored name (`no_answer`); the model crate carries no serde.
+/// [`DivertWhen`] in JSON as its stored name (`no_answer`).
 mod divert_when_name {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -238,7 +238,7 @@ mod divert_when_name {
 }
 
 /// A stored `divert_when` name: the canonical spelling only (`no_answer`, not the flag's `no-answer`).
-pub(crate) fn divert_when_from_stored(name: &str) -> Option<DivertWhen> {
+pub fn divert_when_from_stored(name: &str) -> Option<DivertWhen> {
     DivertWhen::parse(name).filter(|w| w.as_str() == name)
 }
 
@@ -393,8 +393,7 @@ impl CdrDisposition {
     }
 }
 
-/// Why a call was diverted (`cdrs.divert_reason`): the model's one vocabulary.
-pub use switchboard_model::DivertReason;
+use crate::DivertReason;
 
 /// An optional [`DivertReason`] in JSON as its stored name (`no_answer`), or null.
 mod divert_reason_text {
@@ -472,7 +471,7 @@ pub struct NewCdr {
     pub node: String,
 }
 
-/// Which CDRs [`crate::Store::list_cdrs`] returns: all conditions given must hold.
+/// Which CDRs `Store::list_cdrs` returns: all conditions given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CdrFilter {
     pub service_id: Option<i64>,
@@ -484,7 +483,7 @@ pub struct CdrFilter {
     pub limit: i64,
 }
 
-/// The most CDRs one [`crate::Store::list_cdrs`] call returns.
+/// The most CDRs one `Store::list_cdrs` call returns.
 pub const CDR_LIST_MAX: i64 = 10_000;
 
 /// A call in progress, as the node handling it reports it (`active_calls`). Transient: the node removes the row
