@@ -1,4 +1,4 @@
-//! Calls in the core task: INVITE admission (carrier gateways by source address, PBX trunks by address, devices
+//! Calls in the engine: INVITE admission (carrier gateways by source address, PBX trunks by address, devices
 //! by digest), routing to a [`Plan`], the [`Call`] machines and their deadlines, carrier gateway health checks,
 //! concurrency limits, and the records (CDRs, active calls) each call leaves.
 //!
@@ -13,6 +13,9 @@ use std::sync::Arc;
 use switchboard_b2bua::{
     Action, Call, CallConfig, Disposition, DivertPlan, DivertReason, Hop, Mode, Plan, Record, Target, token_of_tag,
 };
+use switchboard_model::records::{
+    ActiveCall, ActiveCallOp, CdrDirection, CdrDisposition, Gateway, NewCdr, ServiceMode,
+};
 use switchboard_routing::{
     CallType, CallerId, DialContext, DivertTo, DivertWhen, NumberRules, Presence, RoutePlan, caller_id, check_allowed,
     classify, classify_on_net, decide, normalise_cli,
@@ -20,20 +23,36 @@ use switchboard_routing::{
 use switchboard_sip_core::divert::{diversion_allowed, diversions};
 use switchboard_sip_core::header::NameAddr;
 use switchboard_sip_core::transaction::{self, Key};
+use switchboard_sip_core::transport::{Peer, Proto};
 use switchboard_sip_core::uri::{Uri, unescape};
 use switchboard_sip_core::validate::Essentials;
 use switchboard_sip_core::{HeaderName, Message, Method};
-use switchboard_sip_io::{Peer, Proto};
-use switchboard_storage::{ActiveCall, ActiveCallOp, CdrDirection, CdrDisposition, Gateway, NewCdr, ServiceMode};
 
-use crate::config::CallsConfig;
-use crate::core::Core;
-use crate::devices::{CachedDevice, CachedNumber, trusted_addr};
-use crate::writer::WriteOp;
-use switchboard_engine::auth::{Asking, AuthOutcome};
+use crate::auth::{Asking, AuthOutcome};
+use crate::directory::{CachedDevice, CachedNumber, trusted_addr};
+use crate::dispatch::{ALLOW, Engine, Reply};
+use crate::records::{Persist, stored_millis};
 
 /// The voicemail feature code a device dials to reach its mailbox.
 const VOICEMAIL_CODE: &str = "777";
+
+/// How many calls may be up at once, and the call rules the server's configuration sets (`[calls]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Seconds between OPTIONS health checks to each carrier gateway; a gateway that fails one is tried last
+    /// until it answers again.
+    pub gateway_check_secs: u64,
+    /// Outbound calls one device may have up at once (toll-fraud limit).
+    pub max_per_device: u32,
+    /// Outbound calls all devices of one service may have up at once.
+    pub max_per_service: u32,
+    /// Inbound calls one service may receive at once (a trunk's channels); more get 486 Busy Here.
+    pub max_inbound_per_service: u32,
+    /// Calls this node carries at once, all directions; more get 503 with Retry-After (emergency calls excepted).
+    pub max_calls: u32,
+    /// Most diversions a call may have been through (its Diversion counters) before we divert it again.
+    pub max_diversions: u32,
+}
 
 /// Where a leg goes, and our address as seen from there.
 #[derive(Debug, Clone)]
@@ -99,7 +118,7 @@ struct GatewayState {
 #[derive(Debug)]
 pub(crate) struct CallTable {
     pub cfg: CallConfig,
-    pub limits: CallsConfig,
+    pub limits: CallLimits,
     pub voicemail: Option<SocketAddr>,
     calls: HashMap<u64, Entry>,
     by_invite: HashMap<Key, u64>,
@@ -124,7 +143,7 @@ pub(crate) struct CallTable {
 impl CallTable {
     pub fn new(
         cfg: CallConfig,
-        limits: CallsConfig,
+        limits: CallLimits,
         voicemail: Option<SocketAddr>,
         gateways: Vec<(Gateway, Option<SocketAddr>)>,
     ) -> Self {
@@ -210,7 +229,7 @@ fn header_user(value: &str, header: &'static str) -> Option<String> {
     user_of(&NameAddr::parse(value, header).ok()?.uri)
 }
 
-impl Core {
+impl Engine {
     /// A new INVITE (no To tag) on server transaction `key`.
     pub(crate) fn on_invite(&mut self, key: Key, msg: Message, ess: Essentials, peer: Peer, now: u64) {
         if ess.to.tag().is_some() {
@@ -269,10 +288,10 @@ impl Core {
             return self.call_reply(key, &msg, 404, "Not Found", Vec::new(), now);
         };
         let withheld = privacy_id(&msg) || caller.eq_ignore_ascii_case("anonymous");
-        let from = presented(ess.from.display.as_deref(), &caller, withheld, &self.domain);
+        let from = presented(ess.from.display.as_deref(), &caller, withheld, &self.settings.domain);
         // A diverted call goes back out to a carrier asserting the original caller (RFC 3325).
         let cid = CallerId { e164: normalise_cli(&caller), withheld, substituted: false };
-        let identity = identity_headers(&cid, &self.domain).1;
+        let identity = identity_headers(&cid, &self.settings.domain).1;
         let service = number.number.service_id;
         if self.node_full() {
             self.reject_cdr(CdrDirection::Inbound, Some(service), None, &caller, &number.number.number, None, 503, now);
@@ -375,11 +394,11 @@ impl Core {
             via_gateway: on_net.is_none(),
         };
         if let Some(number) = on_net {
-            let from = presented(None, cid.e164.as_deref().unwrap_or("anonymous"), cid.withheld, &self.domain);
-            let identity = identity_headers(&cid, &self.domain).1;
+            let from = presented(None, cid.e164.as_deref().unwrap_or("anonymous"), cid.withheld, &self.settings.domain);
+            let identity = identity_headers(&cid, &self.settings.domain).1;
             return self.deliver(key, msg, peer, &number, (from, identity), meta, now);
         }
-        let (from, extra) = identity_headers(&cid, &self.domain);
+        let (from, extra) = identity_headers(&cid, &self.settings.domain);
         let targets = self.gateway_targets(&meta.callee, &from, &extra);
         if targets.is_empty() {
             tracing::warn!("outbound call with no carrier gateway configured");
@@ -411,7 +430,7 @@ impl Core {
         };
         let mut ring = Vec::new();
         let mut online = false;
-        let to = format!("<sip:{}@{}>", n.number, self.domain);
+        let to = format!("<sip:{}@{}>", n.number, self.settings.domain);
         for id in device_ids {
             let Some(dev) = self.devices.by_id(id).cloned() else { continue };
             let trunk = dev.mode == ServiceMode::Trunk;
@@ -420,7 +439,7 @@ impl Core {
             for b in &bindings {
                 let Ok(addr) = b.source.parse::<SocketAddr>() else { continue };
                 let proto = if b.transport == "tcp" { Proto::Tcp } else { Proto::Udp };
-                let flow = if proto == Proto::Tcp { self.transport.flow_for(addr) } else { None };
+                let flow = if proto == Proto::Tcp { self.net.flow_for(addr) } else { None };
                 let request_uri = if trunk { with_user(&b.contact, &n.number) } else { b.contact.clone() };
                 ring.push(Target {
                     request_uri,
@@ -473,8 +492,8 @@ impl Core {
         };
         let presence = Presence { any_device_online: online, live_bindings: ring.len() };
         let route = decide(&rules, &presence);
-        let divert_plan = |core: &mut Core, to: &DivertTo| {
-            let diverting_uri = format!("sip:{}@{}", n.number, core.domain);
+        let divert_plan = |core: &mut Engine, to: &DivertTo| {
+            let diverting_uri = format!("sip:{}@{}", n.number, core.settings.domain);
             let (targets, label) = match to {
                 DivertTo::Voicemail => (core.voicemail_targets(&n.number, &from), "voicemail".to_owned()),
                 DivertTo::External(e164) => (core.gateway_targets(e164, &from, &identity), e164.clone()),
@@ -523,7 +542,7 @@ impl Core {
         };
         vec![Target {
             request_uri: format!("sip:{number}@{addr}"),
-            to: format!("<sip:{number}@{}>", self.domain),
+            to: format!("<sip:{number}@{}>", self.settings.domain),
             from: from.to_owned(),
             hop: self.hop(Peer { addr, proto: Proto::Udp, flow: None }),
             route: Vec::new(),
@@ -555,12 +574,6 @@ impl Core {
             .collect()
     }
 
-    fn hop(&mut self, peer: Peer) -> SipHop {
-        let ip = self.local_ip_for(peer.addr.ip());
-        let port = self.transport.local_addr().port();
-        SipHop { peer, sent_by: crate::core::fmt_host_port(ip, port).into() }
-    }
-
     fn start_call(&mut self, key: Key, msg: Message, peer: Peer, plan: Plan<SipHop>, meta: Meta, now: u64) {
         let mut token = self.rng.next();
         while token == 0 || self.calls.calls.contains_key(&token) {
@@ -589,15 +602,15 @@ impl Core {
     fn active_row(&self, token: u64, meta: &Meta, started_at: u64, answered_at: Option<u64>) -> ActiveCall {
         ActiveCall {
             call_id: format!("{token:016x}"),
-            node: self.node.clone(),
+            node: self.settings.node.clone(),
             direction: meta.direction,
             service_id: meta.service_id,
             device_id: meta.device_id,
             caller: meta.caller.clone(),
             callee: meta.callee.clone(),
             state: if answered_at.is_some() { "answered" } else { "ringing" }.into(),
-            started_at: i64::try_from(started_at).unwrap_or(i64::MAX),
-            answered_at: answered_at.map(|a| i64::try_from(a).unwrap_or(i64::MAX)),
+            started_at: stored_millis(started_at),
+            answered_at: answered_at.map(stored_millis),
         }
     }
 
@@ -613,7 +626,7 @@ impl Core {
             for a in actions {
                 match a {
                     Action::Respond { key, mut msg } => {
-                        msg.headers.push(HeaderName::Server, self.server_header.clone());
+                        msg.headers.push(HeaderName::Server, self.settings.server_header.clone());
                         if let Err(e) = self.tx.respond(key, msg, now) {
                             tracing::debug!(error = %e, "call response not sent");
                         }
@@ -632,7 +645,7 @@ impl Core {
                             }
                         }
                     }
-                    Action::Send { msg, hop } => self.transport.send(&hop.peer, msg.to_bytes()),
+                    Action::Send { msg, hop } => self.send(hop.peer, msg.to_bytes()),
                     Action::Answered { at } => {
                         if let Some(e) = self.calls.calls.get(&token) {
                             let row = self.active_row(token, &e.meta, e.call.started_at(), Some(at));
@@ -671,7 +684,7 @@ impl Core {
             Disposition::Rejected => CdrDisposition::Rejected,
         };
         let divert_reason = r.divert;
-        let ms = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        let ms = stored_millis;
         let gateway = if m.via_gateway || r.divert.is_some_and(|_| r.diverted_to.as_deref() != Some("voicemail")) {
             r.target.clone()
         } else {
@@ -693,7 +706,7 @@ impl Core {
             divert_reason,
             diverted_to: r.diverted_to.clone(),
             gateway,
-            node: self.node.clone(),
+            node: self.settings.node.clone(),
         };
         tracing::info!(
             call = %cdr.call_id, direction = m.direction.as_str(), caller = %m.caller, callee = %m.callee,
@@ -706,7 +719,7 @@ impl Core {
             release_count(&mut self.calls.per_service, service);
         }
         self.calls.active_dirty.insert(cdr.call_id.clone(), None);
-        self.write(WriteOp::Cdr(cdr));
+        self.persist(Persist::Cdr(cdr));
         if let Some(service) = inbound {
             release_count(&mut self.calls.inbound_per_service, service);
         }
@@ -733,7 +746,7 @@ impl Core {
         status: u16,
         now: u64,
     ) {
-        let at = i64::try_from(now).unwrap_or(i64::MAX);
+        let at = stored_millis(now);
         let cdr = NewCdr {
             call_id: format!("{:016x}", self.rng.next()),
             direction,
@@ -756,9 +769,9 @@ impl Core {
             divert_reason: None,
             diverted_to: None,
             gateway: None,
-            node: self.node.clone(),
+            node: self.settings.node.clone(),
         };
-        self.write(WriteOp::Cdr(cdr));
+        self.persist(Persist::Cdr(cdr));
     }
 
     /// Whether this node carries as many calls as `calls.max_calls` allows.
@@ -769,7 +782,7 @@ impl Core {
     /// 503 for a new call past the node's limit, with the same Retry-After as overload shedding.
     fn refuse_node_full(&mut self, key: Key, msg: &Message, now: u64) {
         tracing::warn!(calls = self.calls.live, "node call limit reached; new call refused");
-        let extra = vec![(HeaderName::RetryAfter, self.retry_after_secs.to_string())];
+        let extra = vec![(HeaderName::RetryAfter, self.settings.retry_after_secs.to_string())];
         self.call_reply(key, msg, 503, "Service Unavailable", extra, now);
     }
 
@@ -783,7 +796,7 @@ impl Core {
         extra: Vec<(HeaderName, String)>,
         now: u64,
     ) {
-        self.reply(crate::core::Reply::Transaction(key), req, code, reason, extra, now);
+        self.reply(Reply::Transaction(key), req, code, reason, extra, now);
     }
 
     /// A request with a To tag: for one of our calls, found by the token our tags start with.
@@ -801,7 +814,7 @@ impl Core {
                 self.pump(t, now);
             }
             None if msg.method() == Some(&Method::Options) => {
-                let extra = vec![(HeaderName::Allow, crate::core::ALLOW.to_owned())];
+                let extra = vec![(HeaderName::Allow, ALLOW.to_owned())];
                 self.call_reply(key, &msg, 200, "OK", extra, now);
             }
             None => self.call_reply(key, &msg, 481, "Call/Transaction Does Not Exist", Vec::new(), now),
@@ -908,10 +921,10 @@ impl Core {
             h.push(HeaderName::Via, hop.via(&branch));
             h.push(HeaderName::MaxForwards, "70");
             h.push(HeaderName::To, format!("<sip:{addr}>"));
-            h.push(HeaderName::From, format!("<sip:ping@{}>;tag={}", self.domain, self.rng.token()));
-            h.push(HeaderName::CallId, format!("{}@{}", self.rng.token(), self.domain));
+            h.push(HeaderName::From, format!("<sip:ping@{}>;tag={}", self.settings.domain, self.rng.token()));
+            h.push(HeaderName::CallId, format!("{}@{}", self.rng.token(), self.settings.domain));
             h.push(HeaderName::CSeq, "1 OPTIONS");
-            h.push(HeaderName::UserAgent, self.server_header.clone());
+            h.push(HeaderName::UserAgent, self.settings.server_header.clone());
             if let Ok(k) = self.tx.send_request(m, hop.peer, proto.is_reliable(), now) {
                 self.calls.gateway_probes.insert(k, id);
             }
@@ -932,7 +945,7 @@ impl Core {
     }
 
     /// Writes the active-call changes since the last flush (see `CallTable::active_dirty`).
-    pub(crate) fn flush_active_calls(&mut self) {
+    pub fn flush_active_calls(&mut self) {
         if self.calls.active_dirty.is_empty() {
             return;
         }
@@ -941,11 +954,11 @@ impl Core {
             match row {
                 Some(row) => {
                     self.calls.active_stored.insert(call_id);
-                    self.write(WriteOp::Active(ActiveCallOp::Upsert(row)));
+                    self.persist(Persist::Active(ActiveCallOp::Upsert(row)));
                 }
                 None => {
                     if self.calls.active_stored.remove(&call_id) {
-                        self.write(WriteOp::Active(ActiveCallOp::Remove { call_id }));
+                        self.persist(Persist::Active(ActiveCallOp::Remove { call_id }));
                     }
                 }
             }
@@ -953,8 +966,7 @@ impl Core {
     }
 
     /// Ends every call (the daemon is stopping): callers and callees hear BYE or a final response.
-    pub(crate) fn end_all_calls(&mut self) {
-        let now = self.clock.now();
+    pub(crate) fn end_all_calls(&mut self, now: u64) {
         let tokens: Vec<u64> = self.calls.calls.keys().copied().collect();
         for t in tokens {
             if let Some(e) = self.calls.calls.get_mut(&t) {

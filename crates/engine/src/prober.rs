@@ -1,5 +1,5 @@
 //! Keepalive probes: an OPTIONS to every binding, over UDP or over the device's own TCP connection (see
-//! `Core::probe` for why not a CRLF ping).
+//! `Engine::probe` for why not a CRLF ping).
 //!
 //! Probes do not go through the general client transaction layer on purpose: a transaction's Timer F is 32 s,
 //! longer than the default keepalive interval, and a silent device must be found within about a minute. A probe

@@ -1,69 +1,31 @@
-//! The in-memory device directory the registrar authenticates against, and the task that keeps it current.
+//! Loading the device and number directory at start, resolving gateway names, and the task that keeps the
+//! engine's directory current.
 //!
 //! Every device is loaded at start, so authenticating a REGISTER never waits on the database. Edits made by the
 //! CLI or API (on any node) reach the running daemon through the store's change log, polled every
-//! `database.poll_ms`: changed devices are re-read and sent to the core task as [`DeviceUpdate`]s.
+//! `database.poll_ms`: changed devices are re-read and sent to the engine as [`Change`]s.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_storage::{Device, Entity, Gateway, Number, ServiceMode, Store};
+use switchboard_storage::{Entity, Gateway, ServiceMode, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// A device with what the registrar needs from its service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedDevice {
-    pub device: Device,
-    pub mode: ServiceMode,
-    pub customer_id: i64,
-}
+pub use switchboard_engine::directory::{CachedDevice, CachedNumber, Change, DeviceCache, NumberCache};
 
-impl CachedDevice {
-    /// Direct Mode devices hold one binding (a new one replaces it); trunks hold up to their own limit.
-    pub fn max_contacts(&self) -> usize {
-        match self.mode {
-            ServiceMode::Direct => 1,
-            ServiceMode::Trunk => usize::try_from(self.device.max_contacts.max(1)).unwrap_or(1),
-        }
+/// Reads every device and its service's mode.
+pub async fn load_devices(store: &dyn Store) -> Result<DeviceCache, switchboard_storage::StoreError> {
+    let services: HashMap<i64, (ServiceMode, i64)> =
+        store.list_services(None).await?.into_iter().map(|s| (s.id, (s.mode, s.customer_id))).collect();
+    let mut cache = DeviceCache::default();
+    for device in store.list_devices(None).await? {
+        let (mode, customer_id) = services.get(&device.service_id).copied().unwrap_or((ServiceMode::Direct, 0));
+        cache.upsert(CachedDevice { device, mode, customer_id });
     }
-}
-
-impl switchboard_engine::auth::Account for CachedDevice {
-    fn auth_id(&self) -> &str {
-        &self.device.auth_id
-    }
-    fn realm(&self) -> &str {
-        &self.device.credentials.realm
-    }
-    fn ha1(&self, alg: switchboard_sip_core::digest::Algorithm) -> &str {
-        use switchboard_sip_core::digest::Algorithm;
-        let c = &self.device.credentials;
-        match alg {
-            Algorithm::Md5 => &c.ha1_md5,
-            Algorithm::Sha256 => &c.ha1_sha256,
-            Algorithm::Sha512_256 => &c.ha1_sha512_256,
-        }
-    }
-    fn digest(&self) -> switchboard_storage::DigestMode {
-        self.device.digest
-    }
-    fn md5_from(&self) -> &[switchboard_storage::IpNet] {
-        &self.device.md5_from
-    }
-}
-
-/// A change for the core task: a device, number or the gateway list (re)loaded, or a removal.
-#[derive(Debug)]
-pub enum DeviceUpdate {
-    Upsert(Box<CachedDevice>),
-    Removed(i64),
-    Number(Box<CachedNumber>),
-    NumberRemoved(i64),
-    /// The whole gateway list (stored and from the file), each with its resolved address.
-    Gateways(Vec<(Gateway, Option<SocketAddr>)>),
+    Ok(cache)
 }
 
 /// Resolves each gateway's address (`IP:PORT`, or `HOST[:PORT]`, port 5060 if not given) without blocking: host
@@ -89,139 +51,25 @@ pub async fn resolve_gateways(list: Vec<Gateway>) -> Vec<(Gateway, Option<Socket
     out
 }
 
-/// A phone number with the customer that owns it (for caller ID checks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedNumber {
-    pub number: Number,
-    pub customer_id: i64,
+/// Reads every number and the customer that owns it.
+pub async fn load_numbers(store: &dyn Store) -> Result<NumberCache, switchboard_storage::StoreError> {
+    let customers: HashMap<i64, i64> =
+        store.list_services(None).await?.into_iter().map(|s| (s.id, s.customer_id)).collect();
+    let mut cache = NumberCache::default();
+    for number in store.list_numbers(None).await? {
+        let customer_id = customers.get(&number.service_id).copied().unwrap_or(0);
+        cache.upsert(CachedNumber { number, customer_id });
+    }
+    Ok(cache)
 }
 
-/// Every device in memory, found by Auth ID, id, service and trusted source address. Each lookup is a hash
-/// probe: call setup never scans all devices.
-#[derive(Debug, Default)]
-pub struct DeviceCache {
-    by_auth: HashMap<String, Arc<CachedDevice>>,
-    by_id: HashMap<i64, Arc<CachedDevice>>,
-    by_service: HashMap<i64, Vec<i64>>,
-    by_trusted_ip: HashMap<IpAddr, i64>,
-}
-
-impl DeviceCache {
-    /// Reads every device and its service's mode.
-    pub async fn load(store: &dyn Store) -> Result<Self, switchboard_storage::StoreError> {
-        let services: HashMap<i64, (ServiceMode, i64)> =
-            store.list_services(None).await?.into_iter().map(|s| (s.id, (s.mode, s.customer_id))).collect();
-        let mut cache = DeviceCache::default();
-        for device in store.list_devices(None).await? {
-            let (mode, customer_id) = services.get(&device.service_id).copied().unwrap_or((ServiceMode::Direct, 0));
-            cache.upsert(CachedDevice { device, mode, customer_id });
-        }
-        Ok(cache)
-    }
-
-    pub fn get(&self, auth_id: &str) -> Option<Arc<CachedDevice>> {
-        self.by_auth.get(auth_id).cloned()
-    }
-
-    pub fn by_id(&self, id: i64) -> Option<&Arc<CachedDevice>> {
-        self.by_id.get(&id)
-    }
-
-    /// The ids of a service's devices.
-    pub fn of_service(&self, service_id: i64) -> &[i64] {
-        self.by_service.get(&service_id).map_or(&[], Vec::as_slice)
-    }
-
-    /// The device trusted at `source` (a PBX trunk by address), if any: the IP must match, and the port too
-    /// when the device's trusted address names one other than 5060.
-    pub fn trusted_at(&self, source: SocketAddr) -> Option<&Arc<CachedDevice>> {
-        let d = self.by_id.get(self.by_trusted_ip.get(&source.ip())?)?;
-        let addr = trusted_addr(&d.device)?;
-        (addr.port() == 5060 || addr.port() == source.port()).then_some(d)
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_auth.len()
-    }
-
-    pub fn upsert(&mut self, d: CachedDevice) {
-        let id = d.device.id;
-        self.remove(id);
-        if let Some(addr) = trusted_addr(&d.device) {
-            self.by_trusted_ip.insert(addr.ip(), id);
-        }
-        self.by_service.entry(d.device.service_id).or_default().push(id);
-        let d = Arc::new(d);
-        self.by_auth.insert(d.device.auth_id.clone(), d.clone());
-        self.by_id.insert(id, d);
-    }
-
-    pub fn remove(&mut self, id: i64) {
-        let Some(old) = self.by_id.remove(&id) else { return };
-        self.by_auth.remove(&old.device.auth_id);
-        if let Some(ids) = self.by_service.get_mut(&old.device.service_id) {
-            ids.retain(|&i| i != id);
-        }
-        if let Some(addr) = trusted_addr(&old.device)
-            && self.by_trusted_ip.get(&addr.ip()) == Some(&id)
-        {
-            self.by_trusted_ip.remove(&addr.ip());
-        }
-    }
-}
-
-/// A device's trusted address, as stored (`ip:port`).
-pub fn trusted_addr(d: &Device) -> Option<SocketAddr> {
-    d.trusted_address.as_deref().and_then(|a| a.parse().ok())
-}
-
-/// Every phone number in memory, by E.164.
-#[derive(Debug, Default)]
-pub struct NumberCache {
-    by_e164: HashMap<String, Arc<CachedNumber>>,
-    e164_by_id: HashMap<i64, String>,
-}
-
-impl NumberCache {
-    pub async fn load(store: &dyn Store) -> Result<Self, switchboard_storage::StoreError> {
-        let customers: HashMap<i64, i64> =
-            store.list_services(None).await?.into_iter().map(|s| (s.id, s.customer_id)).collect();
-        let mut cache = NumberCache::default();
-        for number in store.list_numbers(None).await? {
-            let customer_id = customers.get(&number.service_id).copied().unwrap_or(0);
-            cache.upsert(CachedNumber { number, customer_id });
-        }
-        Ok(cache)
-    }
-
-    pub fn get(&self, e164: &str) -> Option<&Arc<CachedNumber>> {
-        self.by_e164.get(e164)
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_e164.len()
-    }
-
-    pub fn upsert(&mut self, n: CachedNumber) {
-        self.remove(n.number.id);
-        self.e164_by_id.insert(n.number.id, n.number.number.clone());
-        self.by_e164.insert(n.number.number.clone(), Arc::new(n));
-    }
-
-    pub fn remove(&mut self, id: i64) {
-        if let Some(e164) = self.e164_by_id.remove(&id) {
-            self.by_e164.remove(&e164);
-        }
-    }
-}
-
-/// Follows the change log from `after` and sends device updates to the core until shutdown.
+/// Follows the change log from `after` and sends the changes to the engine until shutdown.
 pub async fn follow_changes(
     store: Arc<dyn Store>,
     mut after: i64,
     every: Duration,
     file_gateways: Vec<Gateway>,
-    tx: mpsc::Sender<DeviceUpdate>,
+    tx: mpsc::Sender<Change>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -243,8 +91,8 @@ pub async fn follow_changes(
                 let ids: Vec<i64> = match ch.entity {
                     Entity::Number => {
                         let update = match load_number(store.as_ref(), ch.entity_id).await {
-                            Ok(Some(n)) => DeviceUpdate::Number(Box::new(n)),
-                            Ok(None) => DeviceUpdate::NumberRemoved(ch.entity_id),
+                            Ok(Some(n)) => Change::Number(Box::new(n)),
+                            Ok(None) => Change::NumberRemoved(ch.entity_id),
                             Err(e) => {
                                 tracing::warn!(error = %e, number = ch.entity_id, "reloading a number failed");
                                 continue;
@@ -260,7 +108,7 @@ pub async fn follow_changes(
                             Ok(mut list) => {
                                 list.extend(file_gateways.iter().cloned());
                                 let resolved = resolve_gateways(list).await;
-                                if tx.send(DeviceUpdate::Gateways(resolved)).await.is_err() {
+                                if tx.send(Change::Gateways(resolved)).await.is_err() {
                                     return;
                                 }
                             }
@@ -278,8 +126,8 @@ pub async fn follow_changes(
                 };
                 for id in ids {
                     let update = match load_one(store.as_ref(), id).await {
-                        Ok(Some(d)) => DeviceUpdate::Upsert(Box::new(d)),
-                        Ok(None) => DeviceUpdate::Removed(id),
+                        Ok(Some(d)) => Change::Upsert(Box::new(d)),
+                        Ok(None) => Change::Removed(id),
                         Err(e) => {
                             tracing::warn!(error = %e, device = id, "reloading a device failed");
                             continue;

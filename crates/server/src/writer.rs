@@ -1,13 +1,13 @@
 //! Write-behind persistence of bindings and device state.
 //!
-//! The core task does not wait on the database: it queues operations here, and this task applies them in batches
+//! The event loop does not wait on the database: it queues operations here, and this task applies them in batches
 //! (one transaction per batch), so a burst of 10,000 REGISTERs costs a few dozen commits (the store itself
 //! folds repeated upserts of one binding within a batch into one). A failed batch is retried with back-off, never
 //! dropped while the daemon runs; at shutdown the queue is drained before the process exits, so a clean restart
 //! loses nothing.
 //!
 //! The queue is bounded ([`QUEUE`] operations). Nothing is ever dropped to stay inside it: when the database falls
-//! that far behind, the core keeps what it could not queue in order ([`WriteQueue`]) and stops taking new SIP
+//! that far behind, the event loop keeps what it could not queue in order ([`WriteQueue`]) and stops taking new SIP
 //! messages until the writer has room again. Those messages then wait in the inbound queue, which is exactly
 //! what the overload control measures: a slow database turns into 503s for new requests, not into memory
 //! growth or lost registrations.
@@ -18,24 +18,15 @@ use std::time::Duration;
 use switchboard_storage::{ActiveCallOp, BindingOp, DeviceAuth, DeviceState, NewCdr, Store};
 use tokio::sync::mpsc;
 
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // queued and consumed at once; boxing would add an allocation per REGISTER
-pub enum WriteOp {
-    Binding(BindingOp),
-    State(DeviceState),
-    /// A call started, was answered or ended (`switchboard calls`).
-    Active(ActiveCallOp),
-    Cdr(NewCdr),
-    /// What a device last authenticated with (written when it changes).
-    Auth(DeviceAuth),
-}
+/// What the engine asks the store to keep.
+pub use switchboard_engine::Persist as WriteOp;
 
 const BATCH: usize = 2000;
 const LINGER: Duration = Duration::from_millis(10);
 /// Operations queued for the writer at most.
 pub const QUEUE: usize = 65_536;
 
-/// The core's end of the write-behind queue: sends without waiting while there is room, and keeps, in order,
+/// The event loop's end of the write-behind queue: sends without waiting while there is room, and keeps, in order,
 /// what did not fit until [`WriteQueue::drain`] can wait for room.
 #[derive(Debug)]
 pub struct WriteQueue {
@@ -67,7 +58,7 @@ impl WriteQueue {
         }
     }
 
-    /// Whether operations wait for room; the core then calls [`WriteQueue::drain`] before taking more work.
+    /// Whether operations wait for room; the event loop then calls [`WriteQueue::drain`] before taking more work.
     pub fn is_backed_up(&self) -> bool {
         !self.backlog.is_empty()
     }

@@ -1,0 +1,430 @@
+//! The engine on virtual time: messages in as text, outputs read back, time advanced by hand. No sockets, no
+//! clock, no database.
+
+use std::net::{IpAddr, SocketAddr};
+
+use switchboard_model::records::{
+    ActiveCallOp, BindingOp, CdrDirection, CdrDisposition, Credentials, Device, Gateway, Number, ServiceMode,
+};
+use switchboard_model::{DigestMode, DivertReason, DivertWhen};
+use switchboard_registrar::Registrar;
+use switchboard_sip_core::digest::{Algorithm, Challenge, ClientAuth, ClientSecret, client_response, ha1};
+use switchboard_sip_core::transport::{FlowId, Peer, Proto};
+use switchboard_sip_core::{HeaderName, Message, parse_datagram};
+
+use crate::auth::{AuthSettings, Authenticator};
+use crate::directory::{CachedDevice, CachedNumber, DeviceCache, NumberCache};
+use crate::{CallLimits, Engine, Loaded, Network, Output, OverloadConfig, Persist, Settings};
+
+const DOMAIN: &str = "sb.example";
+const T0: u64 = 1_800_000_000_000;
+const US: &str = "192.0.2.10:5060";
+const ALICE: &str = "198.51.100.7:5062";
+const CARRIER: &str = "203.0.113.1:5060";
+const SPARE_CARRIER: &str = "203.0.113.2:5060";
+const PBX: &str = "198.51.100.50:5060";
+const DID: &str = "+61299990001";
+
+struct FakeNet;
+
+impl Network for FakeNet {
+    fn sent_by(&mut self, _peer: IpAddr) -> SocketAddr {
+        addr(US)
+    }
+    fn flow_for(&self, _addr: SocketAddr) -> Option<FlowId> {
+        None
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn udp(s: &str) -> Peer {
+    Peer { addr: addr(s), proto: Proto::Udp, flow: None }
+}
+
+fn device(id: i64, auth_id: &str, trusted: Option<&str>) -> CachedDevice {
+    let password = "correct horse";
+    let device = Device {
+        id,
+        service_id: id * 10,
+        name: format!("{auth_id} phone"),
+        auth_id: auth_id.into(),
+        credentials: Credentials {
+            realm: DOMAIN.into(),
+            ha1_md5: ha1(Algorithm::Md5, auth_id, DOMAIN, password),
+            ha1_sha256: ha1(Algorithm::Sha256, auth_id, DOMAIN, password),
+            ha1_sha512_256: ha1(Algorithm::Sha512_256, auth_id, DOMAIN, password),
+        },
+        caller_id: Some(DID.into()),
+        call_types: vec!["local".into(), "national".into(), "mobile".into()],
+        max_contacts: 4,
+        trusted_address: trusted.map(str::to_owned),
+        digest: DigestMode::Modern,
+        md5_from: Vec::new(),
+        created_at: 0,
+        updated_at: 0,
+    };
+    let mode = if trusted.is_some() { ServiceMode::Trunk } else { ServiceMode::Direct };
+    CachedDevice { device, mode, customer_id: id }
+}
+
+fn gateway(id: i64, address: &str) -> (Gateway, Option<SocketAddr>) {
+    let gw = Gateway {
+        id,
+        name: format!("carrier{id}"),
+        address: address.into(),
+        transport: "udp".into(),
+        priority: id,
+        enabled: true,
+        created_at: 0,
+    };
+    (gw, Some(addr(address)))
+}
+
+struct Rig {
+    engine: Engine,
+    now: u64,
+    sent: Vec<(Peer, Message)>,
+    persisted: Vec<Persist>,
+    events: Vec<crate::DeviceEvent>,
+}
+
+fn limits() -> CallLimits {
+    CallLimits {
+        gateway_check_secs: 30,
+        max_per_device: 4,
+        max_per_service: 10,
+        max_inbound_per_service: 30,
+        max_calls: 5000,
+        max_diversions: 5,
+    }
+}
+
+fn rig_with(limits: CallLimits) -> Rig {
+    let mut devices = DeviceCache::default();
+    devices.upsert(device(1, "alice", None));
+    devices.upsert(device(2, "pbx", Some(PBX)));
+    let mut numbers = NumberCache::default();
+    let number = Number {
+        id: 1,
+        service_id: 10,
+        number: DID.into(),
+        device_id: Some(1),
+        divert_when: DivertWhen::NoAnswer,
+        divert_to: Some("+61400000009".into()),
+        no_answer_secs: 60,
+        offline_alert: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    numbers.upsert(CachedNumber { number, customer_id: 1 });
+    let registrar = Registrar::new(switchboard_registrar::Config {
+        keepalive_interval_ms: 3_600_000,
+        ..switchboard_registrar::Config::default()
+    });
+    let settings = Settings {
+        domain: DOMAIN.into(),
+        node: "n1".into(),
+        server_header: "Switchboard/test".into(),
+        t1_ms: 500,
+        keepalive_timeout_ms: 5_000,
+        overload: OverloadConfig { target_us: 100_000, interval_us: 100_000 },
+        retry_after_secs: 5,
+        calls: switchboard_b2bua::CallConfig::default(),
+        limits,
+        voicemail: None,
+    };
+    let loaded = Loaded {
+        registrar,
+        auth: Authenticator::new(DOMAIN, &AuthSettings::default(), [7; 32], [8; 32]),
+        devices,
+        numbers,
+        gateways: vec![gateway(1, CARRIER), gateway(2, SPARE_CARRIER)],
+        auth_seen: Vec::new(),
+        seed: 42,
+    };
+    let engine = Engine::new(settings, loaded, Box::new(FakeNet));
+    Rig { engine, now: T0, sent: Vec::new(), persisted: Vec::new(), events: Vec::new() }
+}
+
+fn rig() -> Rig {
+    rig_with(limits())
+}
+
+impl Rig {
+    fn collect(&mut self) {
+        for out in self.engine.drain_outputs() {
+            match out {
+                Output::Send { peer, bytes } => {
+                    let msg = parse_datagram(&bytes, &Default::default()).expect("the engine sends what parses");
+                    self.sent.push((peer, msg));
+                }
+                Output::Persist(p) => self.persisted.push(p),
+                Output::Device(e) => self.events.push(e),
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: &str, text: &str) {
+        let text = text.replace('\n', "\r\n");
+        let msg = parse_datagram(text.as_bytes(), &Default::default()).expect("test message parses");
+        self.engine.on_message(msg, udp(from), addr(US), self.now);
+        self.collect();
+    }
+
+    /// Moves virtual time on by `ms`, firing every deadline on the way at its own time.
+    fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        while let Some(at) = self.engine.poll_timeout().filter(|&t| t <= end) {
+            self.now = self.now.max(at);
+            self.engine.on_timeout(self.now);
+            self.collect();
+        }
+        self.now = end;
+    }
+
+    fn take_sent(&mut self) -> Vec<(Peer, Message)> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// The one message sent since the last look, which must be a response with `status`.
+    fn response(&mut self, status: u16) -> Message {
+        let sent = self.take_sent();
+        let found: Vec<&Message> = sent.iter().map(|(_, m)| m).filter(|m| m.status().is_some()).collect();
+        assert_eq!(found.len(), 1, "one response expected: {sent:?}");
+        assert_eq!(found[0].status(), Some(status), "{:?}", found[0]);
+        found[0].clone()
+    }
+
+    fn register_text(&self, cseq: u32, branch: &str, authorization: Option<&str>) -> String {
+        let auth = authorization.map(|a| format!("Authorization: {a}\n")).unwrap_or_default();
+        format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK{branch}\n\
+             From: <sip:alice@{DOMAIN}>;tag=a1\nTo: <sip:alice@{DOMAIN}>\nCall-ID: reg-1@{ALICE}\n\
+             CSeq: {cseq} REGISTER\nContact: <sip:alice@{ALICE}>\nExpires: 120\nMax-Forwards: 70\n\
+             User-Agent: TestPhone 1.0\n{auth}Content-Length: 0\n\n"
+        )
+    }
+
+    /// Registers alice through a challenge; returns the authenticated REGISTER's text.
+    fn register_alice(&mut self) -> String {
+        self.deliver(ALICE, &self.register_text(1, "r1", None));
+        let challenge = self.response(401);
+        let offered: Vec<Challenge> =
+            challenge.headers.get_all(&HeaderName::WwwAuthenticate).map(|v| Challenge::parse(v).unwrap()).collect();
+        let ch = offered.iter().find(|c| c.algorithm == Algorithm::Sha256).expect("SHA-256 offered");
+        let auth = ClientAuth {
+            username: "alice",
+            secret: ClientSecret::Password("correct horse"),
+            method: "REGISTER",
+            uri: &format!("sip:{DOMAIN}"),
+            cnonce: b"0123456789abcdef",
+            nc: 1,
+        };
+        let value = client_response(ch, &auth).unwrap();
+        let text = self.register_text(2, "r2", Some(&value));
+        self.deliver(ALICE, &text);
+        text
+    }
+
+    fn invite_text(&self, from_number: &str, to: &str, source: &str, branch: &str) -> String {
+        format!(
+            "INVITE sip:{to}@{US} SIP/2.0\nVia: SIP/2.0/UDP {source};branch=z9hG4bK{branch}\n\
+             From: <sip:{from_number}@{source}>;tag=c{branch}\nTo: <sip:{to}@{DOMAIN}>\nCall-ID: call-{branch}\n\
+             CSeq: 1 INVITE\nContact: <sip:{from_number}@{source}>\nMax-Forwards: 70\n\
+             Content-Type: application/sdp\nContent-Length: 0\n\n"
+        )
+    }
+
+    fn cdrs(&self) -> Vec<&switchboard_model::records::NewCdr> {
+        self.persisted.iter().filter_map(|p| if let Persist::Cdr(c) = p { Some(c) } else { None }).collect()
+    }
+}
+
+fn requests_to<'a>(sent: &'a [(Peer, Message)], to: &str, method: &str) -> Vec<&'a Message> {
+    sent.iter()
+        .filter(|(p, m)| p.addr == addr(to) && m.method().is_some_and(|x| x.as_str() == method))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+#[test]
+fn a_register_is_challenged_then_bound_persisted_and_announced() {
+    let mut r = rig();
+    r.register_alice();
+    let ok = r.response(200);
+    assert!(ok.headers.get(&HeaderName::Contact).is_some_and(|c| c.contains("expires=120")), "{ok:?}");
+    let binding = r.persisted.iter().any(|p| matches!(p, Persist::Binding(BindingOp::Upsert(b)) if b.device_id == 1));
+    let auth = r.persisted.iter().any(|p| {
+        matches!(p, Persist::Auth(a) if a.algorithm == "SHA-256"
+        && a.user_agent.as_deref() == Some("TestPhone 1.0") && a.source == "198.51.100.7")
+    });
+    let state = r.persisted.iter().any(|p| matches!(p, Persist::State(s) if s.device_id == 1 && s.online));
+    assert!(binding && auth && state, "{:?}", r.persisted);
+    assert_eq!(r.events.len(), 1);
+    assert!(r.events[0].online && r.events[0].device_id == 1 && r.events[0].at == T0);
+}
+
+/// A retransmitted REGISTER (its 200 lost) gets the same bytes again and is not applied twice.
+#[test]
+fn a_retransmitted_register_gets_the_same_answer_and_is_not_applied_again() {
+    let mut r = rig();
+    let text = r.register_alice();
+    let first = r.response(200);
+    let writes = r.persisted.len();
+    r.advance(500);
+    r.deliver(ALICE, &text);
+    let again = r.response(200);
+    assert_eq!(first.to_bytes(), again.to_bytes());
+    assert_eq!(r.persisted.len(), writes, "nothing written for a retransmission");
+    assert_eq!(r.engine.stats().retransmissions_answered, 1);
+}
+
+/// Registration expiry runs on the clock it is given: the binding is still there a millisecond before it is due,
+/// and gone (removed from the store, the device offline) at its expiry.
+#[test]
+fn a_registration_expires_to_the_millisecond() {
+    let mut r = rig();
+    r.register_alice();
+    r.response(200);
+    r.persisted.clear();
+    r.advance(120_000 - 1);
+    assert!(r.persisted.is_empty(), "{:?}", r.persisted);
+    assert_eq!(r.engine.stats().bindings, 1);
+    r.advance(1);
+    assert_eq!(r.engine.stats().bindings, 0);
+    assert!(r.persisted.iter().any(|p| matches!(p, Persist::Binding(BindingOp::Remove { device_id: 1, .. }))));
+    assert!(r.events.last().is_some_and(|e| !e.online && e.at == T0 + 120_000), "{:?}", r.events);
+}
+
+/// A carrier's call to a number rings its device; unanswered, it diverts to the number's external target
+/// exactly when the number's no-answer time (60 s) is up, through a carrier, with a Diversion header.
+#[test]
+fn an_unanswered_inbound_call_diverts_at_exactly_the_no_answer_time() {
+    let mut r = rig();
+    r.register_alice();
+    r.response(200);
+    r.deliver(CARRIER, &r.invite_text("+61400000001", DID, CARRIER, "i1"));
+    let sent = r.take_sent();
+    let rung = requests_to(&sent, ALICE, "INVITE");
+    assert_eq!(rung.len(), 1, "{sent:?}");
+    assert_eq!(rung[0].request_uri(), Some(format!("sip:alice@{ALICE}").as_str()));
+    assert!(sent.iter().any(|(p, m)| p.addr == addr(CARRIER) && m.status() == Some(100)));
+    // The device rings, and says so.
+    let ringing = rung[0].clone();
+    let via = ringing.headers.get(&HeaderName::Via).unwrap().to_owned();
+    let to = ringing.headers.get(&HeaderName::To).unwrap().to_owned();
+    let from = ringing.headers.get(&HeaderName::From).unwrap().to_owned();
+    let call_id = ringing.headers.get(&HeaderName::CallId).unwrap().to_owned();
+    r.deliver(
+        ALICE,
+        &format!(
+            "SIP/2.0 180 Ringing\nVia: {via}\nFrom: {from}\nTo: {to};tag=phone\nCall-ID: {call_id}\n\
+             CSeq: 1 INVITE\nContent-Length: 0\n\n"
+        ),
+    );
+    r.take_sent();
+    r.advance(60_000 - 1);
+    let before = r.take_sent();
+    assert!(requests_to(&before, ALICE, "CANCEL").is_empty(), "no divert before 60 s: {before:?}");
+    r.advance(1);
+    let after = r.take_sent();
+    assert_eq!(requests_to(&after, ALICE, "CANCEL").len(), 1, "{after:?}");
+    let diverted = requests_to(&after, CARRIER, "INVITE");
+    assert_eq!(diverted.len(), 1, "{after:?}");
+    assert!(diverted[0].request_uri().is_some_and(|u| u.starts_with("sip:+61400000009@")));
+    let diversion = diverted[0].headers.get(&HeaderName::Diversion).expect("Diversion header");
+    assert!(diversion.contains(DID) && diversion.contains("reason=no-answer"), "{diversion}");
+}
+
+/// A service's inbound channels are limited: the call past the limit is answered 486 and recorded.
+#[test]
+fn inbound_calls_past_the_service_channel_limit_are_busy() {
+    let mut r = rig_with(CallLimits { max_inbound_per_service: 1, ..limits() });
+    r.register_alice();
+    r.response(200);
+    r.deliver(CARRIER, &r.invite_text("+61400000001", DID, CARRIER, "i1"));
+    r.take_sent();
+    r.deliver(CARRIER, &r.invite_text("+61400000002", DID, CARRIER, "i2"));
+    r.response(486);
+    let cdrs = r.cdrs();
+    assert_eq!(cdrs.len(), 1);
+    assert_eq!(
+        (cdrs[0].direction, cdrs[0].disposition, cdrs[0].sip_status),
+        (CdrDirection::Inbound, CdrDisposition::Rejected, Some(486))
+    );
+}
+
+/// Past the node's call limit a new call gets 503 with the configured Retry-After.
+#[test]
+fn calls_past_the_node_limit_get_503_with_retry_after() {
+    let mut r = rig_with(CallLimits { max_calls: 1, ..limits() });
+    r.deliver(PBX, &r.invite_text(DID, "0299990000", PBX, "o1"));
+    r.take_sent();
+    r.deliver(PBX, &r.invite_text(DID, "0299990001", PBX, "o2"));
+    let refused = r.response(503);
+    assert_eq!(refused.headers.get(&HeaderName::RetryAfter), Some("5"));
+}
+
+/// A trusted PBX's outbound call hunts the gateways by priority; after a gateway misses a health check, it is
+/// tried last until it answers again.
+#[test]
+fn a_gateway_that_misses_its_health_check_is_tried_last() {
+    let mut r = rig();
+    r.deliver(PBX, &r.invite_text(DID, "0299990000", PBX, "o1"));
+    let sent = r.take_sent();
+    assert_eq!(requests_to(&sent, CARRIER, "INVITE").len(), 1, "priority 1 first: {sent:?}");
+    assert!(requests_to(&sent, SPARE_CARRIER, "INVITE").is_empty());
+    // The first check is one interval after start; the spare answers it, the first carrier does not.
+    r.advance(30_000);
+    let checks = r.take_sent();
+    let spare = requests_to(&checks, SPARE_CARRIER, "OPTIONS");
+    assert_eq!(spare.len(), 1, "{checks:?}");
+    assert_eq!(requests_to(&checks, CARRIER, "OPTIONS").len(), 1);
+    let o = spare[0];
+    let h = |n: HeaderName| o.headers.get(&n).unwrap().to_owned();
+    r.deliver(
+        SPARE_CARRIER,
+        &format!(
+            "SIP/2.0 200 OK\nVia: {}\nFrom: {}\nTo: {};tag=gw\nCall-ID: {}\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+            h(HeaderName::Via),
+            h(HeaderName::From),
+            h(HeaderName::To),
+            h(HeaderName::CallId)
+        ),
+    );
+    // Timer F (64*T1 = 32 s) ends the unanswered check.
+    r.advance(32_000);
+    r.take_sent();
+    r.deliver(PBX, &r.invite_text(DID, "0299990001", PBX, "o2"));
+    let sent = r.take_sent();
+    assert_eq!(requests_to(&sent, SPARE_CARRIER, "INVITE").len(), 1, "healthy gateway first: {sent:?}");
+    assert!(requests_to(&sent, CARRIER, "INVITE").is_empty());
+}
+
+/// A call's records: the active-call row appears on the next flush and goes when the call ends; the CDR says
+/// what happened. Here the device never answers the INVITE at all (not even 100 Trying): when Timer B gives its
+/// leg up, every leg has failed, and the call diverts as unreachable ("offline", 3GPP CFNRc), not as unanswered.
+#[test]
+fn an_ended_call_leaves_one_cdr_and_no_active_row() {
+    let mut r = rig();
+    r.register_alice();
+    r.response(200);
+    r.deliver(CARRIER, &r.invite_text("+61400000001", DID, CARRIER, "i1"));
+    r.engine.flush_active_calls();
+    r.collect();
+    assert!(r.persisted.iter().any(|p| matches!(p, Persist::Active(ActiveCallOp::Upsert(a)) if a.callee == DID)));
+    // Nobody answers the divert target either: the call ends when that leg is given up too.
+    r.advance(10 * 60_000);
+    r.engine.flush_active_calls();
+    r.collect();
+    assert!(r.persisted.iter().any(|p| matches!(p, Persist::Active(ActiveCallOp::Remove { .. }))));
+    let cdrs = r.cdrs();
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].direction, CdrDirection::Inbound);
+    assert_eq!(cdrs[0].divert_reason, Some(DivertReason::Offline));
+    assert_eq!(cdrs[0].diverted_to.as_deref(), Some("+61400000009"));
+    assert_eq!(r.engine.stats().calls, 0);
+}
