@@ -146,14 +146,16 @@ impl AuthConfig {
 }
 
 impl Default for AuthConfig {
+    /// The engine's defaults, in the file's units: one place holds them.
     fn default() -> Self {
+        let s = switchboard_engine::auth::AuthSettings::default();
         AuthConfig {
-            nonce_lifetime_secs: 300,
-            algorithms: vec!["SHA-256".into(), "MD5".into()],
-            max_failures: 10,
-            failure_window_secs: 60,
-            cooldown_secs: 300,
-            legacy_md5_fallback: true,
+            nonce_lifetime_secs: s.nonce_lifetime_ms / 1000,
+            algorithms: s.algorithms.iter().map(|a| a.as_str().to_owned()).collect(),
+            max_failures: s.max_failures,
+            failure_window_secs: s.failure_window_ms / 1000,
+            cooldown_secs: s.cooldown_ms / 1000,
+            legacy_md5_fallback: s.legacy_md5_fallback,
         }
     }
 }
