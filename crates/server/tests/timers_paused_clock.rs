@@ -153,6 +153,9 @@ impl Store for MemStore {
     async fn device_auths(&self) -> Result<Vec<switchboard_storage::DeviceAuth>, StoreError> {
         Ok(Vec::new())
     }
+    async fn device_auth(&self, _: i64) -> Result<Option<switchboard_storage::DeviceAuth>, StoreError> {
+        Ok(None)
+    }
     async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(), StoreError> {
         self.cdrs.lock().unwrap().extend_from_slice(cdrs);
         Ok(())

@@ -106,6 +106,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_device_auths(&self, auths: &[DeviceAuth]) -> Result<()>;
     /// Every device's last successful authentication.
     async fn device_auths(&self) -> Result<Vec<DeviceAuth>>;
+    /// One device's last successful authentication, if it ever authenticated.
+    async fn device_auth(&self, device_id: i64) -> Result<Option<DeviceAuth>>;
 
     // call detail records
     /// Inserts every CDR in one transaction: either all are stored or none. A `device_id` whose device no longer

@@ -237,6 +237,18 @@ impl SqlStore {
         })
     }
 
+    pub(crate) async fn device_auth(&self, device_id: i64) -> Result<Option<DeviceAuth>> {
+        with_pool!(self, pool => {
+            let row: Option<DeviceAuthRow> = sqlx::query_as(
+                "SELECT device_id, algorithm, user_agent, source, since FROM device_auth WHERE device_id = $1",
+            )
+            .bind(device_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(DeviceAuth::from))
+        })
+    }
+
     pub(crate) async fn device_states(&self) -> Result<Vec<DeviceState>> {
         with_pool!(self, pool => {
             let rows: Vec<DeviceStateRow> =

@@ -118,6 +118,9 @@ impl Store for SqlStore {
     async fn device_auths(&self) -> Result<Vec<DeviceAuth>> {
         SqlStore::device_auths(self).await
     }
+    async fn device_auth(&self, device_id: i64) -> Result<Option<DeviceAuth>> {
+        SqlStore::device_auth(self, device_id).await
+    }
 
     async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<()> {
         SqlStore::insert_cdrs(self, cdrs).await

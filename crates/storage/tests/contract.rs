@@ -709,12 +709,14 @@ async fn device_auth_upsert_skip_deleted_and_cascade(ctx: Ctx) {
     };
     s.set_device_auths(&[auth(a, "SHA-256", 10), auth(b, "MD5", 20), auth(a, "MD5", 30)]).await.unwrap();
     assert_eq!(s.device_auths().await.unwrap(), vec![auth(a, "MD5", 30), auth(b, "MD5", 20)]);
+    assert_eq!(s.device_auth(b).await.unwrap(), Some(auth(b, "MD5", 20)));
     // A device deleted while its record was queued: skipped, the rest written.
     s.delete_device(b).await.unwrap();
     s.set_device_auths(&[auth(b, "SHA-256", 40), auth(a, "SHA-256", 50)]).await.unwrap();
     assert_eq!(s.device_auths().await.unwrap(), vec![auth(a, "SHA-256", 50)]);
     s.delete_device(a).await.unwrap();
     assert!(s.device_auths().await.unwrap().is_empty(), "cascade");
+    assert_eq!(s.device_auth(a).await.unwrap(), None);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

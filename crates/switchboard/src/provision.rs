@@ -133,7 +133,7 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
         DeviceCmd::Show { auth_id, json } => {
             let d = device_by_auth(store, &auth_id).await?;
             if json {
-                let last = store.device_auths().await?.into_iter().find(|a| a.device_id == d.id);
+                let last = store.device_auth(d.id).await?;
                 let mut v = serde_json::to_value(&d)?;
                 if let Some(obj) = v.as_object_mut() {
                     obj.insert("last_auth".into(), serde_json::to_value(last)?);
@@ -524,7 +524,7 @@ async fn print_device(d: &Device, store: &dyn Store) -> anyhow::Result<()> {
             println!("digest:        md5 (MD5 alone from its last address and {})", networks.join(", "));
         }
     }
-    match store.device_auths().await?.into_iter().find(|a| a.device_id == d.id) {
+    match store.device_auth(d.id).await? {
         Some(a) => println!(
             "last auth:     {} from {} ({}), since {}",
             a.algorithm,
