@@ -1,0 +1,19 @@
+//! Media, sans-IO: everything the relay and the voicemail decide about packets and session descriptions, with no
+//! socket, clock or task (`now` is passed in, in milliseconds).
+//!
+//! - [`sdp`]: read what each stream offers or answers; rewrite addresses and ports to the relay's, every other
+//!   line kept byte for byte.
+//! - [`rtp`]: RTP headers (read and built with `rtp-rs`), RTCP told apart on a muxed port.
+//! - [`latch`]: symmetric RTP with probation: where a phone's media goes, whose packets are taken.
+//! - [`g711`]: µ-law and A-law.
+//! - [`dtmf`]: RFC 4733 telephone-events and SIP INFO DTMF.
+//! - [`ports`]: the relay's port pairs.
+//! - [`wav`]: the voicemail file format, and repairing a recording cut short.
+
+pub mod dtmf;
+pub mod g711;
+pub mod latch;
+pub mod ports;
+pub mod rtp;
+pub mod sdp;
+pub mod wav;
