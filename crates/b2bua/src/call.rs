@@ -71,6 +71,8 @@ pub enum EndReason {
     MaxDuration,
     DeadLeg,
     Shutdown,
+    /// The relay saw no media from either side for the media timeout.
+    MediaTimeout,
 }
 
 /// What the records keep of a call.
@@ -101,6 +103,8 @@ pub enum Action<H> {
     Request { req: u32, msg: Message, hop: H },
     /// Send `msg` directly (an ACK for a 2xx).
     Send { msg: Message, hop: H },
+    /// A side's SDP (offer or answer) says where it receives media: tell the relay.
+    Media { side: crate::MediaSide, remote: crate::Remote },
     /// The call was answered.
     Answered { at: u64 },
     /// The call ended; the record is final. The call lingers a while for stray answers: drop it when
@@ -217,6 +221,8 @@ pub struct Call<H> {
     /// Targets of the current hunt still to try.
     queue: VecDeque<Target<H>>,
     plan: Plan<H>,
+    /// Where the relay receives each side's media, when media is anchored.
+    media: Option<crate::MediaPlan>,
     in_divert: bool,
     winner: Option<usize>,
     requests: HashMap<u32, Pending>,
@@ -322,6 +328,7 @@ impl<H: Hop> Call<H> {
             legs: Vec::new(),
             mode: plan.mode,
             queue: VecDeque::new(),
+            media: plan.media,
             plan,
             in_divert: false,
             winner: None,
@@ -638,6 +645,13 @@ impl<H: Hop> Call<H> {
 
     // ---- ringing -------------------------------------------------------------------------------------------
 
+    /// The relay saw no media for the media timeout: an answered call is hung up on both sides.
+    pub fn media_timeout(&mut self, now: u64) {
+        if self.phase == Phase::Answered {
+            self.hang_up(EndReason::MediaTimeout, None, now);
+        }
+    }
+
     fn next_id(&mut self) -> u32 {
         self.next_id += 1;
         self.next_id
@@ -670,7 +684,9 @@ impl<H: Hop> Call<H> {
         for (name, value) in &target.extra {
             h.push(name.clone(), value.clone());
         }
-        copy_body(&self.a_invite, &mut m);
+        if let Some((side, remote)) = carry_body(self.media.as_ref(), &self.a_invite, true, &mut m) {
+            self.actions.push_back(Action::Media { side, remote });
+        }
         let req = self.next_id();
         let dialog = Dialog {
             call_id,
@@ -934,7 +950,9 @@ impl<H: Hop> Call<H> {
         }
         let mut ok = self.a_dialog_response(200, "OK");
         ok.headers.push(HeaderName::Allow, ALLOW);
-        copy_body(&msg, &mut ok);
+        if let Some((side, remote)) = carry_body(self.media.as_ref(), &msg, false, &mut ok) {
+            self.actions.push_back(Action::Media { side, remote });
+        }
         self.send_2xx(Side::A, self.a_key, ok, now);
         if self.cfg.max_duration_ms > 0 {
             self.max_duration_at = Some(now + self.cfg.max_duration_ms);
@@ -957,8 +975,10 @@ impl<H: Hop> Call<H> {
             },
         };
         let mut ack = dialog.ack(&hop, &branch, cseq);
-        if let Some(a) = answer {
-            copy_body(a, &mut ack);
+        if let Some(a) = answer
+            && let Some((from, remote)) = carry_body(self.media.as_ref(), a, matches!(side, Side::B(_)), &mut ack)
+        {
+            self.actions.push_back(Action::Media { side: from, remote });
         }
         if let Side::B(i) = side
             && let Some(leg) = self.legs.get_mut(i)
@@ -983,7 +1003,9 @@ impl<H: Hop> Call<H> {
         let hop = self.hop_of(to);
         let Some(dialog) = self.dialog_mut(to) else { return };
         let mut out = dialog.request(method.clone(), &hop, &branch);
-        copy_body(&msg, &mut out);
+        if let Some((side, remote)) = carry_body(self.media.as_ref(), &msg, from == Side::A, &mut out) {
+            self.actions.push_back(Action::Media { side, remote });
+        }
         for name in RELAYED {
             let name = HeaderName::parse(name);
             for v in msg.headers.get_all(&name) {
@@ -1014,7 +1036,9 @@ impl<H: Hop> Call<H> {
         }
         let from = if to == Side::A { self.winner.map(Side::B) } else { Some(Side::A) };
         let mut resp = self.response(request, code, &reason_of(msg), from);
-        copy_body(msg, &mut resp);
+        if let Some((side, remote)) = carry_body(self.media.as_ref(), msg, to == Side::A, &mut resp) {
+            self.actions.push_back(Action::Media { side, remote });
+        }
         for name in RELAYED {
             let name = HeaderName::parse(name);
             for v in msg.headers.get_all(&name) {
@@ -1190,8 +1214,10 @@ impl<H: Hop> Call<H> {
             let tag = (code > 100).then_some(self.a.local_tag.as_str());
             response_to(&self.a_invite.headers, code, reason, tag)
         };
-        if let Some(b) = body {
-            copy_body(b, &mut resp);
+        if let Some(b) = body
+            && let Some((side, remote)) = carry_body(self.media.as_ref(), b, false, &mut resp)
+        {
+            self.actions.push_back(Action::Media { side, remote });
         }
         self.actions.push_back(Action::Respond { key: self.a_key, msg: resp });
     }
@@ -1265,7 +1291,41 @@ fn reason_of(msg: &Message) -> String {
     }
 }
 
-/// Copies the body and its Content-Type (SDP passes through unchanged).
+/// Copies the body and its Content-Type to a message for the other side. With media anchored, an SDP body's
+/// first active audio stream is pointed at the relay's address for the side the message goes to, and what the
+/// SDP says of the side it came from is returned for the relay. A body that is not SDP (INFO, MESSAGE) or SDP we
+/// cannot read passes unchanged.
+fn carry_body(
+    media: Option<&crate::MediaPlan>,
+    from: &Message,
+    from_a: bool,
+    to: &mut Message,
+) -> Option<(crate::MediaSide, crate::Remote)> {
+    copy_body(from, to);
+    let media = media?;
+    let is_sdp = from
+        .headers
+        .get(&HeaderName::ContentType)
+        .is_some_and(|ct| ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp")));
+    if !is_sdp {
+        return None;
+    }
+    let sdp = switchboard_media_core::sdp::Sdp::parse(&from.body).ok()?;
+    let audio = sdp.streams().iter().position(|s| s.kind == "audio" && s.port != 0)?;
+    let (anchor, side) = if from_a { (media.b, crate::MediaSide::A) } else { (media.a, crate::MediaSide::B) };
+    let anchors: Vec<Option<crate::Anchor>> =
+        (0..sdp.streams().len()).map(|i| (i == audio).then_some(anchor)).collect();
+    to.body = sdp.rewrite(&anchors);
+    let stream = sdp.streams().get(audio)?;
+    let rtp = stream.address.map(|ip| std::net::SocketAddr::new(ip, stream.port));
+    let rtcp = match stream.rtcp {
+        Some((port, address)) => address.or(stream.address).map(|ip| std::net::SocketAddr::new(ip, port)),
+        None => None,
+    };
+    Some((side, crate::Remote { rtp, rtcp, hold: stream.is_hold() }))
+}
+
+/// Copies the body and its Content-Type unchanged.
 fn copy_body(from: &Message, to: &mut Message) {
     if from.body.is_empty() {
         return;

@@ -25,6 +25,8 @@ mod tests;
 
 pub use call::{ALLOW, Action, Call, CallConfig, Disposition, EndReason, Record, token_of_tag};
 
+pub use switchboard_media_core::relay::{Remote, Side as MediaSide};
+pub use switchboard_media_core::sdp::Anchor;
 pub use switchboard_model::DivertReason;
 use switchboard_sip_core::HeaderName;
 
@@ -95,11 +97,22 @@ pub struct Plan<H> {
     pub divert: Option<DivertPlan<H>>,
     /// Divert before ringing anything, for this reason.
     pub divert_now: Option<DivertReason>,
+    /// Media goes through the relay: SDP towards each side names the relay's address and ports for that side.
+    pub media: Option<MediaPlan>,
+}
+
+/// Where the relay receives each side's media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaPlan {
+    /// What the caller is told (the relay's A side).
+    pub a: Anchor,
+    /// What every callee leg is told (the relay's B side).
+    pub b: Anchor,
 }
 
 impl<H> Plan<H> {
     /// Ring `targets` (fork or hunt) with no divert.
     pub fn ring(mode: Mode, ring: Vec<Target<H>>) -> Self {
-        Plan { mode, ring, no_answer_ms: None, divert_on_busy: false, divert: None, divert_now: None }
+        Plan { mode, ring, no_answer_ms: None, divert_on_busy: false, divert: None, divert_now: None, media: None }
     }
 }

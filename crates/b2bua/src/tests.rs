@@ -79,6 +79,8 @@ struct Harness {
     sent: Vec<(Message, FakeHop)>,
     answered: Option<u64>,
     record: Option<crate::Record>,
+    /// What the relay would be told: each side's announced media.
+    media: Vec<(crate::MediaSide, crate::Remote)>,
 }
 
 impl Harness {
@@ -95,6 +97,7 @@ impl Harness {
             sent: Vec::new(),
             answered: None,
             record: None,
+            media: Vec::new(),
         };
         h.collect();
         h
@@ -107,6 +110,7 @@ impl Harness {
                 Action::Request { req, msg, hop } => self.requests.push((req, msg, hop)),
                 Action::Send { msg, hop } => self.sent.push((msg, hop)),
                 Action::Answered { at } => self.answered = Some(at),
+                Action::Media { side, remote } => self.media.push((side, remote)),
                 Action::Ended(r) => {
                     assert!(self.record.is_none(), "a call ends once");
                     self.record = Some(r);
@@ -673,8 +677,15 @@ fn failures_the_caller_could_misread_are_translated() {
 #[test]
 fn over_a_stream_the_2xx_is_not_resent_but_a_missing_ack_still_ends_the_call() {
     let call = Call::new(CallConfig::default(), 7, A_KEY, invite(true), FakeHop("caller", true), fork(&["dev1"]), 0);
-    let mut h =
-        Harness { call, requests: Vec::new(), responses: Vec::new(), sent: Vec::new(), answered: None, record: None };
+    let mut h = Harness {
+        call,
+        requests: Vec::new(),
+        responses: Vec::new(),
+        sent: Vec::new(),
+        answered: None,
+        record: None,
+        media: Vec::new(),
+    };
     h.collect();
     h.answer("dev1", 200, 1000);
     let until = 1000 + 64 * CallConfig::default().t1_ms;
@@ -742,4 +753,71 @@ fn a_held_late_offer_ack_is_sent_before_hanging_up() {
     assert_eq!(h.sent.len(), 1);
     assert_eq!(h.sent[0].0.method(), Some(&Method::Ack));
     assert_eq!(h.requests_of(Method::Bye).len(), 1);
+}
+
+fn anchored(names: &[&'static str]) -> Plan<FakeHop> {
+    let anchor =
+        |rtp_port: u16| crate::Anchor { address: "192.0.2.1".parse().unwrap(), rtp_port, rtcp_port: rtp_port + 1 };
+    let mut plan = fork(names);
+    plan.media = Some(crate::MediaPlan { a: anchor(10_000), b: anchor(10_002) });
+    plan
+}
+
+fn remote(addr: &str, hold: bool) -> crate::Remote {
+    crate::Remote { rtp: Some(addr.parse().unwrap()), rtcp: None, hold }
+}
+
+/// With media anchored: the callee is offered the relay's B side, the caller gets the relay's A side in the
+/// answer (18x and 2xx), and the relay hears of each side's SDP; every other SDP line is untouched.
+#[test]
+fn anchored_offers_and_answers_name_the_relay_for_each_side() {
+    let mut h = Harness::new(anchored(&["dev1"]), true);
+    let (_, inv) = h.invite_to("dev1");
+    assert_eq!(
+        String::from_utf8(inv.body.clone()).unwrap(),
+        SDP.replace("198.51.100.7", "192.0.2.1").replace("4000", "10002")
+    );
+    assert_eq!(h.media, vec![(crate::MediaSide::A, remote("198.51.100.7:4000", false))]);
+    h.answer("dev1", 183, 500);
+    h.answer("dev1", 200, 1000);
+    let expected = SDP.replace("198.51.100.7", "192.0.2.1").replace("4000", "10000");
+    let bodies: Vec<String> = h
+        .responses
+        .iter()
+        .filter(|(k, m)| *k == A_KEY && !m.body.is_empty())
+        .map(|(_, m)| String::from_utf8(m.body.clone()).unwrap())
+        .collect();
+    assert_eq!(bodies, vec![expected.clone(), expected]);
+    assert_eq!(h.media.last(), Some(&(crate::MediaSide::B, remote("198.51.100.20:4000", false))));
+}
+
+/// A re-INVITE putting the caller on hold reaches the callee pointed at the relay, and the relay learns of the
+/// hold; an INFO body (DTMF) passes untouched.
+#[test]
+fn anchored_re_invites_are_rewritten_and_info_bodies_are_not() {
+    let mut h = Harness::new(anchored(&["dev1"]), true);
+    h.answer("dev1", 200, 1000);
+    h.caller_sends("ACK", 10, None, key(0), 1001);
+    let hold = SDP.replace("t=0 0", "t=0 0\r\na=sendonly");
+    h.caller_sends("INVITE", 11, Some(&hold), key(50), 2000);
+    let reinv = h
+        .requests_of(Method::Invite)
+        .into_iter()
+        .find(|(_, m, _)| m.headers.get(&HeaderName::CSeq) == Some("2 INVITE"))
+        .unwrap();
+    let body = String::from_utf8(reinv.1.body.clone()).unwrap();
+    assert_eq!(body, hold.replace("198.51.100.7", "192.0.2.1").replace("4000", "10002"));
+    assert_eq!(h.media.last(), Some(&(crate::MediaSide::A, remote("198.51.100.7:4000", true))));
+    let before = h.media.len();
+    let text = "INFO sip:sb@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bKi1\r\n\
+                From: <sip:+61400000001@carrier.example>;tag=c1\r\nTo: <sip:+61299990000@sb.example>;tag=TAG\r\n\
+                Call-ID: inbound-1@carrier\r\nCSeq: 12 INFO\r\nContent-Type: application/dtmf-relay\r\n\
+                Content-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n";
+    let text = text.replace("TAG", &h.our_tag_to_caller());
+    let m = parse_datagram(text.as_bytes(), &Limits::default()).unwrap();
+    h.call.on_request(key(60), m, 3000);
+    h.collect();
+    let info = h.requests_of(Method::Info).pop().unwrap();
+    assert_eq!(info.1.body, b"Signal=5\r\nDuration=160\r\n");
+    assert_eq!(h.media.len(), before, "the relay hears nothing of an INFO");
 }

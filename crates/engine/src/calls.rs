@@ -99,8 +99,8 @@ struct Meta {
 }
 
 #[derive(Debug)]
-struct Entry {
-    call: Call<SipHop>,
+pub(crate) struct Entry {
+    pub(crate) call: Call<SipHop>,
     meta: Meta,
     /// Client transactions the call started, abandoned if still alive when the call is dropped.
     keys: Vec<Key>,
@@ -189,6 +189,10 @@ impl CallTable {
 
     pub fn len(&self) -> usize {
         self.calls.len()
+    }
+
+    pub(crate) fn entry_mut(&mut self, token: u64) -> Option<&mut Entry> {
+        self.calls.get_mut(&token)
     }
 
     pub fn poll_timeout(&self) -> Option<u64> {
@@ -574,10 +578,23 @@ impl Engine {
             .collect()
     }
 
-    fn start_call(&mut self, key: Key, msg: Message, peer: Peer, plan: Plan<SipHop>, meta: Meta, now: u64) {
+    fn start_call(&mut self, key: Key, msg: Message, peer: Peer, mut plan: Plan<SipHop>, meta: Meta, now: u64) {
         let mut token = self.rng.next();
         while token == 0 || self.calls.calls.contains_key(&token) {
             token = self.rng.next();
+        }
+        let a_ip = self.net.sent_by(peer.addr.ip()).ip();
+        let first = plan.ring.first().or_else(|| plan.divert.as_ref().and_then(|d| d.targets.first()));
+        let b_ip = first.map_or(a_ip, |t| self.net.sent_by(t.hop.peer.addr.ip()).ip());
+        match self.open_media(token, a_ip, b_ip) {
+            Ok(media) => plan.media = media,
+            Err(()) => {
+                tracing::warn!("no relay ports left; new call refused");
+                let m = &meta;
+                self.reject_cdr(m.direction, m.service_id, m.device_id, &m.caller, &m.callee, m.call_type, 503, now);
+                let extra = vec![(HeaderName::RetryAfter, self.settings.retry_after_secs.to_string())];
+                return self.call_reply(key, &msg, 503, "No Media Ports Available", extra, now);
+            }
         }
         if let Some((device, service)) = meta.counted {
             *self.calls.per_device.entry(device).or_default() += 1;
@@ -615,7 +632,7 @@ impl Engine {
     }
 
     /// Carries out what call `token` asked for, until it asks for nothing more.
-    fn pump(&mut self, token: u64, now: u64) {
+    pub(crate) fn pump(&mut self, token: u64, now: u64) {
         loop {
             let Some(entry) = self.calls.calls.get_mut(&token) else { return };
             let actions: Vec<Action<SipHop>> = entry.call.drain_actions().collect();
@@ -652,7 +669,14 @@ impl Engine {
                             self.calls.active_dirty.insert(row.call_id.clone(), Some(row));
                         }
                     }
-                    Action::Ended(record) => self.on_call_ended(token, record),
+                    Action::Media { side, remote } => {
+                        let command = switchboard_media_core::relay::Command::Remote { id: token, side, remote };
+                        self.out.push(crate::Output::Media(command));
+                    }
+                    Action::Ended(record) => {
+                        self.close_media(token);
+                        self.on_call_ended(token, record);
+                    }
                 }
             }
             if let Some(entry) = self.calls.calls.get_mut(&token) {

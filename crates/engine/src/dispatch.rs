@@ -61,6 +61,8 @@ pub enum Output {
     Persist(Persist),
     /// For whoever listens (offline divert, alert email).
     Device(DeviceEvent),
+    /// For the media relay.
+    Media(switchboard_media_core::relay::Command),
 }
 
 /// The engine's settings, in its own terms (the server maps its configuration to them).
@@ -83,6 +85,8 @@ pub struct Settings {
     pub limits: CallLimits,
     /// Where calls diverted to voicemail go, if voicemail is configured.
     pub voicemail: Option<SocketAddr>,
+    /// Media anchoring; `None`: SDP passes through and media flows end to end.
+    pub media: Option<crate::media::MediaSettings>,
 }
 
 /// What the server loaded before the engine starts.
@@ -121,6 +125,8 @@ pub struct Stats {
     pub retransmissions_answered: u64,
     pub overload_episodes: u64,
     pub shed_requests: u64,
+    /// Relay port pairs held by calls (two per anchored call).
+    pub media_port_pairs: usize,
 }
 
 pub struct Engine {
@@ -134,6 +140,7 @@ pub struct Engine {
     pub(crate) calls: CallTable,
     pub(crate) prober: Prober,
     pub(crate) rng: Rng,
+    pub(crate) media: Option<crate::media::Media>,
     /// Keys the hash behind To tags of stateless responses.
     tag_key: u64,
     /// What each recent stateless answer was, so a retransmission gets it again.
@@ -142,7 +149,7 @@ pub struct Engine {
     overload: Overload,
     /// Each device's last successful authentication, as stored (written again only when it changes).
     auth_seen: HashMap<i64, DeviceAuth>,
-    out: Vec<Output>,
+    pub(crate) out: Vec<Output>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -169,6 +176,7 @@ impl Engine {
             numbers,
             calls: CallTable::new(settings.calls.clone(), settings.limits.clone(), settings.voicemail, gateways),
             prober: Prober::new(settings.t1_ms, settings.keepalive_timeout_ms),
+            media: settings.media.as_ref().map(crate::media::Media::new),
             tag_key: rng.next(),
             rng,
             // Timer J's 64*T1, bounded in count: at full load it still spans the first retransmissions.
@@ -205,6 +213,7 @@ impl Engine {
             retransmissions_answered: self.answers.recalled(),
             overload_episodes: self.overload.episodes(),
             shed_requests: self.overload.shed(),
+            media_port_pairs: self.media.as_ref().map_or(0, crate::media::Media::in_use),
         }
     }
 
@@ -592,7 +601,7 @@ impl Engine {
     }
 
     /// Turns what the cores queued into outputs: sends, persistence, probes and device events.
-    fn flush(&mut self, now: u64) {
+    pub(crate) fn flush(&mut self, now: u64) {
         self.flush_transactions(now);
         for out in self.registrar.drain_outputs() {
             match out {

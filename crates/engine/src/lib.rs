@@ -5,6 +5,7 @@
 //!   keepalive probes, and what the registrar's bindings and liveness turn into (records, device events).
 //! - `calls`: INVITE admission, plans, the call table and its deadlines, call records (CDRs, active calls),
 //!   gateway health and the concurrency limits.
+//! - `media`: which relay ports a call gets, what the relay is told, what its reports mean for calls.
 //! - [`directory`]: the devices and numbers in memory, and the changes that keep them current.
 //! - [`overload`]: when the daemon falls behind, which requests are shed (503 with Retry-After) so that work
 //!   already started (authenticated requests, dialogs, responses) still completes.
@@ -19,6 +20,7 @@ mod calls;
 pub mod date;
 pub mod directory;
 mod dispatch;
+mod media;
 pub mod overload;
 pub mod prober;
 pub mod records;
@@ -30,5 +32,6 @@ mod tests;
 
 pub use calls::CallLimits;
 pub use dispatch::{DeviceEvent, Engine, Loaded, Network, Output, Settings, Stats};
+pub use media::MediaSettings;
 pub use overload::{Overload, OverloadConfig, is_new_work};
 pub use records::Persist;

@@ -14,7 +14,8 @@ use switchboard_sip_core::{HeaderName, Message, parse_datagram};
 
 use crate::auth::{AuthSettings, Authenticator};
 use crate::directory::{CachedDevice, CachedNumber, DeviceCache, NumberCache};
-use crate::{CallLimits, Engine, Loaded, Network, Output, OverloadConfig, Persist, Settings};
+use crate::{CallLimits, Engine, Loaded, MediaSettings, Network, Output, OverloadConfig, Persist, Settings};
+use switchboard_media_core::relay::{Command, Event, Remote, SessionStats, Side};
 
 const DOMAIN: &str = "sb.example";
 const T0: u64 = 1_800_000_000_000;
@@ -89,6 +90,7 @@ struct Rig {
     sent: Vec<(Peer, Message)>,
     persisted: Vec<Persist>,
     events: Vec<crate::DeviceEvent>,
+    relay: Vec<Command>,
 }
 
 fn limits() -> CallLimits {
@@ -103,6 +105,10 @@ fn limits() -> CallLimits {
 }
 
 fn rig_with(limits: CallLimits) -> Rig {
+    rig_full(limits, None)
+}
+
+fn rig_full(limits: CallLimits, media: Option<MediaSettings>) -> Rig {
     let mut devices = DeviceCache::default();
     devices.upsert(device(1, "alice", None));
     devices.upsert(device(2, "pbx", Some(PBX)));
@@ -135,6 +141,7 @@ fn rig_with(limits: CallLimits) -> Rig {
         calls: switchboard_b2bua::CallConfig::default(),
         limits,
         voicemail: None,
+        media,
     };
     let loaded = Loaded {
         registrar,
@@ -146,7 +153,7 @@ fn rig_with(limits: CallLimits) -> Rig {
         seed: 42,
     };
     let engine = Engine::new(settings, loaded, Box::new(FakeNet));
-    Rig { engine, now: T0, sent: Vec::new(), persisted: Vec::new(), events: Vec::new() }
+    Rig { engine, now: T0, sent: Vec::new(), persisted: Vec::new(), events: Vec::new(), relay: Vec::new() }
 }
 
 fn rig() -> Rig {
@@ -163,12 +170,15 @@ impl Rig {
                 }
                 Output::Persist(p) => self.persisted.push(p),
                 Output::Device(e) => self.events.push(e),
+                Output::Media(c) => self.relay.push(c),
             }
         }
     }
 
+    /// Delivers a message written with bare newlines in its head (its body is sent as written).
     fn deliver(&mut self, from: &str, text: &str) {
-        let text = text.replace('\n', "\r\n");
+        let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
+        let text = format!("{}\r\n\r\n{body}", head.replace('\n', "\r\n"));
         let msg = parse_datagram(text.as_bytes(), &Default::default()).expect("test message parses");
         self.engine.on_message(msg, udp(from), addr(US), self.now);
         self.collect();
@@ -230,12 +240,25 @@ impl Rig {
     }
 
     fn invite_text(&self, from_number: &str, to: &str, source: &str, branch: &str) -> String {
+        self.invite_with_sdp(from_number, to, source, branch, "")
+    }
+
+    fn invite_with_sdp(&self, from_number: &str, to: &str, source: &str, branch: &str, sdp: &str) -> String {
         format!(
             "INVITE sip:{to}@{US} SIP/2.0\nVia: SIP/2.0/UDP {source};branch=z9hG4bK{branch}\n\
              From: <sip:{from_number}@{source}>;tag=c{branch}\nTo: <sip:{to}@{DOMAIN}>\nCall-ID: call-{branch}\n\
              CSeq: 1 INVITE\nContact: <sip:{from_number}@{source}>\nMax-Forwards: 70\n\
-             Content-Type: application/sdp\nContent-Length: 0\n\n"
+             Content-Type: application/sdp\nContent-Length: {}\n\n{sdp}",
+            sdp.len()
         )
+    }
+
+    /// The relay session id of the one call the relay was told of.
+    fn relay_id(&self) -> u64 {
+        match self.relay.first() {
+            Some(Command::Open { id, .. }) => *id,
+            other => panic!("no session opened: {other:?}"),
+        }
     }
 
     fn cdrs(&self) -> Vec<&switchboard_model::records::NewCdr> {
@@ -427,4 +450,105 @@ fn an_ended_call_leaves_one_cdr_and_no_active_row() {
     assert_eq!(cdrs[0].divert_reason, Some(DivertReason::Offline));
     assert_eq!(cdrs[0].diverted_to.as_deref(), Some("+61400000009"));
     assert_eq!(r.engine.stats().calls, 0);
+}
+
+fn sdp(ip: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+}
+
+fn media_settings(port_max: u16) -> Option<MediaSettings> {
+    Some(MediaSettings { port_min: 20_000, port_max, advertise: None })
+}
+
+/// The response to a request the engine sent, as the far end would write it.
+fn answer(req: &Message, status: u16, reason: &str, tag: &str, body: &str) -> String {
+    let h = |n: HeaderName| req.headers.get(&n).unwrap().to_owned();
+    let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\n".to_owned() };
+    format!(
+        "SIP/2.0 {status} {reason}\nVia: {}\nFrom: {}\nTo: {};tag={tag}\nCall-ID: {}\nCSeq: {}\n\
+         Contact: <sip:alice@{ALICE}>\n{ct}Content-Length: {}\n\n{body}",
+        h(HeaderName::Via),
+        h(HeaderName::From),
+        h(HeaderName::To),
+        h(HeaderName::CallId),
+        h(HeaderName::CSeq),
+        body.len()
+    )
+}
+
+/// With media anchored, each side is told the relay's address and its own side's ports, the relay is told where
+/// each side receives, a media timeout hangs up both sides, and the ports come back once the relay has closed.
+#[test]
+fn an_anchored_call_puts_the_relay_in_both_sdps_and_frees_its_ports() {
+    let mut r = rig_full(limits(), media_settings(20_010));
+    r.register_alice();
+    r.response(200);
+    let offer = sdp("203.0.113.1", 30_000);
+    r.deliver(CARRIER, &r.invite_with_sdp("+61400000001", DID, CARRIER, "m1", &offer));
+    let sent = r.take_sent();
+    let invite = requests_to(&sent, ALICE, "INVITE")[0].clone();
+    let body = String::from_utf8(invite.body.clone()).unwrap();
+    assert_eq!(body, offer.replace("203.0.113.1", "192.0.2.10").replace("30000", "20002"));
+    let carrier: SocketAddr = "203.0.113.1:30000".parse().unwrap();
+    assert_eq!(
+        r.relay,
+        vec![
+            Command::Open {
+                id: r.relay_id(),
+                a_port: 20_000,
+                b_port: 20_002,
+                a: Remote::default(),
+                b: Remote::default()
+            },
+            Command::Remote {
+                id: r.relay_id(),
+                side: Side::A,
+                remote: Remote { rtp: Some(carrier), rtcp: None, hold: false }
+            },
+        ]
+    );
+    assert_eq!(r.engine.stats().media_port_pairs, 2);
+    // The phone answers from behind NAT (its SDP names 127.0.0.9): the carrier is told the relay's A ports.
+    let phone_sdp = sdp("127.0.0.9", 4000);
+    r.deliver(ALICE, &answer(&invite, 200, "OK", "phone", &phone_sdp));
+    let sent = r.take_sent();
+    let ok = sent.iter().map(|(_, m)| m).find(|m| m.status() == Some(200)).expect("200 to the carrier");
+    let body = String::from_utf8(ok.body.clone()).unwrap();
+    assert_eq!(body, phone_sdp.replace("127.0.0.9", "192.0.2.10").replace("4000", "20000"));
+    let phone: SocketAddr = "127.0.0.9:4000".parse().unwrap();
+    assert_eq!(
+        r.relay.last(),
+        Some(&Command::Remote {
+            id: r.relay_id(),
+            side: Side::B,
+            remote: Remote { rtp: Some(phone), rtcp: None, hold: false }
+        })
+    );
+    // Nothing flows: the relay reports silence, and both sides hear BYE.
+    let id = r.relay_id();
+    r.engine.on_media(Event::Silent { id }, r.now);
+    r.collect();
+    let sent = r.take_sent();
+    assert_eq!(requests_to(&sent, ALICE, "BYE").len(), 1, "{sent:?}");
+    assert_eq!(requests_to(&sent, CARRIER, "BYE").len(), 1, "{sent:?}");
+    assert_eq!(r.relay.last(), Some(&Command::Close { id }));
+    assert_eq!(r.engine.stats().media_port_pairs, 2, "held until the relay says its sockets are closed");
+    r.engine.on_media(Event::Closed { id, stats: SessionStats::default() }, r.now);
+    assert_eq!(r.engine.stats().media_port_pairs, 0);
+}
+
+/// Every relay port in use: a new call is refused with 503 and Retry-After, and recorded.
+#[test]
+fn calls_past_the_relay_ports_are_refused() {
+    let mut r = rig_full(limits(), media_settings(20_003));
+    r.deliver(PBX, &r.invite_with_sdp(DID, "0299990000", PBX, "o1", &sdp("198.51.100.50", 4000)));
+    assert!(requests_to(&r.take_sent(), CARRIER, "INVITE").len() == 1);
+    r.deliver(PBX, &r.invite_with_sdp(DID, "0299990001", PBX, "o2", &sdp("198.51.100.50", 4002)));
+    let refused = r.response(503);
+    assert!(refused.to_bytes().starts_with(b"SIP/2.0 503 No Media Ports Available\r\n"));
+    assert_eq!(refused.headers.get(&HeaderName::RetryAfter), Some("5"));
+    assert_eq!(r.cdrs().last().map(|c| c.sip_status), Some(Some(503)));
 }

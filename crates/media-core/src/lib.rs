@@ -8,12 +8,14 @@
 //! - [`g711`]: µ-law and A-law.
 //! - [`dtmf`]: RFC 4733 telephone-events and SIP INFO DTMF.
 //! - [`ports`]: the relay's port pairs.
+//! - [`relay`]: the commands the engine gives the relay and the events it reports.
 //! - [`wav`]: the voicemail file format, and repairing a recording cut short.
 
 pub mod dtmf;
 pub mod g711;
 pub mod latch;
 pub mod ports;
+pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod wav;

@@ -13,65 +13,14 @@
 mod session;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use switchboard_media_core::latch::LatchConfig;
 use tokio::sync::mpsc;
 
-pub use session::Stats as SessionStats;
-
-/// The two sides of a call: the caller's (A) and the callee's (B).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    A,
-    B,
-}
-
-impl Side {
-    pub fn other(self) -> Side {
-        match self {
-            Side::A => Side::B,
-            Side::B => Side::A,
-        }
-    }
-}
-
-/// Where one side's media is announced (its SDP) and whether it is on hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Remote {
-    /// The SDP's RTP address (c= and m= port).
-    pub rtp: Option<SocketAddr>,
-    /// The SDP's RTCP address (`a=rtcp`, else the RTP port + 1).
-    pub rtcp: Option<SocketAddr>,
-    /// The side asked for no media from us (`sendonly`, `inactive`, c=0.0.0.0): silence is expected.
-    pub hold: bool,
-}
-
-/// What the relay is told.
-#[derive(Debug, Clone)]
-pub enum Command {
-    /// Binds `rtp_port` and `rtp_port + 1` for each side on the relay's address and starts forwarding.
-    Open { id: u64, a_port: u16, b_port: u16, a: Remote, b: Remote },
-    /// A side's SDP changed (re-INVITE, UPDATE, an answer arriving): new addresses reopen latching.
-    Remote { id: u64, side: Side, remote: Remote },
-    /// The call ended: its sockets are closed and its ports are free again.
-    Close { id: u64 },
-}
-
-/// What the relay reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A port of session `id` could not be bound (another process holds it).
-    BindFailed { id: u64, port: u16 },
-    /// A side was found sending from `from` (symmetric RTP): media to it goes there now.
-    Latched { id: u64, side: Side, from: SocketAddr },
-    /// No RTP from either side for the media timeout while neither is on hold.
-    Silent { id: u64 },
-    /// Session `id` is closed; its counters.
-    Closed { id: u64, stats: SessionStats },
-}
+pub use switchboard_media_core::relay::{Command, Event, Remote, SessionStats, Side};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayConfig {

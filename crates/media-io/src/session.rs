@@ -12,16 +12,7 @@ use switchboard_media_core::rtp;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::{Counters, Event, RelayConfig, Remote, Side};
-
-/// A session's counters, reported when it closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stats {
-    /// Packets forwarded from A to B, and from B to A.
-    pub forwarded: [u64; 2],
-    /// Packets dropped: from sources not latched, malformed, or with nowhere to go yet.
-    pub dropped: u64,
-}
+use crate::{Counters, Event, RelayConfig, Remote, SessionStats as Stats, Side};
 
 pub(crate) enum Control {
     Remote(Side, Remote),

@@ -14,12 +14,58 @@ pub struct Config {
     pub keepalive: KeepaliveConfig,
     pub auth: AuthConfig,
     pub calls: CallsConfig,
+    pub media: MediaConfig,
     /// Carrier gateways from the file, used beside those added with `switchboard gateway add`.
     #[serde(rename = "gateway")]
     pub gateways: Vec<GatewayConfig>,
     pub database: DatabaseConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
+}
+
+/// The media relay (`[media]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// `always`: every call's media goes through the daemon (SDP rewritten, symmetric RTP for phones behind
+    /// NAT, media timeout); `never`: SDP passes through and media flows end to end.
+    pub anchor: String,
+    /// The relay's UDP port range; each anchored call takes two pairs (RTP and RTCP for each side).
+    pub port_min: u16,
+    pub port_max: u16,
+    /// The address SDP names for the relay. Empty: our address as each side sees it (as in Via).
+    pub advertise: String,
+    /// No RTP from either side for this long (and neither on hold): the call is hung up. Seconds; 0 for never.
+    pub timeout_secs: u64,
+    /// Packets in a row a phone must send from an address other than its SDP's before media goes there.
+    pub probation: u8,
+    /// How long after a stream's first packet a new source may still be learned, milliseconds.
+    pub latch_window_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            anchor: "always".into(),
+            port_min: 10_000,
+            port_max: 20_000,
+            advertise: String::new(),
+            timeout_secs: 60,
+            probation: 4,
+            latch_window_ms: 3000,
+        }
+    }
+}
+
+impl MediaConfig {
+    pub fn anchored(&self) -> bool {
+        self.anchor == "always"
+    }
+
+    /// The advertised address, if one is set (validated at start).
+    pub fn advertise_ip(&self) -> Option<std::net::IpAddr> {
+        self.advertise.parse().ok()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -337,6 +383,19 @@ impl Config {
         }
         if self.keepalive.timeout_ms == 0 || self.keepalive.timeout_ms > self.keepalive.interval_secs * 1000 {
             return Err("keepalive.timeout_ms must be between 1 and keepalive.interval_secs * 1000".into());
+        }
+        let m = &self.media;
+        if m.anchor != "always" && m.anchor != "never" {
+            return Err(format!("media.anchor must be \"always\" or \"never\", not {:?}", m.anchor));
+        }
+        if m.port_min < 1024 || m.port_max < m.port_min.saturating_add(3) {
+            return Err("media.port_min must be at least 1024 and media.port_max at least port_min + 3".into());
+        }
+        if !m.advertise.is_empty() && m.advertise_ip().is_none() {
+            return Err(format!("media.advertise must be an IP address, not {:?}", m.advertise));
+        }
+        if m.probation == 0 {
+            return Err("media.probation must be at least 1".into());
         }
         if self.auth.algorithms.is_empty() {
             return Err("auth.algorithms must name at least one algorithm".into());

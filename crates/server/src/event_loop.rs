@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use switchboard_engine::directory::Change;
 use switchboard_engine::{DeviceEvent, Engine, Network, Output};
@@ -27,6 +28,8 @@ pub(crate) struct Driver {
     pub clock: Clock,
     /// How often the status line is logged.
     pub stats_every_secs: u64,
+    /// The media relay, when media is anchored.
+    pub relay: Option<switchboard_media_io::Relay>,
 }
 
 /// What the engine learns of the network: our address as each peer sees it (a route lookup, cached), and the
@@ -74,6 +77,7 @@ pub(crate) async fn run(
     mut d: Driver,
     mut inbound: mpsc::Receiver<Inbound>,
     mut changes: mpsc::Receiver<Change>,
+    mut media: mpsc::UnboundedReceiver<switchboard_media_io::Event>,
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(64);
@@ -99,6 +103,7 @@ pub(crate) async fn run(
                 }
             }
             Some(c) = changes.recv() => d.engine.on_change(c, d.clock.now()),
+            Some(e) = media.recv() => d.engine.on_media(e, d.clock.now()),
             _ = sleep_until(deadline) => d.engine.on_timeout(d.clock.now()),
             _ = stats.tick() => d.log_stats(),
             _ = active_calls.tick() => d.engine.flush_active_calls(),
@@ -139,6 +144,11 @@ impl Driver {
                 Output::Device(e) => {
                     let _ = self.events.send(e);
                 }
+                Output::Media(command) => {
+                    if !self.relay.as_ref().is_some_and(|r| r.send(command)) {
+                        tracing::warn!("the media relay's queue is full; a media command was dropped");
+                    }
+                }
             }
         }
     }
@@ -161,6 +171,10 @@ impl Driver {
             shed_requests = s.shed_requests,
             write_queue = self.writer.depth(),
             write_stalls = self.writer.stalls(),
+            media_port_pairs = s.media_port_pairs,
+            media_sessions = self.relay.as_ref().map_or(0, |r| r.counters().sessions.load(Ordering::Relaxed)),
+            media_forwarded = self.relay.as_ref().map_or(0, |r| r.counters().forwarded.load(Ordering::Relaxed)),
+            media_dropped = self.relay.as_ref().map_or(0, |r| r.counters().dropped.load(Ordering::Relaxed)),
             "registrar status"
         );
     }

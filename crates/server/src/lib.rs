@@ -146,6 +146,22 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     ));
 
     let voicemail = config.calls.voicemail_addr().map_err(ServerError::Config)?;
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    let relay = if config.media.anchored() {
+        let relay_config = switchboard_media_io::RelayConfig {
+            bind: config.sip.listen.ip(),
+            latch: switchboard_media_core::latch::LatchConfig {
+                probation: config.media.probation,
+                window_ms: config.media.latch_window_ms,
+            },
+            timeout_ms: config.media.timeout_secs * 1000,
+        };
+        let (relay, _thread) = switchboard_media_io::Relay::start(relay_config, media_tx)
+            .map_err(|e| ServerError::Config(format!("cannot start the media relay: {e}")))?;
+        Some(relay)
+    } else {
+        None
+    };
     let auth = switchboard_engine::auth::Authenticator::new(
         &config.sip.domain,
         &config.auth.settings(),
@@ -173,8 +189,9 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         events: events.clone(),
         clock,
         stats_every_secs: config.log.status_every_secs.max(1),
+        relay,
     };
-    tracker.spawn(event_loop::run(driver, inbound_rx, updates_rx, shutdown.clone()));
+    tracker.spawn(event_loop::run(driver, inbound_rx, updates_rx, media_rx, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
     Ok(Running { sip_addr, shutdown, tracker, writer, events, transport })
 }
@@ -212,6 +229,11 @@ fn engine_settings(c: &Config, voicemail: Option<SocketAddr>) -> switchboard_eng
             max_diversions: k.max_diversions,
         },
         voicemail,
+        media: c.media.anchored().then(|| switchboard_engine::MediaSettings {
+            port_min: c.media.port_min,
+            port_max: c.media.port_max,
+            advertise: c.media.advertise_ip(),
+        }),
     }
 }
 

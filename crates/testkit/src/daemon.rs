@@ -35,6 +35,16 @@ pub fn free_port() -> u16 {
     panic!("no free port for UDP and TCP");
 }
 
+/// A block of 100 relay ports for one test daemon: one after the other within this test process, from a place
+/// that depends on the process id, so test binaries run one after another rarely meet either.
+pub fn relay_port_block() -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let slot = (std::process::id().wrapping_mul(7).wrapping_add(n) % 200) as u16;
+    let min = 10_000 + slot * 100;
+    (min, min + 99)
+}
+
 impl Daemon {
     /// Writes `config_toml` (which must not set sip.listen or database.url) and starts the daemon.
     pub fn start(bin: &str, config_toml: &str) -> Daemon {
@@ -44,9 +54,18 @@ impl Daemon {
     }
 
     /// Prepares the directory and configuration without starting the daemon, so the CLI can provision first.
+    ///
+    /// Unless the configuration has a `[media]` table, each daemon gets its own block of 100 relay ports (below
+    /// the kernel's ephemeral range): daemons of tests running in parallel would otherwise all start at the
+    /// shipped 10000 and take each other's ports.
     pub fn new(bin: &str, config_toml: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("switchboard.toml"), config_toml).expect("write config");
+        let mut config = config_toml.to_owned();
+        if !config.contains("[media]") {
+            let (min, max) = relay_port_block();
+            config.push_str(&format!("\n[media]\nport_min = {min}\nport_max = {max}\n"));
+        }
+        std::fs::write(dir.path().join("switchboard.toml"), config).expect("write config");
         let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
         Daemon { bin: bin.into(), dir, sip, child: None, starts: 0, database_url: None }
     }

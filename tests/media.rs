@@ -1,0 +1,153 @@
+//! Anchored media end to end: the real binary, our own SIP client as the carrier (127.0.0.2) and as the phone
+//! (127.0.0.1), and real RTP through the relay. Every address, SDP ones included, is on 127.0.0.0/8.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use switchboard_sip_core::{HeaderName, Message};
+use switchboard_testkit::client::SipClient;
+use switchboard_testkit::daemon::{Daemon, free_port};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+const NUMBER: &str = "+61299990001";
+const WAIT: Duration = Duration::from_secs(5);
+
+fn sdp(ip: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    )
+}
+
+/// The relay address and port an SDP body names.
+fn relay_of(body: &[u8]) -> SocketAddr {
+    let text = String::from_utf8_lossy(body);
+    let ip = text.lines().find_map(|l| l.strip_prefix("c=IN IP4 ")).expect("c= line").trim();
+    let port = text.lines().find_map(|l| l.strip_prefix("m=audio ")).expect("m= line");
+    let port: u16 = port.split(' ').next().unwrap().parse().unwrap();
+    format!("{ip}:{port}").parse().unwrap()
+}
+
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xFF; 160]);
+    p
+}
+
+/// Sequence numbers of the RTP packets arriving on `s` until it is quiet, with where they came from.
+fn drain(s: &UdpSocket) -> Vec<(u16, u32, SocketAddr)> {
+    s.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut got = Vec::new();
+    while let Ok((n, from)) = s.recv_from(&mut buf) {
+        if n >= 12 {
+            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+            let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+            got.push((seq, ssrc, from));
+        }
+    }
+    got
+}
+
+fn header(m: &Message, name: HeaderName) -> String {
+    m.headers.get(&name).unwrap_or_default().to_owned()
+}
+
+/// The issue's NAT case, through the whole daemon: the phone's SDP names 127.0.0.9 (nobody listens there) while
+/// it sends from 127.0.0.1. Each side is offered only the relay; after probation the carrier hears the phone,
+/// the phone hears the carrier at its real address, and a stranger spraying the relay takes nothing.
+#[test]
+fn a_phone_behind_nat_hears_and_is_heard_through_the_relay() {
+    let gw_port = free_port();
+    let mut d = Daemon::new(BIN, "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n[calls]\ngateway_check_secs = 3600\n");
+    d.provision_direct(&[("2001", "pass-2001", &[])]);
+    d.cli_ok(&["number", "add", "--service", "acme", "--number", NUMBER, "--device", "2001", "--divert-when", "never"]);
+    d.cli_ok(&["gateway", "add", "--name", "gw1", "--address", &format!("127.0.0.2:{gw_port}")]);
+    d.launch();
+
+    let mut phone = SipClient::udp(d.sip);
+    let reg = phone.register("2001", &[&format!("Contact: <{}>", phone.contact("2001"))]);
+    let ok = phone.request_with_auth(reg, "2001", "pass-2001", Some("MD5"));
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+
+    let carrier_rtp = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let phone_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = UdpSocket::bind("127.0.0.66:0").unwrap();
+    let mut carrier = SipClient::udp_from("127.0.0.2", d.sip);
+    let offer = sdp("127.0.0.2", carrier_rtp.local_addr().unwrap().port());
+    let invite = format!(
+        "INVITE sip:{NUMBER}@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKmedia1\r\nMax-Forwards: 70\r\n\
+         From: <sip:+61400000001@{gw}>;tag=gw1\r\nTo: <sip:{NUMBER}@{sip}>\r\nCall-ID: media-1@gw\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:gw@{gw}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
+        sip = d.sip,
+        gw = carrier.local(),
+        len = offer.len()
+    );
+    carrier.send_raw(invite.as_bytes());
+
+    // The phone is offered the relay, not the carrier.
+    let ring = phone.recv_request(WAIT).expect("INVITE to the phone");
+    let relay_b = relay_of(&ring.body);
+    assert_eq!(relay_b.ip().to_string(), "127.0.0.1");
+    assert!(!String::from_utf8_lossy(&ring.body).contains("127.0.0.2"), "the carrier's address leaked");
+    // The phone answers with an SDP naming 127.0.0.9 (behind NAT), and sends from 127.0.0.1.
+    let answer = sdp("127.0.0.9", phone_rtp.local_addr().unwrap().port());
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to};tag=phone1\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\n\
+         Contact: <{contact}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{answer}",
+        via = header(&ring, HeaderName::Via),
+        from = header(&ring, HeaderName::From),
+        to = header(&ring, HeaderName::To),
+        cid = header(&ring, HeaderName::CallId),
+        contact = phone.contact("2001"),
+        len = answer.len()
+    );
+    phone.send_raw(ok.as_bytes());
+    let answered = loop {
+        let r = carrier.recv_response(WAIT).expect("answer to the carrier");
+        if r.status() == Some(200) {
+            break r;
+        }
+    };
+    let relay_a = relay_of(&answered.body);
+    assert!(!String::from_utf8_lossy(&answered.body).contains("127.0.0.9"), "the phone's address leaked");
+    assert_ne!(relay_a, relay_b);
+    let ack = format!(
+        "ACK sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKmedia1ack\r\nMax-Forwards: 70\r\n\
+         From: <sip:+61400000001@{gw}>;tag=gw1\r\nTo: {to}\r\nCall-ID: media-1@gw\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        sip = d.sip,
+        gw = carrier.local(),
+        to = header(&answered, HeaderName::To),
+    );
+    carrier.send_raw(ack.as_bytes());
+    let _ = phone.recv_request(Duration::from_millis(300)); // its ACK
+
+    // The phone talks: after probation (3 packets) the carrier hears it, from the relay's A side.
+    for seq in 0..20u16 {
+        phone_rtp.send_to(&rtp(seq, 1), relay_b).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let heard = drain(&carrier_rtp);
+    assert_eq!(heard.iter().map(|h| h.0).collect::<Vec<u16>>(), (3..20).collect::<Vec<u16>>(), "{heard:?}");
+    assert!(heard.iter().all(|h| h.2 == relay_a), "{heard:?}");
+    // The carrier talks (from its SDP address: taken at once): the phone hears it at its real address.
+    for seq in 100..110u16 {
+        carrier_rtp.send_to(&rtp(seq, 2), relay_a).unwrap();
+    }
+    let back = drain(&phone_rtp);
+    assert_eq!(back.iter().map(|h| h.0).collect::<Vec<u16>>(), (100..110).collect::<Vec<u16>>(), "{back:?}");
+    // A stranger sprays both relay ports: nobody hears it, and the phone still hears the carrier.
+    for seq in 0..100u16 {
+        stranger.send_to(&rtp(seq, 66), relay_a).unwrap();
+        stranger.send_to(&rtp(seq, 66), relay_b).unwrap();
+    }
+    carrier_rtp.send_to(&rtp(110, 2), relay_a).unwrap();
+    let after = drain(&phone_rtp);
+    assert_eq!(after.iter().map(|h| (h.0, h.1)).collect::<Vec<_>>(), vec![(110, 2)]);
+    assert!(drain(&carrier_rtp).is_empty(), "the stranger was forwarded to the carrier");
+}
