@@ -873,6 +873,7 @@ fn cdr_lists_records_newest_first_by_service_and_limit() {
         diverted_to: None,
         gateway: Some("primary".to_owned()),
         node: "node-a".to_owned(),
+        end_reason: Some("callee_hangup".to_owned()),
     };
     // 2025-01-01 00:00:00 UTC and onwards.
     let t0 = 1_735_689_600_000;
@@ -899,12 +900,17 @@ fn cdr_lists_records_newest_first_by_service_and_limit() {
     assert_eq!(ids(&["cdr", "--json", "--limit", "2"]), ["c-3", "c-2"]);
     let full = cli.json(&["cdr", "--json", "--service", "branch"]);
     assert_eq!((full[0]["divert_reason"].as_str(), full[0]["sip_status"].as_u64()), (Some("no_answer"), Some(480)));
+    assert_eq!(full[0]["end_reason"].as_str(), Some("callee_hangup"));
 
     let text = cli.ok(&["cdr"]);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     for (line, words) in [
-        (lines[1], &["2025-01-01 00:02:00", "outbound", "0412345678", "mobile", "answered", "200", "0:01:35"][..]),
+        (
+            lines[1],
+            &["2025-01-01 00:02:00", "outbound", "0412345678", "mobile", "answered", "200", "0:01:35", "callee_hangup"]
+                [..],
+        ),
         (lines[2], &["2025-01-01 00:01:00", "inbound", "no_answer", "480", "voicemail"]),
         (lines[3], &["2025-01-01 00:00:00", "+61298765432"]),
     ] {

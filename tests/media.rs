@@ -58,28 +58,34 @@ fn header(m: &Message, name: HeaderName) -> String {
     m.headers.get(&name).unwrap_or_default().to_owned()
 }
 
-/// The issue's NAT case, through the whole daemon: the phone's SDP names 127.0.0.9 (nobody listens there) while
-/// it sends from 127.0.0.1. Each side is offered only the relay; after probation the carrier hears the phone,
-/// the phone hears the carrier at its real address, and a stranger spraying the relay takes nothing.
-#[test]
-fn a_phone_behind_nat_hears_and_is_heard_through_the_relay() {
+/// A daemon with device 2001 owning NUMBER, a carrier gateway at 127.0.0.2, and the phone registered.
+fn world(extra_config: &str) -> (Daemon, SipClient) {
     let gw_port = free_port();
-    let mut d = Daemon::new(BIN, "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n[calls]\ngateway_check_secs = 3600\n");
+    let mut d = Daemon::new(
+        BIN,
+        &format!("[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n[calls]\ngateway_check_secs = 3600\n{extra_config}"),
+    );
     d.provision_direct(&[("2001", "pass-2001", &[])]);
     d.cli_ok(&["number", "add", "--service", "acme", "--number", NUMBER, "--device", "2001", "--divert-when", "never"]);
     d.cli_ok(&["gateway", "add", "--name", "gw1", "--address", &format!("127.0.0.2:{gw_port}")]);
     d.launch();
-
     let mut phone = SipClient::udp(d.sip);
     let reg = phone.register("2001", &[&format!("Contact: <{}>", phone.contact("2001"))]);
     let ok = phone.request_with_auth(reg, "2001", "pass-2001", Some("MD5"));
     assert_eq!(ok.status(), Some(200), "{ok:?}");
+    (d, phone)
+}
 
-    let carrier_rtp = UdpSocket::bind("127.0.0.2:0").unwrap();
-    let phone_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let stranger = UdpSocket::bind("127.0.0.66:0").unwrap();
+/// An answered call from the carrier (its SDP at `carrier_sdp`) to the phone (its SDP at `phone_sdp`). Returns
+/// the carrier's client, the relay ports each side was told (A: the carrier's, B: the phone's).
+fn answered_call(
+    d: &Daemon,
+    phone: &mut SipClient,
+    carrier_sdp: SocketAddr,
+    phone_sdp: SocketAddr,
+) -> (SipClient, SocketAddr, SocketAddr) {
     let mut carrier = SipClient::udp_from("127.0.0.2", d.sip);
-    let offer = sdp("127.0.0.2", carrier_rtp.local_addr().unwrap().port());
+    let offer = sdp(&carrier_sdp.ip().to_string(), carrier_sdp.port());
     let invite = format!(
         "INVITE sip:{NUMBER}@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKmedia1\r\nMax-Forwards: 70\r\n\
          From: <sip:+61400000001@{gw}>;tag=gw1\r\nTo: <sip:{NUMBER}@{sip}>\r\nCall-ID: media-1@gw\r\n\
@@ -89,14 +95,12 @@ fn a_phone_behind_nat_hears_and_is_heard_through_the_relay() {
         len = offer.len()
     );
     carrier.send_raw(invite.as_bytes());
-
     // The phone is offered the relay, not the carrier.
     let ring = phone.recv_request(WAIT).expect("INVITE to the phone");
     let relay_b = relay_of(&ring.body);
     assert_eq!(relay_b.ip().to_string(), "127.0.0.1");
     assert!(!String::from_utf8_lossy(&ring.body).contains("127.0.0.2"), "the carrier's address leaked");
-    // The phone answers with an SDP naming 127.0.0.9 (behind NAT), and sends from 127.0.0.1.
-    let answer = sdp("127.0.0.9", phone_rtp.local_addr().unwrap().port());
+    let answer = sdp(&phone_sdp.ip().to_string(), phone_sdp.port());
     let ok = format!(
         "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to};tag=phone1\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\n\
          Contact: <{contact}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{answer}",
@@ -115,7 +119,8 @@ fn a_phone_behind_nat_hears_and_is_heard_through_the_relay() {
         }
     };
     let relay_a = relay_of(&answered.body);
-    assert!(!String::from_utf8_lossy(&answered.body).contains("127.0.0.9"), "the phone's address leaked");
+    assert_ne!(relay_a, phone_sdp, "the phone's address leaked");
+    assert_eq!(relay_a.ip().to_string(), "127.0.0.1");
     assert_ne!(relay_a, relay_b);
     let ack = format!(
         "ACK sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKmedia1ack\r\nMax-Forwards: 70\r\n\
@@ -126,6 +131,21 @@ fn a_phone_behind_nat_hears_and_is_heard_through_the_relay() {
     );
     carrier.send_raw(ack.as_bytes());
     let _ = phone.recv_request(Duration::from_millis(300)); // its ACK
+    (carrier, relay_a, relay_b)
+}
+
+/// The issue's NAT case, through the whole daemon: the phone's SDP names 127.0.0.9 (nobody listens there) while
+/// it sends from 127.0.0.1. Each side is offered only the relay; after probation the carrier hears the phone,
+/// the phone hears the carrier at its real address, and a stranger spraying the relay takes nothing.
+#[test]
+fn a_phone_behind_nat_hears_and_is_heard_through_the_relay() {
+    let (d, mut phone) = world("");
+    let carrier_rtp = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let phone_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = UdpSocket::bind("127.0.0.66:0").unwrap();
+    // The phone's SDP names 127.0.0.9, where nobody listens.
+    let behind_nat: SocketAddr = SocketAddr::new([127, 0, 0, 9].into(), phone_rtp.local_addr().unwrap().port());
+    let (_carrier, relay_a, relay_b) = answered_call(&d, &mut phone, carrier_rtp.local_addr().unwrap(), behind_nat);
 
     // The phone talks: after probation (3 packets) the carrier hears it, from the relay's A side.
     for seq in 0..20u16 {
@@ -150,4 +170,34 @@ fn a_phone_behind_nat_hears_and_is_heard_through_the_relay() {
     let after = drain(&phone_rtp);
     assert_eq!(after.iter().map(|h| (h.0, h.1)).collect::<Vec<_>>(), vec![(110, 2)]);
     assert!(drain(&carrier_rtp).is_empty(), "the stranger was forwarded to the carrier");
+}
+
+/// The media timeout, once for real with a short value: an answered call over which no RTP flows is hung up on
+/// both sides after `media.timeout_secs`, and its record says why.
+#[test]
+fn a_call_without_media_is_hung_up_after_the_media_timeout() {
+    let (min, max) = switchboard_testkit::daemon::relay_port_block();
+    let (d, mut phone) = world(&format!("[media]\ntimeout_secs = 2\nport_min = {min}\nport_max = {max}\n"));
+    let silent_carrier = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let silent_phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let (mut carrier, _, _) =
+        answered_call(&d, &mut phone, silent_carrier.local_addr().unwrap(), silent_phone.local_addr().unwrap());
+    let bye_to_phone = phone.recv_request(Duration::from_secs(6)).expect("BYE to the phone");
+    assert_eq!(bye_to_phone.method().map(|m| m.as_str()), Some("BYE"));
+    let bye_to_carrier = carrier.recv_request(Duration::from_secs(6)).expect("BYE to the carrier");
+    assert_eq!(bye_to_carrier.method().map(|m| m.as_str()), Some("BYE"));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(5), "{waited:?}");
+    for (client, bye) in [(&mut phone, &bye_to_phone), (&mut carrier, &bye_to_carrier)] {
+        client.send(&switchboard_sip_core::validate::response_to(&bye.headers, 200, "OK", None));
+    }
+    assert!(
+        switchboard_testkit::wait_until(Duration::from_secs(5), || {
+            let out = d.cli_ok(&["cdr", "--json"]);
+            out.contains("\"end_reason\": \"media_timeout\"") || out.contains("\"end_reason\":\"media_timeout\"")
+        }),
+        "{}",
+        d.cli_ok(&["cdr", "--json"])
+    );
 }

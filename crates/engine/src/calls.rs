@@ -731,6 +731,7 @@ impl Engine {
             diverted_to: r.diverted_to.clone(),
             gateway,
             node: self.settings.node.clone(),
+            end_reason: Some(end_reason_name(r.end_reason).to_owned()),
         };
         tracing::info!(
             call = %cdr.call_id, direction = m.direction.as_str(), caller = %m.caller, callee = %m.callee,
@@ -794,6 +795,7 @@ impl Engine {
             diverted_to: None,
             gateway: None,
             node: self.settings.node.clone(),
+            end_reason: None,
         };
         self.persist(Persist::Cdr(cdr));
     }
@@ -998,6 +1000,21 @@ impl Engine {
             }
             self.pump(t, now);
         }
+    }
+}
+
+/// Why a call ended, as its record stores it.
+fn end_reason_name(r: switchboard_b2bua::EndReason) -> &'static str {
+    use switchboard_b2bua::EndReason as E;
+    match r {
+        E::CallerHangup => "caller_hangup",
+        E::CalleeHangup => "callee_hangup",
+        E::CallerCancelled => "caller_cancelled",
+        E::Unanswered => "unanswered",
+        E::MaxDuration => "max_duration",
+        E::DeadLeg => "dead_leg",
+        E::Shutdown => "shutdown",
+        E::MediaTimeout => "media_timeout",
     }
 }
 

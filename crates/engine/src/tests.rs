@@ -535,6 +535,7 @@ fn an_anchored_call_puts_the_relay_in_both_sdps_and_frees_its_ports() {
     assert_eq!(requests_to(&sent, ALICE, "BYE").len(), 1, "{sent:?}");
     assert_eq!(requests_to(&sent, CARRIER, "BYE").len(), 1, "{sent:?}");
     assert_eq!(r.relay.last(), Some(&Command::Close { id }));
+    assert_eq!(r.cdrs().last().and_then(|c| c.end_reason.as_deref()), Some("media_timeout"));
     assert_eq!(r.engine.stats().media_port_pairs, 2, "held until the relay says its sockets are closed");
     r.engine.on_media(Event::Closed { id, stats: SessionStats::default() }, r.now);
     assert_eq!(r.engine.stats().media_port_pairs, 0);

@@ -446,6 +446,9 @@ pub struct Cdr {
     pub gateway: Option<String>,
     /// The node that handled the call.
     pub node: String,
+    /// Why the call ended (`caller_hangup`, `callee_hangup`, `caller_cancelled`, `unanswered`, `max_duration`,
+    /// `dead_leg`, `shutdown`, `media_timeout`); none for attempts refused before a call started.
+    pub end_reason: Option<String>,
 }
 
 /// A [`Cdr`] to insert: everything but the id.
@@ -469,6 +472,7 @@ pub struct NewCdr {
     pub diverted_to: Option<String>,
     pub gateway: Option<String>,
     pub node: String,
+    pub end_reason: Option<String>,
 }
 
 /// Which CDRs `Store::list_cdrs` returns: all conditions given must hold.

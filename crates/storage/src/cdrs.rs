@@ -19,7 +19,7 @@ const INSERT_TAIL: &str = concat!(
     ") SELECT call_id, direction, service_id, \
      CASE WHEN EXISTS (SELECT 1 FROM devices WHERE devices.id = v.device_id) THEN v.device_id END, \
      caller, callee, call_type, started_at, answered_at, ended_at, disposition, sip_status, divert_reason, \
-     diverted_to, gateway, node FROM v"
+     diverted_to, gateway, node, end_reason FROM v"
 );
 
 const LIST: &str = concat!(
@@ -30,7 +30,7 @@ const LIST: &str = concat!(
 );
 
 impl SqlStore {
-    /// All or nothing, in one transaction; up to 128 rows per statement (16 parameters a row).
+    /// All or nothing, in one transaction; up to 128 rows per statement (17 parameters a row).
     pub(crate) async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<()> {
         if cdrs.is_empty() {
             return Ok(());
@@ -59,6 +59,7 @@ impl SqlStore {
                         .push(" AS TEXT), CAST(").push_bind(c.diverted_to.as_deref())
                         .push(" AS TEXT), CAST(").push_bind(c.gateway.as_deref())
                         .push(" AS TEXT), CAST(").push_bind(c.node.as_str())
+                        .push(" AS TEXT), CAST(").push_bind(c.end_reason.as_deref())
                         .push(" AS TEXT))");
                 }
                 q.push(INSERT_TAIL);

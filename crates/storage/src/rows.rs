@@ -63,7 +63,7 @@ pub(crate) use gateway_columns;
 macro_rules! cdr_insert_columns {
     () => {
         "call_id, direction, service_id, device_id, caller, callee, call_type, started_at, answered_at, ended_at, \
-         disposition, sip_status, divert_reason, diverted_to, gateway, node"
+         disposition, sip_status, divert_reason, diverted_to, gateway, node, end_reason"
     };
 }
 pub(crate) use cdr_insert_columns;
@@ -323,6 +323,7 @@ pub(crate) struct CdrRow {
     diverted_to: Option<String>,
     gateway: Option<String>,
     node: String,
+    end_reason: Option<String>,
 }
 
 impl TryFrom<CdrRow> for Cdr {
@@ -358,6 +359,7 @@ impl TryFrom<CdrRow> for Cdr {
             diverted_to: r.diverted_to,
             gateway: r.gateway,
             node: r.node,
+            end_reason: r.end_reason,
         })
     }
 }

@@ -179,6 +179,7 @@ fn new_cdr(call_id: &str, service_id: Option<i64>, started_at: i64) -> NewCdr {
         diverted_to: None,
         gateway: None,
         node: "node-a".to_owned(),
+        end_reason: None,
     }
 }
 
@@ -201,6 +202,7 @@ fn unstored(c: &Cdr) -> NewCdr {
         diverted_to: c.diverted_to.clone(),
         gateway: c.gateway.clone(),
         node: c.node.clone(),
+        end_reason: c.end_reason.clone(),
     }
 }
 
@@ -1054,6 +1056,7 @@ async fn cdrs_insert_list_filter_order(ctx: Ctx) {
         diverted_to: Some("voicemail".to_owned()),
         gateway: Some("primary".to_owned()),
         node: "node-b".to_owned(),
+        end_reason: Some("media_timeout".to_owned()),
     };
     let on_net = NewCdr {
         direction: CdrDirection::OnNet,
@@ -1469,7 +1472,14 @@ fn migrations_define_same_tables_and_columns() {
     let names = files("sqlite");
     assert_eq!(
         names,
-        ["0001_init.sql", "0002_numbers_gateways.sql", "0003_cdrs.sql", "0004_calls.sql", "0005_device_digest.sql"]
+        [
+            "0001_init.sql",
+            "0002_numbers_gateways.sql",
+            "0003_cdrs.sql",
+            "0004_calls.sql",
+            "0005_device_digest.sql",
+            "0006_cdr_end_reason.sql"
+        ]
     );
     assert_eq!(files("postgres"), names);
     let mut all = std::collections::BTreeMap::new();
@@ -1552,7 +1562,8 @@ fn migrations_define_same_tables_and_columns() {
             "divert_reason",
             "diverted_to",
             "gateway",
-            "node"
+            "node",
+            "end_reason"
         ]
     );
 }

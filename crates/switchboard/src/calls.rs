@@ -55,6 +55,7 @@ pub async fn cdrs(store: &dyn Store, service: Option<&str>, limit: i64, json: bo
                 c.divert_reason.map_or_else(dash, |r| r.as_str().to_owned()),
                 c.diverted_to.clone().unwrap_or_else(dash),
                 answered_for(c).map_or_else(dash, duration),
+                c.end_reason.clone().unwrap_or_else(dash),
             ]
         })
         .collect();
@@ -70,6 +71,7 @@ pub async fn cdrs(store: &dyn Store, service: Option<&str>, limit: i64, json: bo
             "DIVERT",
             "DIVERTED TO",
             "TALK TIME",
+            "ENDED",
         ],
         rows,
     );
