@@ -11,6 +11,7 @@
 # 3. Offers each rate for SECONDS_PER_RATE seconds and reports completions, failures and daemon CPU; a rate is
 #    "held" when failures are < 0.1 % and completions keep up with >= 97 % of the offered rate.
 # BENCH_SKIP_BASELINE=1 skips step 1. BENCH_DATABASE_URL=postgres://... runs the daemon on PostgreSQL.
+# BENCH_MEDIA_ANCHOR=never turns media anchoring off (signalling alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -82,8 +83,10 @@ check_interval_secs = 0
 max_inbound_per_service = 1000000
 max_calls = 1000000
 [media]
-# Media is anchored as shipped (each call binds and closes four relay sockets; SIPp sends no RTP here). The port
-# range is widened: the shipped 10000-20000 holds 2,500 calls at once, fewer than 3,000 calls/s at a 1 s hold.
+# Media is anchored as shipped (each call binds and closes four relay sockets; SIPp sends no RTP here);
+# BENCH_MEDIA_ANCHOR=never measures signalling alone. The port range is widened: the shipped 10000-20000 holds
+# 2,500 calls at once, fewer than 3,000 calls/s at a 1 s hold.
+anchor = "${BENCH_MEDIA_ANCHOR:-always}"
 port_min = 10000
 port_max = 60000
 [database]
