@@ -201,3 +201,65 @@ fn a_call_without_media_is_hung_up_after_the_media_timeout() {
         d.cli_ok(&["cdr", "--json"])
     );
 }
+
+/// SIPp as the phone, echoing the RTP it receives (`-rtp_echo`): SIPp reads the SDP the daemon rewrote, and the
+/// carrier's audio goes through the relay to SIPp and back.
+#[test]
+fn audio_goes_through_the_relay_to_sipp_and_back() {
+    if !switchboard_testkit::require_program("sipp", "sip-tester") {
+        return;
+    }
+    let (d, phone) = world("");
+    let phone_port = phone.local().port();
+    drop(phone);
+    let workdir = tempfile::tempdir().unwrap();
+    let media_port = free_port().to_string();
+    let port = phone_port.to_string();
+    let args = ["-p", &port, "-aa", "-m", "1", "-d", "0", "-rtp_echo", "-mp", &media_port];
+    let sipp = switchboard_testkit::sipp::spawn(workdir.path(), "uas_answer.xml", "127.0.0.1", &args).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let carrier_rtp = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let mut carrier = SipClient::udp_from("127.0.0.2", d.sip);
+    let offer = sdp("127.0.0.2", carrier_rtp.local_addr().unwrap().port());
+    let invite = format!(
+        "INVITE sip:{NUMBER}@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKsipp1\r\nMax-Forwards: 70\r\n\
+         From: <sip:+61400000001@{gw}>;tag=gw2\r\nTo: <sip:{NUMBER}@{sip}>\r\nCall-ID: media-sipp@gw\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:gw@{gw}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
+        sip = d.sip,
+        gw = carrier.local(),
+        len = offer.len()
+    );
+    carrier.send_raw(invite.as_bytes());
+    let answered = loop {
+        let r = carrier.recv_response(WAIT).expect("answer to the carrier");
+        if r.status() == Some(200) {
+            break r;
+        }
+    };
+    let relay_a = relay_of(&answered.body);
+    assert_ne!(relay_a.port().to_string(), media_port, "SIPp's media address leaked to the carrier");
+    let to = header(&answered, HeaderName::To);
+    let gw = carrier.local();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+             From: <sip:+61400000001@{gw}>;tag=gw2\r\nTo: {to}\r\nCall-ID: media-sipp@gw\r\nCSeq: {cseq} {method}\r\n\
+             Content-Length: 0\r\n\r\n",
+            sip = d.sip,
+        )
+    };
+    carrier.send_raw(in_dialog("ACK", 1, "sipp1ack").as_bytes());
+    for seq in 0..20u16 {
+        carrier_rtp.send_to(&rtp(seq, 7), relay_a).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let echoed = drain(&carrier_rtp);
+    assert!(echoed.len() >= 15, "the carrier heard {} of 20 packets back: {echoed:?}", echoed.len());
+    assert!(echoed.iter().all(|e| e.2 == relay_a && e.1 == 7), "{echoed:?}");
+    carrier.send_raw(in_dialog("BYE", 2, "sipp1bye").as_bytes());
+    let bye_ok = carrier.recv_response(WAIT).expect("200 to BYE");
+    assert_eq!(bye_ok.status(), Some(200));
+    let run = sipp.wait(Duration::from_secs(10));
+    assert!(run.success, "SIPp failed:\n{}\n{}\n{}", run.stdout, run.stderr, run.errors);
+}
