@@ -169,11 +169,18 @@ fn a_phone_behind_nat_gets_audio_both_ways_and_a_stranger_takes_nothing() {
     rig.thread.join().unwrap();
 }
 
-/// Closing a session frees its four ports at once; 1,000 sessions opened and closed leave nothing bound.
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Closing a session frees its four ports at once; 1,000 sessions opened and closed leave nothing bound, and
+/// the process holds as many open sockets after as before.
 #[test]
 fn closed_sessions_free_their_ports() {
     let mut rig = start(0);
     let (a, b) = (rig.a_port, rig.b_port);
+    let fds_before = open_fds();
     for id in 0..1000u64 {
         assert!(rig.relay.send(Command::Open { id, a_port: a, b_port: b, a: Remote::default(), b: Remote::default() }));
         assert!(rig.relay.send(Command::Close { id }));
@@ -183,6 +190,9 @@ fn closed_sessions_free_their_ports() {
         }
     }
     assert_eq!(rig.relay.counters().sessions.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // Other tests of this binary run in parallel and open sockets of their own: allow for a few.
+    let fds_after = open_fds();
+    assert!(fds_after <= fds_before + 8, "{fds_before} descriptors before 1,000 sessions, {fds_after} after");
     for p in [a, a + 1, b, b + 1] {
         assert!(UdpSocket::bind(("127.0.0.1", p)).is_ok(), "port {p} still bound");
     }
