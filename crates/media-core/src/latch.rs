@@ -68,14 +68,19 @@ impl Latch {
     }
 
     /// The SDP was renegotiated: learning opens again, with a new window from the next packet. Until something
-    /// is learned again, media goes to the new SDP address.
+    /// is learned again, media goes to the new SDP address. The first SDP of a side (none before) keeps what
+    /// its packets already taught: phones send as soon as they answer, often before their answer reaches the
+    /// relay.
     pub fn renegotiated(&mut self, announced: Option<SocketAddr>) {
-        if announced != self.announced {
-            self.announced = announced;
+        let first = self.announced.is_none();
+        if announced != self.announced && !first {
             self.learned = None;
+            self.candidate = None;
         }
-        self.candidate = None;
-        self.open_until = None;
+        self.announced = announced;
+        if !first {
+            self.open_until = None;
+        }
     }
 
     /// A packet from `source` with RTP sequence number `seq` (RTCP: pass the RTP stream's last one, or any
@@ -211,6 +216,21 @@ mod tests {
             assert_eq!(l.on_packet(stranger, seq, 200), Verdict::Drop);
         }
         assert_eq!(l.destination(), Some(announced));
+    }
+
+    /// A phone's first packets can reach the relay before its answer SDP does: what they taught is kept.
+    #[test]
+    fn packets_before_the_first_sdp_count_towards_probation() {
+        let phone = a("127.0.0.1:4000");
+        let mut l = Latch::new(LatchConfig::default(), None);
+        assert_eq!(l.on_packet(phone, 0, 0), Verdict::Drop);
+        l.renegotiated(Some(a("127.0.0.9:4000")));
+        let got: Vec<Verdict> = (1..4u16).map(|s| l.on_packet(phone, s, 20 * u64::from(s))).collect();
+        assert_eq!(got, vec![Verdict::Drop, Verdict::Drop, Verdict::Learned]);
+        // A later SDP naming a new address is a renegotiation: learning starts over.
+        l.renegotiated(Some(a("127.0.0.9:5000")));
+        assert_eq!(l.learned(), None);
+        assert_eq!(l.destination(), Some(a("127.0.0.9:5000")));
     }
 
     #[test]
