@@ -76,6 +76,58 @@ fn world(extra_config: &str) -> (Daemon, SipClient) {
     (d, phone)
 }
 
+/// The carrier gateway (127.0.0.2, trusted by address) placing one call to NUMBER.
+struct Carrier {
+    client: SipClient,
+    sip: SocketAddr,
+    /// Call-ID and From tag of its call.
+    call: &'static str,
+}
+
+impl Carrier {
+    /// Sends the INVITE, its SDP naming `media`.
+    fn invite(d: &Daemon, call: &'static str, media: SocketAddr) -> Carrier {
+        let mut client = SipClient::udp_from("127.0.0.2", d.sip);
+        let offer = sdp(&media.ip().to_string(), media.port());
+        let invite = format!(
+            "INVITE sip:{NUMBER}@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bK{call}\r\nMax-Forwards: 70\r\n\
+             From: <sip:+61400000001@{gw}>;tag={call}\r\nTo: <sip:{NUMBER}@{sip}>\r\nCall-ID: {call}@gw\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:gw@{gw}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
+            sip = d.sip,
+            gw = client.local(),
+            len = offer.len()
+        );
+        client.send_raw(invite.as_bytes());
+        Carrier { client, sip: d.sip, call }
+    }
+
+    /// Waits for the 200 to the INVITE (provisional responses skipped) and acknowledges it.
+    fn answered(&mut self) -> Message {
+        let ok = loop {
+            let r = self.client.recv_response(WAIT).expect("answer to the carrier");
+            if r.status() == Some(200) {
+                break r;
+            }
+        };
+        self.send_in_dialog("ACK", 1, &ok);
+        ok
+    }
+
+    /// Sends `method` inside the call that `answer` (the 200) confirmed.
+    fn send_in_dialog(&mut self, method: &str, cseq: u32, answer: &Message) {
+        let text = format!(
+            "{method} sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bK{call}{method}\r\nMax-Forwards: 70\r\n\
+             From: <sip:+61400000001@{gw}>;tag={call}\r\nTo: {to}\r\nCall-ID: {call}@gw\r\nCSeq: {cseq} {method}\r\n\
+             Content-Length: 0\r\n\r\n",
+            sip = self.sip,
+            gw = self.client.local(),
+            call = self.call,
+            to = header(answer, HeaderName::To),
+        );
+        self.client.send_raw(text.as_bytes());
+    }
+}
+
 /// An answered call from the carrier (its SDP at `carrier_sdp`) to the phone (its SDP at `phone_sdp`). Returns
 /// the carrier's client, the relay ports each side was told (A: the carrier's, B: the phone's).
 fn answered_call(
@@ -84,17 +136,7 @@ fn answered_call(
     carrier_sdp: SocketAddr,
     phone_sdp: SocketAddr,
 ) -> (SipClient, SocketAddr, SocketAddr) {
-    let mut carrier = SipClient::udp_from("127.0.0.2", d.sip);
-    let offer = sdp(&carrier_sdp.ip().to_string(), carrier_sdp.port());
-    let invite = format!(
-        "INVITE sip:{NUMBER}@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKmedia1\r\nMax-Forwards: 70\r\n\
-         From: <sip:+61400000001@{gw}>;tag=gw1\r\nTo: <sip:{NUMBER}@{sip}>\r\nCall-ID: media-1@gw\r\n\
-         CSeq: 1 INVITE\r\nContact: <sip:gw@{gw}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
-        sip = d.sip,
-        gw = carrier.local(),
-        len = offer.len()
-    );
-    carrier.send_raw(invite.as_bytes());
+    let mut carrier = Carrier::invite(d, "media1", carrier_sdp);
     // The phone is offered the relay, not the carrier.
     let ring = phone.recv_request(WAIT).expect("INVITE to the phone");
     let relay_b = relay_of(&ring.body);
@@ -112,26 +154,13 @@ fn answered_call(
         len = answer.len()
     );
     phone.send_raw(ok.as_bytes());
-    let answered = loop {
-        let r = carrier.recv_response(WAIT).expect("answer to the carrier");
-        if r.status() == Some(200) {
-            break r;
-        }
-    };
+    let answered = carrier.answered();
     let relay_a = relay_of(&answered.body);
     assert_ne!(relay_a, phone_sdp, "the phone's address leaked");
     assert_eq!(relay_a.ip().to_string(), "127.0.0.1");
     assert_ne!(relay_a, relay_b);
-    let ack = format!(
-        "ACK sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKmedia1ack\r\nMax-Forwards: 70\r\n\
-         From: <sip:+61400000001@{gw}>;tag=gw1\r\nTo: {to}\r\nCall-ID: media-1@gw\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-        sip = d.sip,
-        gw = carrier.local(),
-        to = header(&answered, HeaderName::To),
-    );
-    carrier.send_raw(ack.as_bytes());
     let _ = phone.recv_request(Duration::from_millis(300)); // its ACK
-    (carrier, relay_a, relay_b)
+    (carrier.client, relay_a, relay_b)
 }
 
 /// The issue's NAT case, through the whole daemon: the phone's SDP names 127.0.0.9 (nobody listens there) while
@@ -220,36 +249,10 @@ fn audio_goes_through_the_relay_to_sipp_and_back() {
     std::thread::sleep(Duration::from_millis(300));
 
     let carrier_rtp = UdpSocket::bind("127.0.0.2:0").unwrap();
-    let mut carrier = SipClient::udp_from("127.0.0.2", d.sip);
-    let offer = sdp("127.0.0.2", carrier_rtp.local_addr().unwrap().port());
-    let invite = format!(
-        "INVITE sip:{NUMBER}@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKsipp1\r\nMax-Forwards: 70\r\n\
-         From: <sip:+61400000001@{gw}>;tag=gw2\r\nTo: <sip:{NUMBER}@{sip}>\r\nCall-ID: media-sipp@gw\r\n\
-         CSeq: 1 INVITE\r\nContact: <sip:gw@{gw}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
-        sip = d.sip,
-        gw = carrier.local(),
-        len = offer.len()
-    );
-    carrier.send_raw(invite.as_bytes());
-    let answered = loop {
-        let r = carrier.recv_response(WAIT).expect("answer to the carrier");
-        if r.status() == Some(200) {
-            break r;
-        }
-    };
+    let mut carrier = Carrier::invite(&d, "sipp1", carrier_rtp.local_addr().unwrap());
+    let answered = carrier.answered();
     let relay_a = relay_of(&answered.body);
     assert_ne!(relay_a.port().to_string(), media_port, "SIPp's media address leaked to the carrier");
-    let to = header(&answered, HeaderName::To);
-    let gw = carrier.local();
-    let in_dialog = |method: &str, cseq: u32, branch: &str| {
-        format!(
-            "{method} sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
-             From: <sip:+61400000001@{gw}>;tag=gw2\r\nTo: {to}\r\nCall-ID: media-sipp@gw\r\nCSeq: {cseq} {method}\r\n\
-             Content-Length: 0\r\n\r\n",
-            sip = d.sip,
-        )
-    };
-    carrier.send_raw(in_dialog("ACK", 1, "sipp1ack").as_bytes());
     for seq in 0..20u16 {
         carrier_rtp.send_to(&rtp(seq, 7), relay_a).unwrap();
         std::thread::sleep(Duration::from_millis(10));
@@ -257,8 +260,8 @@ fn audio_goes_through_the_relay_to_sipp_and_back() {
     let echoed = drain(&carrier_rtp);
     assert!(echoed.len() >= 15, "the carrier heard {} of 20 packets back: {echoed:?}", echoed.len());
     assert!(echoed.iter().all(|e| e.2 == relay_a && e.1 == 7), "{echoed:?}");
-    carrier.send_raw(in_dialog("BYE", 2, "sipp1bye").as_bytes());
-    let bye_ok = carrier.recv_response(WAIT).expect("200 to BYE");
+    carrier.send_in_dialog("BYE", 2, &answered);
+    let bye_ok = carrier.client.recv_response(WAIT).expect("200 to BYE");
     assert_eq!(bye_ok.status(), Some(200));
     let run = sipp.wait(Duration::from_secs(10));
     assert!(run.success, "SIPp failed:\n{}\n{}\n{}", run.stdout, run.stderr, run.errors);

@@ -684,9 +684,7 @@ impl<H: Hop> Call<H> {
         for (name, value) in &target.extra {
             h.push(name.clone(), value.clone());
         }
-        if let Some((side, remote)) = carry_body(self.media.as_ref(), &self.a_invite, true, &mut m) {
-            self.actions.push_back(Action::Media { side, remote });
-        }
+        carry_body(&mut self.actions, self.media.as_ref(), &self.a_invite, true, &mut m);
         let req = self.next_id();
         let dialog = Dialog {
             call_id,
@@ -950,9 +948,7 @@ impl<H: Hop> Call<H> {
         }
         let mut ok = self.a_dialog_response(200, "OK");
         ok.headers.push(HeaderName::Allow, ALLOW);
-        if let Some((side, remote)) = carry_body(self.media.as_ref(), &msg, false, &mut ok) {
-            self.actions.push_back(Action::Media { side, remote });
-        }
+        carry_body(&mut self.actions, self.media.as_ref(), &msg, false, &mut ok);
         self.send_2xx(Side::A, self.a_key, ok, now);
         if self.cfg.max_duration_ms > 0 {
             self.max_duration_at = Some(now + self.cfg.max_duration_ms);
@@ -975,10 +971,8 @@ impl<H: Hop> Call<H> {
             },
         };
         let mut ack = dialog.ack(&hop, &branch, cseq);
-        if let Some(a) = answer
-            && let Some((from, remote)) = carry_body(self.media.as_ref(), a, matches!(side, Side::B(_)), &mut ack)
-        {
-            self.actions.push_back(Action::Media { side: from, remote });
+        if let Some(a) = answer {
+            carry_body(&mut self.actions, self.media.as_ref(), a, matches!(side, Side::B(_)), &mut ack);
         }
         if let Side::B(i) = side
             && let Some(leg) = self.legs.get_mut(i)
@@ -1003,9 +997,7 @@ impl<H: Hop> Call<H> {
         let hop = self.hop_of(to);
         let Some(dialog) = self.dialog_mut(to) else { return };
         let mut out = dialog.request(method.clone(), &hop, &branch);
-        if let Some((side, remote)) = carry_body(self.media.as_ref(), &msg, from == Side::A, &mut out) {
-            self.actions.push_back(Action::Media { side, remote });
-        }
+        carry_body(&mut self.actions, self.media.as_ref(), &msg, from == Side::A, &mut out);
         for name in RELAYED {
             let name = HeaderName::parse(name);
             for v in msg.headers.get_all(&name) {
@@ -1036,9 +1028,7 @@ impl<H: Hop> Call<H> {
         }
         let from = if to == Side::A { self.winner.map(Side::B) } else { Some(Side::A) };
         let mut resp = self.response(request, code, &reason_of(msg), from);
-        if let Some((side, remote)) = carry_body(self.media.as_ref(), msg, to == Side::A, &mut resp) {
-            self.actions.push_back(Action::Media { side, remote });
-        }
+        carry_body(&mut self.actions, self.media.as_ref(), msg, to == Side::A, &mut resp);
         for name in RELAYED {
             let name = HeaderName::parse(name);
             for v in msg.headers.get_all(&name) {
@@ -1214,10 +1204,8 @@ impl<H: Hop> Call<H> {
             let tag = (code > 100).then_some(self.a.local_tag.as_str());
             response_to(&self.a_invite.headers, code, reason, tag)
         };
-        if let Some(b) = body
-            && let Some((side, remote)) = carry_body(self.media.as_ref(), b, false, &mut resp)
-        {
-            self.actions.push_back(Action::Media { side, remote });
+        if let Some(b) = body {
+            carry_body(&mut self.actions, self.media.as_ref(), b, false, &mut resp);
         }
         self.actions.push_back(Action::Respond { key: self.a_key, msg: resp });
     }
@@ -1293,16 +1281,32 @@ fn reason_of(msg: &Message) -> String {
 
 /// Copies the body and its Content-Type to a message for the other side. With media anchored, an SDP body's
 /// first active audio stream is pointed at the relay's address for the side the message goes to, and what the
-/// SDP says of the side it came from is returned for the relay. A body that is not SDP (INFO, MESSAGE) or SDP we
-/// cannot read passes unchanged.
-fn carry_body(
+/// SDP says of the side it came from is queued for the relay ([`Action::Media`]). A body that is not SDP (INFO,
+/// MESSAGE) or SDP we cannot read passes unchanged.
+fn carry_body<H>(
+    actions: &mut VecDeque<Action<H>>,
     media: Option<&crate::MediaPlan>,
     from: &Message,
     from_a: bool,
     to: &mut Message,
-) -> Option<(crate::MediaSide, crate::Remote)> {
-    copy_body(from, to);
-    let media = media?;
+) {
+    match media.and_then(|m| anchored(m, from, from_a)) {
+        Some((body, side, remote)) => {
+            copy_content_type(from, to);
+            to.body = body;
+            actions.push_back(Action::Media { side, remote });
+        }
+        None => copy_body(from, to),
+    }
+}
+
+/// An SDP body rewritten for the relay side facing its receiver, with the side it came from and what it says of
+/// that side. `None`: not SDP, or no active audio stream in it.
+fn anchored(
+    media: &crate::MediaPlan,
+    from: &Message,
+    from_a: bool,
+) -> Option<(Vec<u8>, crate::MediaSide, crate::Remote)> {
     let is_sdp = from
         .headers
         .get(&HeaderName::ContentType)
@@ -1312,17 +1316,16 @@ fn carry_body(
     }
     let sdp = switchboard_media_core::sdp::Sdp::parse(&from.body).ok()?;
     let audio = sdp.streams().iter().position(|s| s.kind == "audio" && s.port != 0)?;
+    let stream = sdp.streams().get(audio)?;
     let (anchor, side) = if from_a { (media.b, crate::MediaSide::A) } else { (media.a, crate::MediaSide::B) };
     let anchors: Vec<Option<crate::Anchor>> =
         (0..sdp.streams().len()).map(|i| (i == audio).then_some(anchor)).collect();
-    to.body = sdp.rewrite(&anchors);
-    let stream = sdp.streams().get(audio)?;
     let rtp = stream.address.map(|ip| std::net::SocketAddr::new(ip, stream.port));
     let rtcp = match stream.rtcp {
         Some((port, address)) => address.or(stream.address).map(|ip| std::net::SocketAddr::new(ip, port)),
         None => None,
     };
-    Some((side, crate::Remote { rtp, rtcp, hold: stream.is_hold() }))
+    Some((sdp.rewrite(&anchors), side, crate::Remote { rtp, rtcp, hold: stream.is_hold() }))
 }
 
 /// Copies the body and its Content-Type unchanged.
@@ -1330,10 +1333,14 @@ fn copy_body(from: &Message, to: &mut Message) {
     if from.body.is_empty() {
         return;
     }
+    copy_content_type(from, to);
+    to.body = from.body.clone();
+}
+
+fn copy_content_type(from: &Message, to: &mut Message) {
     if let Some(ct) = from.headers.get(&HeaderName::ContentType) {
         to.headers.set(HeaderName::ContentType, ct);
     }
-    to.body = from.body.clone();
 }
 
 /// The reason on the wire (RFC 5806 `reason`, and through it the RFC 7044 cause) for why we divert.

@@ -89,7 +89,11 @@ impl Harness {
     }
 
     fn with_config(plan: Plan<FakeHop>, body: bool, cfg: CallConfig) -> Self {
-        let call = Call::new(cfg, 0xabcdef, A_KEY, invite(body), FakeHop("caller", false), plan, 0);
+        Self::of(Call::new(cfg, 0xabcdef, A_KEY, invite(body), FakeHop("caller", false), plan, 0))
+    }
+
+    /// A harness around `call`, with what it asked for at its start collected.
+    fn of(call: Call<FakeHop>) -> Self {
         let mut h = Harness {
             call,
             requests: Vec::new(),
@@ -677,16 +681,7 @@ fn failures_the_caller_could_misread_are_translated() {
 #[test]
 fn over_a_stream_the_2xx_is_not_resent_but_a_missing_ack_still_ends_the_call() {
     let call = Call::new(CallConfig::default(), 7, A_KEY, invite(true), FakeHop("caller", true), fork(&["dev1"]), 0);
-    let mut h = Harness {
-        call,
-        requests: Vec::new(),
-        responses: Vec::new(),
-        sent: Vec::new(),
-        answered: None,
-        record: None,
-        media: Vec::new(),
-    };
-    h.collect();
+    let mut h = Harness::of(call);
     h.answer("dev1", 200, 1000);
     let until = 1000 + 64 * CallConfig::default().t1_ms;
     assert_eq!(h.call.poll_timeout(), Some(until));

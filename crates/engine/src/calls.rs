@@ -583,10 +583,7 @@ impl Engine {
         while token == 0 || self.calls.calls.contains_key(&token) {
             token = self.rng.next();
         }
-        let a_ip = self.net.sent_by(peer.addr.ip()).ip();
-        let first = plan.ring.first().or_else(|| plan.divert.as_ref().and_then(|d| d.targets.first()));
-        let b_ip = first.map_or(a_ip, |t| self.net.sent_by(t.hop.peer.addr.ip()).ip());
-        match self.open_media(token, a_ip, b_ip) {
+        match self.open_media(token, peer.addr.ip(), &plan) {
             Ok(media) => plan.media = media,
             Err(()) => {
                 tracing::warn!("no relay ports left; new call refused");

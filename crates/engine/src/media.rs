@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use switchboard_b2bua::{Anchor, MediaPlan};
+use switchboard_b2bua::{Anchor, MediaPlan, Plan};
 use switchboard_media_core::ports::{PortPair, PortPool};
 use switchboard_media_core::relay::{Command, Event, Remote};
 
+use crate::calls::SipHop;
 use crate::dispatch::{Engine, Output};
 
 /// `[media]` in the engine's terms; absent when media is not anchored.
@@ -39,9 +40,14 @@ impl Media {
 }
 
 impl Engine {
-    /// Ports and SDP addresses for a new call, and the relay told to open them. `Err`: no ports left.
-    /// `a_ip`/`b_ip`: our address as the caller and the first callee see it.
-    pub(crate) fn open_media(&mut self, token: u64, a_ip: IpAddr, b_ip: IpAddr) -> Result<Option<MediaPlan>, ()> {
+    /// Ports and SDP addresses for a new call whose caller is at `caller`, and the relay told to open them.
+    /// `Ok(None)`: media is not anchored. `Err`: no ports left.
+    pub(crate) fn open_media(
+        &mut self,
+        token: u64,
+        caller: IpAddr,
+        plan: &Plan<SipHop>,
+    ) -> Result<Option<MediaPlan>, ()> {
         let Some(media) = self.media.as_mut() else { return Ok(None) };
         let Some(a) = media.pool.allocate() else { return Err(()) };
         let Some(b) = media.pool.allocate() else {
@@ -49,9 +55,18 @@ impl Engine {
             return Err(());
         };
         media.sessions.insert(token, [a, b]);
+        let advertise = media.advertise;
+        // Our address as the caller and as the first callee see it, unless one address is advertised.
+        let (a_ip, b_ip) = match advertise {
+            Some(ip) => (ip, ip),
+            None => {
+                let a_ip = self.net.sent_by(caller).ip();
+                let first = plan.ring.first().or_else(|| plan.divert.as_ref().and_then(|d| d.targets.first()));
+                (a_ip, first.map_or(a_ip, |t| self.net.sent_by(t.hop.peer.addr.ip()).ip()))
+            }
+        };
         let anchor = |pair: PortPair, ip: IpAddr| Anchor { address: ip, rtp_port: pair.rtp, rtcp_port: pair.rtcp() };
-        let plan =
-            MediaPlan { a: anchor(a, media.advertise.unwrap_or(a_ip)), b: anchor(b, media.advertise.unwrap_or(b_ip)) };
+        let plan = MediaPlan { a: anchor(a, a_ip), b: anchor(b, b_ip) };
         let open =
             Command::Open { id: token, a_port: a.rtp, b_port: b.rtp, a: Remote::default(), b: Remote::default() };
         self.out.push(Output::Media(open));

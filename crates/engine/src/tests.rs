@@ -337,17 +337,7 @@ fn an_unanswered_inbound_call_diverts_at_exactly_the_no_answer_time() {
     assert!(sent.iter().any(|(p, m)| p.addr == addr(CARRIER) && m.status() == Some(100)));
     // The device rings, and says so.
     let ringing = rung[0].clone();
-    let via = ringing.headers.get(&HeaderName::Via).unwrap().to_owned();
-    let to = ringing.headers.get(&HeaderName::To).unwrap().to_owned();
-    let from = ringing.headers.get(&HeaderName::From).unwrap().to_owned();
-    let call_id = ringing.headers.get(&HeaderName::CallId).unwrap().to_owned();
-    r.deliver(
-        ALICE,
-        &format!(
-            "SIP/2.0 180 Ringing\nVia: {via}\nFrom: {from}\nTo: {to};tag=phone\nCall-ID: {call_id}\n\
-             CSeq: 1 INVITE\nContent-Length: 0\n\n"
-        ),
-    );
+    r.deliver(ALICE, &answer(&ringing, 180, "Ringing", "phone", ""));
     r.take_sent();
     r.advance(60_000 - 1);
     let before = r.take_sent();
@@ -406,18 +396,8 @@ fn a_gateway_that_misses_its_health_check_is_tried_last() {
     let spare = requests_to(&checks, SPARE_CARRIER, "OPTIONS");
     assert_eq!(spare.len(), 1, "{checks:?}");
     assert_eq!(requests_to(&checks, CARRIER, "OPTIONS").len(), 1);
-    let o = spare[0];
-    let h = |n: HeaderName| o.headers.get(&n).unwrap().to_owned();
-    r.deliver(
-        SPARE_CARRIER,
-        &format!(
-            "SIP/2.0 200 OK\nVia: {}\nFrom: {}\nTo: {};tag=gw\nCall-ID: {}\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
-            h(HeaderName::Via),
-            h(HeaderName::From),
-            h(HeaderName::To),
-            h(HeaderName::CallId)
-        ),
-    );
+    let check = spare[0].clone();
+    r.deliver(SPARE_CARRIER, &answer(&check, 200, "OK", "gw", ""));
     // Timer F (64*T1 = 32 s) ends the unanswered check.
     r.advance(32_000);
     r.take_sent();
@@ -463,7 +443,7 @@ fn media_settings(port_max: u16) -> Option<MediaSettings> {
     Some(MediaSettings { port_min: 20_000, port_max, advertise: None })
 }
 
-/// The response to a request the engine sent, as the far end would write it.
+/// The response to a request the engine sent, as the far end would write it (with `body` as SDP, if any).
 fn answer(req: &Message, status: u16, reason: &str, tag: &str, body: &str) -> String {
     let h = |n: HeaderName| req.headers.get(&n).unwrap().to_owned();
     let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\n".to_owned() };
