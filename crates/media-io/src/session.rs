@@ -88,8 +88,9 @@ impl Session {
         })
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    /// Milliseconds since the session began, at `at` (the latching clock).
+    fn ms_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
 
     pub(crate) async fn run(
@@ -184,7 +185,9 @@ impl Session {
         from: SocketAddr,
         events: &mpsc::UnboundedSender<Event>,
     ) -> bool {
-        let now = self.now_ms();
+        // One clock read per packet serves latching and the silence watch.
+        let at = Instant::now();
+        let now = self.ms_at(at);
         let (i, o) = (Self::leg_index(side), Self::leg_index(side.other()));
         let muxed_rtcp = !rtcp_port && rtp::is_rtcp(packet);
         let sent = if rtcp_port || muxed_rtcp {
@@ -218,7 +221,7 @@ impl Session {
                 }
                 Verdict::Forward => {}
             }
-            self.last_rtp = Instant::now();
+            self.last_rtp = at;
             self.silent_reported = false;
             let Some(out) = self.legs.get(o) else { return false };
             out.latch.destination().is_some_and(|d| out.rtp.try_send_to(packet, d).is_ok())
