@@ -10,10 +10,13 @@
 //! - [`ports`]: the relay's port pairs.
 //! - [`relay`]: the commands the engine gives the relay and the events it reports.
 //! - [`wav`]: the voicemail file format, and repairing a recording cut short.
+//! - [`player`]: prompts cut into 20 ms frames; [`deposit`]: leaving a message, as a machine.
 
+pub mod deposit;
 pub mod dtmf;
 pub mod g711;
 pub mod latch;
+pub mod player;
 pub mod ports;
 pub mod relay;
 pub mod rtp;

@@ -521,3 +521,62 @@ pub enum ActiveCallOp {
     /// Removes the call if it is stored.
     Remove { call_id: String },
 }
+
+/// Where a voicemail message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoicemailStatus {
+    /// The caller is still speaking (or the node died before the message was finished: restart recovers it).
+    Recording,
+    /// Not yet listened to: it lights the message-waiting lamp.
+    New,
+    /// Listened to and kept.
+    Saved,
+}
+
+impl VoicemailStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoicemailStatus::Recording => "recording",
+            VoicemailStatus::New => "new",
+            VoicemailStatus::Saved => "saved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "recording" => Some(VoicemailStatus::Recording),
+            "new" => Some(VoicemailStatus::New),
+            "saved" => Some(VoicemailStatus::Saved),
+            _ => None,
+        }
+    }
+}
+
+/// A message left in a number's mailbox. The audio is an 8 kHz 16-bit mono WAV file on the node that recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voicemail {
+    pub id: i64,
+    pub number_id: i64,
+    /// Who called: E.164, or what the caller's From held.
+    pub caller: String,
+    /// The caller's display name, if one was sent.
+    pub caller_name: Option<String>,
+    pub received_at: Millis,
+    pub duration_ms: i64,
+    pub status: VoicemailStatus,
+    /// The WAV file, relative to the recording node's `voicemail.dir`.
+    pub file: String,
+    /// The node that recorded it (and holds the file).
+    pub node: String,
+}
+
+/// A message as it starts: stored with status `recording` and no duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVoicemail {
+    pub number_id: i64,
+    pub caller: String,
+    pub caller_name: Option<String>,
+    pub received_at: Millis,
+    pub file: String,
+    pub node: String,
+}

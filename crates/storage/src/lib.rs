@@ -8,6 +8,8 @@
 //! - Call detail records are append-only history, written in batches, and not part of the change log.
 //! - Active calls are transient rows, one per call in progress, written in batches by the node handling the call;
 //!   not part of the change log and without foreign keys. Each node clears its own at start.
+//! - Voicemail messages are rows written by the node that records them, the row before the first sample; not
+//!   part of the change log. The audio is a file on that node.
 //! - Times are Unix milliseconds.
 
 mod active_calls;
@@ -18,6 +20,7 @@ mod errors;
 mod location;
 mod rows;
 mod store;
+mod voicemail;
 
 pub use backend::open;
 pub use switchboard_model::records::*;
@@ -125,6 +128,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_active_calls(&self) -> Result<Vec<ActiveCall>>;
     /// Deletes the calls of `node` (a node clears its own at start); returns how many.
     async fn clear_active_calls(&self, node: &str) -> Result<u64>;
+
+    // voicemail
+    /// Stores a message as it starts (status `recording`, no duration). `NotFound` (number) if the number has gone.
+    async fn create_voicemail(&self, new: &NewVoicemail) -> Result<Voicemail>;
+    /// A recording ends: status `new` with its duration. `NotFound` unless it is stored and still `recording`.
+    async fn finish_voicemail(&self, id: i64, duration_ms: i64) -> Result<()>;
+    /// `NotFound` if the message is not stored.
+    async fn set_voicemail_status(&self, id: i64, status: VoicemailStatus) -> Result<()>;
+    /// `NotFound` if the message is not stored. The file is the caller's to remove.
+    async fn delete_voicemail(&self, id: i64) -> Result<()>;
+    async fn voicemail(&self, id: i64) -> Result<Option<Voicemail>>;
+    /// Every message of a number's mailbox, oldest first, whatever its status.
+    async fn list_voicemails(&self, number_id: i64) -> Result<Vec<Voicemail>>;
+    /// The messages `node` was still recording (a node calls this at start to recover them), oldest first.
+    async fn unfinished_voicemails(&self, node: &str) -> Result<Vec<Voicemail>>;
 
     // change log
     /// Changes with `seq > after`, oldest first, at most `limit`.

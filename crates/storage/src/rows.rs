@@ -6,14 +6,15 @@
 //! - `services.mode` is `direct` / `trunk`; `change_log.entity` is `customer` / `service` / `device` /
 //!   `number` / `gateway`.
 //! - `numbers.divert_when` is `never` / `no_answer` / `all` / `offline`.
-//! - `cdrs.direction`, `cdrs.disposition`, `cdrs.divert_reason` and `active_calls.direction` are the enums'
-//!   `as_str` spellings.
+//! - `cdrs.direction`, `cdrs.disposition`, `cdrs.divert_reason`, `active_calls.direction` and `voicemails.status`
+//!   are the enums' `as_str` spellings.
 
 use sqlx::FromRow;
 
 use crate::{
     ActiveCall, Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceAuth,
     DeviceState, DigestMode, DivertReason, Entity, Gateway, IpNet, Number, Result, Service, ServiceMode, StoreError,
+    Voicemail, VoicemailStatus,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
@@ -75,6 +76,14 @@ macro_rules! active_call_columns {
     };
 }
 pub(crate) use active_call_columns;
+
+/// Column list matching [`VoicemailRow`].
+macro_rules! voicemail_columns {
+    () => {
+        "id, number_id, caller, caller_name, received_at, duration_ms, status, file, node"
+    };
+}
+pub(crate) use voicemail_columns;
 
 #[derive(Debug, FromRow)]
 pub(crate) struct CustomerRow {
@@ -421,6 +430,38 @@ impl TryFrom<ChangeRow> for Change {
 }
 
 /// Converts every row, failing on the first that does not decode.
+#[derive(Debug, FromRow)]
+pub(crate) struct VoicemailRow {
+    id: i64,
+    number_id: i64,
+    caller: String,
+    caller_name: Option<String>,
+    received_at: i64,
+    duration_ms: i64,
+    status: String,
+    file: String,
+    node: String,
+}
+
+impl TryFrom<VoicemailRow> for Voicemail {
+    type Error = StoreError;
+    fn try_from(r: VoicemailRow) -> Result<Self> {
+        let status =
+            VoicemailStatus::parse(&r.status).ok_or_else(|| corrupt(format!("voicemails.status {:?}", r.status)))?;
+        Ok(Voicemail {
+            id: r.id,
+            number_id: r.number_id,
+            caller: r.caller,
+            caller_name: r.caller_name,
+            received_at: r.received_at,
+            duration_ms: r.duration_ms,
+            status,
+            file: r.file,
+            node: r.node,
+        })
+    }
+}
+
 pub(crate) fn convert_all<R, T>(rows: Vec<R>) -> Result<Vec<T>>
 where
     T: TryFrom<R, Error = StoreError>,

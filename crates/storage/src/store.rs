@@ -1,13 +1,13 @@
-//! The [`Store`] trait, implemented by delegating to the SQL in `directory`, `location`, `cdrs` and
-//! `active_calls`.
+//! The [`Store`] trait, implemented by delegating to the SQL in `directory`, `location`, `cdrs`,
+//! `active_calls` and `voicemail`.
 
 use async_trait::async_trait;
 
 use crate::backend::SqlStore;
 use crate::{
     ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth, DeviceState,
-    DeviceUpdate, Gateway, Millis, NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Result,
-    Service, Store,
+    DeviceUpdate, Gateway, Millis, NewCdr, NewDevice, NewGateway, NewNumber, NewService, NewVoicemail, Number,
+    NumberUpdate, Result, Service, Store, Voicemail, VoicemailStatus,
 };
 
 #[async_trait]
@@ -139,6 +139,27 @@ impl Store for SqlStore {
         SqlStore::clear_active_calls(self, node).await
     }
 
+    async fn create_voicemail(&self, new: &NewVoicemail) -> Result<Voicemail> {
+        SqlStore::create_voicemail(self, new).await
+    }
+    async fn finish_voicemail(&self, id: i64, duration_ms: i64) -> Result<()> {
+        SqlStore::finish_voicemail(self, id, duration_ms).await
+    }
+    async fn set_voicemail_status(&self, id: i64, status: VoicemailStatus) -> Result<()> {
+        SqlStore::set_voicemail_status(self, id, status).await
+    }
+    async fn delete_voicemail(&self, id: i64) -> Result<()> {
+        SqlStore::delete_voicemail(self, id).await
+    }
+    async fn voicemail(&self, id: i64) -> Result<Option<Voicemail>> {
+        SqlStore::voicemail(self, id).await
+    }
+    async fn list_voicemails(&self, number_id: i64) -> Result<Vec<Voicemail>> {
+        SqlStore::list_voicemails(self, number_id).await
+    }
+    async fn unfinished_voicemails(&self, node: &str) -> Result<Vec<Voicemail>> {
+        SqlStore::unfinished_voicemails(self, node).await
+    }
     async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
         SqlStore::changes_since(self, after, limit).await
     }

@@ -16,7 +16,7 @@ use sqlx::Connection;
 use switchboard_storage::{
     ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrDirection, CdrDisposition, CdrFilter, Credentials, Device,
     DeviceAuth, DeviceState, DeviceUpdate, DigestMode, DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewGateway,
-    NewNumber, NewService, NumberUpdate, ServiceMode, Store, StoreError,
+    NewNumber, NewService, NewVoicemail, NumberUpdate, ServiceMode, Store, StoreError, Voicemail, VoicemailStatus,
 };
 
 /// Generates `sqlite::$name` and `postgres::$name` tests for each contract function.
@@ -87,6 +87,9 @@ contract!(
     active_calls_list_oldest_first,
     active_calls_clear_only_that_node,
     active_calls_large_batch_with_repeats,
+    voicemails_record_finish_list,
+    voicemails_status_delete_and_missing,
+    voicemails_go_with_their_number,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1434,6 +1437,93 @@ async fn active_calls_large_batch_with_repeats(ctx: Ctx) {
 // ---------------------------------------------------------------------------------------------------------------
 // backend-independent checks
 
+fn new_voicemail(number_id: i64, caller: &str, received_at: i64, node: &str) -> NewVoicemail {
+    NewVoicemail {
+        number_id,
+        caller: caller.to_owned(),
+        caller_name: None,
+        received_at,
+        file: format!("61299990001/{received_at}.wav"),
+        node: node.to_owned(),
+    }
+}
+
+async fn voicemails_record_finish_list(ctx: Ctx) {
+    let s = &*ctx.store;
+    let service = service_fixture(s, "vm").await;
+    let number = s.create_number(&new_number(service, "+61299990001")).await.unwrap();
+    let other = s.create_number(&new_number(service, "+61299990002")).await.unwrap();
+    let before = s.last_change().await.unwrap();
+    let named = NewVoicemail {
+        caller_name: Some("Alice O'Neil".to_owned()),
+        ..new_voicemail(number.id, "+61400000001", 2_000, "a")
+    };
+    let late = s.create_voicemail(&named).await.unwrap();
+    let early = s.create_voicemail(&new_voicemail(number.id, "0299990000", 1_000, "b")).await.unwrap();
+    s.create_voicemail(&new_voicemail(other.id, "+61400000002", 500, "a")).await.unwrap();
+    assert_eq!(
+        late,
+        Voicemail {
+            id: late.id,
+            number_id: number.id,
+            caller: "+61400000001".to_owned(),
+            caller_name: Some("Alice O'Neil".to_owned()),
+            received_at: 2_000,
+            duration_ms: 0,
+            status: VoicemailStatus::Recording,
+            file: "61299990001/2000.wav".to_owned(),
+            node: "a".to_owned(),
+        }
+    );
+    let listed = s.list_voicemails(number.id).await.unwrap();
+    assert_eq!(listed.iter().map(|v| v.id).collect::<Vec<_>>(), [early.id, late.id], "oldest first, one mailbox");
+    let unfinished = |node: &'static str| async move {
+        s.unfinished_voicemails(node).await.unwrap().iter().map(|v| v.caller.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(unfinished("a").await, ["+61400000002", "+61400000001"]);
+    s.finish_voicemail(late.id, 4_250).await.unwrap();
+    assert_eq!(unfinished("a").await, ["+61400000002"]);
+    assert_eq!(unfinished("b").await, ["0299990000"]);
+    let done = s.voicemail(late.id).await.unwrap().unwrap();
+    assert_eq!((done.status, done.duration_ms), (VoicemailStatus::New, 4_250));
+    // A message is finished once: a second finish (a restart recovering what was already finished) is refused.
+    assert_not_found(s.finish_voicemail(late.id, 1).await, "voicemail", &late.id.to_string());
+    assert_eq!(s.voicemail(late.id).await.unwrap().unwrap().duration_ms, 4_250);
+    assert_eq!(s.last_change().await.unwrap(), before, "messages are not directory changes");
+}
+
+async fn voicemails_status_delete_and_missing(ctx: Ctx) {
+    let s = &*ctx.store;
+    let service = service_fixture(s, "vm").await;
+    let number = s.create_number(&new_number(service, "+61299990001")).await.unwrap();
+    let m = s.create_voicemail(&new_voicemail(number.id, "+61400000001", 1_000, "a")).await.unwrap();
+    s.finish_voicemail(m.id, 1_500).await.unwrap();
+    s.set_voicemail_status(m.id, VoicemailStatus::Saved).await.unwrap();
+    assert_eq!(s.voicemail(m.id).await.unwrap().unwrap().status, VoicemailStatus::Saved);
+    s.set_voicemail_status(m.id, VoicemailStatus::New).await.unwrap();
+    assert_eq!(s.voicemail(m.id).await.unwrap().unwrap().status, VoicemailStatus::New);
+    s.delete_voicemail(m.id).await.unwrap();
+    assert!(s.voicemail(m.id).await.unwrap().is_none());
+    assert!(s.list_voicemails(number.id).await.unwrap().is_empty());
+    let key = m.id.to_string();
+    assert_not_found(s.delete_voicemail(m.id).await, "voicemail", &key);
+    assert_not_found(s.set_voicemail_status(m.id, VoicemailStatus::Saved).await, "voicemail", &key);
+    assert_not_found(s.finish_voicemail(m.id, 1).await, "voicemail", &key);
+    assert_not_found(s.create_voicemail(&new_voicemail(424_242, "x", 1, "a")).await, "number", "424242");
+}
+
+async fn voicemails_go_with_their_number(ctx: Ctx) {
+    let s = &*ctx.store;
+    let service = service_fixture(s, "vm").await;
+    let number = s.create_number(&new_number(service, "+61299990001")).await.unwrap();
+    let kept = s.create_number(&new_number(service, "+61299990002")).await.unwrap();
+    s.create_voicemail(&new_voicemail(number.id, "+61400000001", 1_000, "a")).await.unwrap();
+    let other = s.create_voicemail(&new_voicemail(kept.id, "+61400000001", 1_000, "a")).await.unwrap();
+    s.delete_number(number.id).await.unwrap();
+    assert!(s.list_voicemails(number.id).await.unwrap().is_empty());
+    assert_eq!(s.unfinished_voicemails("a").await.unwrap(), vec![other]);
+}
+
 #[tokio::test]
 async fn open_rejects_unsupported_urls() {
     for url in ["mysql://localhost/x", "sqlite::memory:", "sqlite://", "file:/tmp/x.db", ""] {
@@ -1478,7 +1568,8 @@ fn migrations_define_same_tables_and_columns() {
             "0003_cdrs.sql",
             "0004_calls.sql",
             "0005_device_digest.sql",
-            "0006_cdr_end_reason.sql"
+            "0006_cdr_end_reason.sql",
+            "0007_voicemail.sql"
         ]
     );
     assert_eq!(files("postgres"), names);
@@ -1505,7 +1596,8 @@ fn migrations_define_same_tables_and_columns() {
             "devices",
             "gateways",
             "numbers",
-            "services"
+            "services",
+            "voicemails"
         ]
     );
     assert!(all["devices"].iter().any(|c| c == "auth_id"));
@@ -1541,6 +1633,10 @@ fn migrations_define_same_tables_and_columns() {
             "created_at",
             "updated_at"
         ]
+    );
+    assert_eq!(
+        all["voicemails"],
+        ["id", "number_id", "caller", "caller_name", "received_at", "duration_ms", "status", "file", "node"]
     );
     assert_eq!(all["gateways"], ["id", "name", "address", "transport", "priority", "enabled", "created_at"]);
     assert_eq!(
