@@ -579,9 +579,9 @@ impl Engine {
     }
 
     fn start_call(&mut self, key: Key, msg: Message, peer: Peer, mut plan: Plan<SipHop>, meta: Meta, now: u64) {
-        let mut token = self.rng.next();
+        let mut token = self.rng.next_u64();
         while token == 0 || self.calls.calls.contains_key(&token) {
-            token = self.rng.next();
+            token = self.rng.next_u64();
         }
         match self.open_media(token, peer.addr.ip(), &plan) {
             Ok(media) => plan.media = media,
@@ -770,7 +770,7 @@ impl Engine {
     ) {
         let at = stored_millis(now);
         let cdr = NewCdr {
-            call_id: format!("{:016x}", self.rng.next()),
+            call_id: format!("{:016x}", self.rng.next_u64()),
             direction,
             service_id,
             device_id,
@@ -938,7 +938,7 @@ impl Engine {
             .collect();
         for (id, addr, proto) in list {
             let hop = self.hop(Peer { addr, proto, flow: None });
-            let branch = transaction::new_branch(self.rng.next());
+            let branch = transaction::new_branch(self.rng.next_u64());
             let mut m = Message::request(Method::Options, format!("sip:{addr}"));
             let h = &mut m.headers;
             h.push(HeaderName::Via, hop.via(&branch));

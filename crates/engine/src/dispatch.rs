@@ -27,7 +27,7 @@ use crate::overload::{Overload, OverloadConfig, Transition, is_new_work};
 use crate::prober::{ProbeEvent, Prober};
 use crate::records::{Persist, stored_millis, to_stored};
 use crate::responses::response_peer;
-use crate::rng::Rng;
+use switchboard_sip_core::rng::Rng;
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, REGISTER";
 /// Option tags we support (RFC 3327 Path).
@@ -177,7 +177,7 @@ impl Engine {
             calls: CallTable::new(settings.calls.clone(), settings.limits.clone(), settings.voicemail, gateways),
             prober: Prober::new(settings.t1_ms, settings.keepalive_timeout_ms),
             media: settings.media.as_ref().map(crate::media::Media::new),
-            tag_key: rng.next(),
+            tag_key: rng.next_u64(),
             rng,
             // Timer J's 64*T1, bounded in count: at full load it still spans the first retransmissions.
             answers: AnswerMemory::new(32_768, 64 * settings.t1_ms),
@@ -653,7 +653,7 @@ impl Engine {
         } else {
             Peer { addr, proto: Proto::Udp, flow: None }
         };
-        let branch = transaction::new_branch(self.rng.next());
+        let branch = transaction::new_branch(self.rng.next_u64());
         let sent_by = self.net.sent_by(addr.ip());
         let proto = if peer.proto == Proto::Tcp { "TCP" } else { "UDP" };
         let mut m = Message::request(Method::Options, b.contact.clone());

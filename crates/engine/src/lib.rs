@@ -25,7 +25,6 @@ pub mod overload;
 pub mod prober;
 pub mod records;
 pub mod responses;
-mod rng;
 
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,12 @@
 //! - [`ports`]: the relay's port pairs.
 //! - [`relay`]: the commands the engine gives the relay and the events it reports.
 //! - [`wav`]: the voicemail file format, and repairing a recording cut short.
+//! - [`endpoint`]: the daemon's own side of a call (voicemail): codec choice, answers and offers.
 //! - [`player`]: prompts cut into 20 ms frames; [`deposit`]: leaving a message, as a machine.
 
 pub mod deposit;
 pub mod dtmf;
+pub mod endpoint;
 pub mod g711;
 pub mod latch;
 pub mod player;

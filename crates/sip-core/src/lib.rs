@@ -14,6 +14,7 @@ pub mod divert;
 pub mod header;
 pub mod message;
 pub mod parse;
+pub mod rng;
 pub mod transaction;
 pub mod transport;
 pub mod uri;

@@ -2,15 +2,15 @@
 //! must be unique, not secret; secrets (nonce keys) come from the OS, through the server.
 
 #[derive(Debug)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
     /// Any seed will do (zero is made odd: xorshift would stay at zero).
-    pub(crate) fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         Rng(seed | 1)
     }
 
-    pub(crate) fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -20,7 +20,7 @@ impl Rng {
     }
 
     /// A 16-hex-digit token.
-    pub(crate) fn token(&mut self) -> String {
-        format!("{:016x}", self.next())
+    pub fn token(&mut self) -> String {
+        format!("{:016x}", self.next_u64())
     }
 }
