@@ -31,7 +31,7 @@ const TAIL_SAMPLES: u64 = 8 * 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// The greeting and beep are playing; `#` skips to the beep's end.
+    /// The greeting and beep are playing; `#` skips to the beep.
     Greeting,
     Recording,
     Finished,
@@ -90,6 +90,9 @@ pub enum Tick {
 pub struct Deposit {
     cfg: DepositConfig,
     player: Player,
+    beep: Clip,
+    /// `#` cut the greeting short (once: a second `#` does not cut the beep).
+    skipped: bool,
     phase: Phase,
     /// Samples written.
     written: u64,
@@ -102,11 +105,21 @@ pub struct Deposit {
 }
 
 impl Deposit {
-    /// `prompts`: the greeting, then the beep.
-    pub fn new(cfg: DepositConfig, prompts: impl IntoIterator<Item = Clip>) -> Deposit {
+    pub fn new(cfg: DepositConfig, greeting: impl IntoIterator<Item = Clip>, beep: Clip) -> Deposit {
         let mut player = Player::new();
-        player.play(prompts);
-        Deposit { cfg, player, phase: Phase::Greeting, written: 0, speech_end: 0, elapsed_ms: 0, quiet_ms: 0 }
+        player.play(greeting);
+        player.play([beep.clone()]);
+        Deposit {
+            cfg,
+            player,
+            beep,
+            skipped: false,
+            phase: Phase::Greeting,
+            written: 0,
+            speech_end: 0,
+            elapsed_ms: 0,
+            quiet_ms: 0,
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -159,8 +172,10 @@ impl Deposit {
     /// A key press (RFC 4733 or INFO). `Some`: recording ended; hang up.
     pub fn on_key(&mut self, key: char) -> Option<Outcome> {
         match (self.phase, key) {
-            (Phase::Greeting, '#') => {
+            (Phase::Greeting, '#') if !self.skipped => {
+                self.skipped = true;
                 self.player.stop();
+                self.player.play([self.beep.clone()]);
                 None
             }
             (Phase::Recording, '#') => Some(self.finish(End::Key)),
@@ -232,7 +247,7 @@ mod tests {
 
     #[test]
     fn greeting_then_beep_then_record_until_hash() {
-        let mut d = Deposit::new(cfg(), [clip(1600), clip(800)]);
+        let mut d = Deposit::new(cfg(), [clip(1600)], clip(800));
         assert_eq!(through_greeting(&mut d), 15, "2,400 samples of prompts are 15 frames");
         for _ in 0..100 {
             assert_eq!(speak(&mut d, &LOUD), Tick::Silence);
@@ -246,18 +261,23 @@ mod tests {
     }
 
     #[test]
-    fn hash_during_the_greeting_skips_to_recording() {
-        let mut d = Deposit::new(cfg(), [clip(80_000)]);
+    fn hash_during_the_greeting_skips_to_the_beep() {
+        let beep: Clip = vec![7; 320].into();
+        let mut d = Deposit::new(cfg(), [clip(80_000)], beep);
         let mut f = [0; FRAME];
         assert_eq!(d.tick(&mut f), Tick::Audio);
         assert_eq!(d.on_key('#'), None);
+        assert_eq!(d.tick(&mut f), Tick::Audio);
+        assert_eq!(f, [7; FRAME], "the beep plays at once");
+        assert_eq!(d.on_key('#'), None, "a second # does not cut the beep");
+        assert_eq!(d.tick(&mut f), Tick::Audio);
         assert_eq!(d.tick(&mut f), Tick::Silence);
         assert_eq!(d.phase(), Phase::Recording);
     }
 
     #[test]
     fn silence_ends_the_message_and_is_trimmed() {
-        let mut d = Deposit::new(cfg(), [clip(160)]);
+        let mut d = Deposit::new(cfg(), [], clip(160));
         through_greeting(&mut d);
         for _ in 0..100 {
             speak(&mut d, &LOUD); // 2 s of speech
@@ -276,7 +296,7 @@ mod tests {
     #[test]
     fn silence_counts_time_not_packets() {
         // The caller's audio stops altogether (a phone that sends nothing when muted): the clock still runs.
-        let mut d = Deposit::new(cfg(), [clip(160)]);
+        let mut d = Deposit::new(cfg(), [], clip(160));
         through_greeting(&mut d);
         speak(&mut d, &LOUD);
         let mut f = [0; FRAME];
@@ -290,7 +310,7 @@ mod tests {
     #[test]
     fn maximum_length_stops_recording() {
         let c = DepositConfig { max_ms: 3_000, ..cfg() };
-        let mut d = Deposit::new(c, [clip(160)]);
+        let mut d = Deposit::new(c, [], clip(160));
         through_greeting(&mut d);
         let mut ticks = 0;
         let outcome = loop {
@@ -306,14 +326,14 @@ mod tests {
     #[test]
     fn short_silent_or_unstarted_messages_are_discarded() {
         // Under a second of speech.
-        let mut d = Deposit::new(cfg(), [clip(160)]);
+        let mut d = Deposit::new(cfg(), [], clip(160));
         through_greeting(&mut d);
         for _ in 0..20 {
             speak(&mut d, &LOUD);
         }
         assert_eq!(d.on_hangup(), Outcome::Discard { end: End::Hangup });
         // Long, but silent throughout.
-        let mut d = Deposit::new(cfg(), [clip(160)]);
+        let mut d = Deposit::new(cfg(), [], clip(160));
         through_greeting(&mut d);
         for _ in 0..90 {
             speak(&mut d, &QUIET);
@@ -321,12 +341,12 @@ mod tests {
         assert_eq!(d.written(), 90 * 160);
         assert_eq!(d.on_hangup(), Outcome::Discard { end: End::Hangup });
         // Hung up during the greeting.
-        let mut d = Deposit::new(cfg(), [clip(8000)]);
+        let mut d = Deposit::new(cfg(), [clip(8000)], clip(160));
         let mut f = [0; FRAME];
         d.tick(&mut f);
         assert_eq!(d.on_hangup(), Outcome::Discard { end: End::Hangup });
         // Exactly one second of speech is kept.
-        let mut d = Deposit::new(cfg(), [clip(160)]);
+        let mut d = Deposit::new(cfg(), [], clip(160));
         through_greeting(&mut d);
         for _ in 0..50 {
             speak(&mut d, &LOUD);

@@ -74,6 +74,18 @@ pub fn repair(file_len: u64) -> Option<[u8; HEADER_LEN]> {
     Some(header(data))
 }
 
+/// The samples of a whole file in our format (8 kHz, mono, 16-bit), up to what its header claims or the file
+/// holds, whichever is less. `None`: another format, or not a WAV file.
+pub fn read_samples(bytes: &[u8]) -> Option<Vec<i16>> {
+    let info = parse(bytes)?;
+    if (info.sample_rate, info.channels, info.bits) != (RATE, 1, 16) {
+        return None;
+    }
+    let data = bytes.get(HEADER_LEN..)?;
+    let data = data.get(..(info.data_len as usize).min(data.len())).unwrap_or(data);
+    Some(data.chunks_exact(2).filter_map(|p| p.try_into().ok().map(i16::from_le_bytes)).collect())
+}
+
 /// Little-endian 16-bit samples as bytes.
 pub fn samples_to_bytes(samples: &[i16], out: &mut Vec<u8>) {
     out.reserve(samples.len() * 2);
@@ -85,6 +97,19 @@ pub fn samples_to_bytes(samples: &[i16], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_read_back_and_other_formats_are_refused() {
+        let mut file = header(6).to_vec();
+        samples_to_bytes(&[1, -2, 30_000], &mut file);
+        assert_eq!(read_samples(&file), Some(vec![1, -2, 30_000]));
+        file.extend_from_slice(&[9, 9]); // beyond what the header claims
+        assert_eq!(read_samples(&file), Some(vec![1, -2, 30_000]));
+        assert_eq!(read_samples(&file[..47]), Some(vec![1]), "a short file gives what it holds");
+        file[24] = 0x44; // 16,452 Hz
+        assert_eq!(read_samples(&file), None);
+        assert_eq!(read_samples(b"RIFF"), None);
+    }
 
     #[test]
     fn the_header_is_canonical_pcm_and_reads_back() {

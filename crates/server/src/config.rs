@@ -15,6 +15,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub calls: CallsConfig,
     pub media: MediaConfig,
+    pub voicemail: VoicemailConfig,
     /// Carrier gateways from the file, used beside those added with `switchboard gateway add`.
     #[serde(rename = "gateway")]
     pub gateways: Vec<GatewayConfig>,
@@ -24,6 +25,29 @@ pub struct Config {
 }
 
 /// The media relay (`[media]`).
+/// The built-in voicemail (`[voicemail]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoicemailConfig {
+    /// Answer calls diverted to voicemail here. Off (or `calls.voicemail_uri` set): they go to
+    /// `calls.voicemail_uri`, or are answered 480 without one.
+    pub enabled: bool,
+    /// Where messages are kept: `<dir>/<number digits>/<time>-<id>.wav`, 8 kHz 16-bit mono.
+    pub dir: String,
+    /// The longest message, seconds.
+    pub max_secs: u64,
+    /// Messages shorter than this are discarded, milliseconds.
+    pub min_ms: u64,
+    /// This long without speech ends a message, seconds.
+    pub silence_secs: u64,
+}
+
+impl Default for VoicemailConfig {
+    fn default() -> Self {
+        VoicemailConfig { enabled: true, dir: "./data/voicemail".into(), max_secs: 180, min_ms: 1000, silence_secs: 10 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
@@ -230,8 +254,8 @@ pub struct CallsConfig {
     pub max_inbound_per_service: u32,
     /// Calls this node carries at once, all directions; more get 503 with Retry-After (emergency calls excepted).
     pub max_calls: u32,
-    /// Where calls diverted to voicemail go: `sip:HOST:PORT` of the voicemail service. Empty: voicemail is not
-    /// configured, and such calls are answered 480.
+    /// Where calls diverted to voicemail go: `sip:HOST:PORT` of an external voicemail service. Empty: the
+    /// built-in voicemail (`[voicemail]`), or, with that off, such calls are answered 480.
     pub voicemail_uri: String,
     /// Most diversions a call may have been through (its Diversion counters) before we divert it again.
     pub max_diversions: u32,
@@ -396,6 +420,19 @@ impl Config {
         }
         if m.probation == 0 {
             return Err("media.probation must be at least 1".into());
+        }
+        let v = &self.voicemail;
+        if v.enabled && v.dir.trim().is_empty() {
+            return Err("voicemail.dir must name a folder".into());
+        }
+        if !(1..=3600).contains(&v.max_secs) {
+            return Err("voicemail.max_secs must be between 1 and 3600".into());
+        }
+        if v.min_ms > v.max_secs * 1000 {
+            return Err("voicemail.min_ms must not exceed voicemail.max_secs * 1000".into());
+        }
+        if v.silence_secs == 0 {
+            return Err("voicemail.silence_secs must be at least 1".into());
         }
         if self.auth.algorithms.is_empty() {
             return Err("auth.algorithms must name at least one algorithm".into());

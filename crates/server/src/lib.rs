@@ -145,7 +145,13 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         shutdown.clone(),
     ));
 
-    let voicemail = config.calls.voicemail_addr().map_err(ServerError::Config)?;
+    let voicemail = match config.calls.voicemail_addr().map_err(ServerError::Config)? {
+        Some(external) => Some(external),
+        None if config.voicemail.enabled => {
+            Some(start_voicemail(&config, store.clone(), sip_addr, shutdown.clone(), &tracker).await?)
+        }
+        None => None,
+    };
     let (media_tx, media_rx) = mpsc::unbounded_channel();
     let relay = if config.media.anchored() {
         let relay_config = switchboard_media_io::RelayConfig {
@@ -194,6 +200,43 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     tracker.spawn(event_loop::run(driver, inbound_rx, updates_rx, media_rx, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
     Ok(Running { sip_addr, shutdown, tracker, writer, events, transport })
+}
+
+/// The built-in voicemail, on the daemon's own address (a loopback one when SIP listens on every address): only
+/// the daemon calls it, and the relay carries its media.
+async fn start_voicemail(
+    config: &Config,
+    store: Arc<dyn Store>,
+    sip_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<SocketAddr, ServerError> {
+    let listen = config.sip.listen.ip();
+    let bind = match listen {
+        ip if !ip.is_unspecified() => ip,
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    };
+    let v = &config.voicemail;
+    let cfg = switchboard_voicemail::service::Config {
+        dir: v.dir.clone().into(),
+        deposit: switchboard_media_core::deposit::DepositConfig {
+            max_ms: v.max_secs * 1000,
+            min_ms: v.min_ms,
+            silence_ms: v.silence_secs * 1000,
+            ..Default::default()
+        },
+        bind,
+        advertise: bind,
+        trusted: sip_addr,
+        node: config.node.name.clone(),
+        t1_ms: config.sip.t1_ms,
+        server_header: format!("Switchboard/{}", env!("CARGO_PKG_VERSION")),
+    };
+    switchboard_voicemail::service::start(cfg, store, shutdown, tracker).await.map_err(|e| match e {
+        switchboard_voicemail::service::StartError::Recover(e) => ServerError::Store(e),
+        other => ServerError::Config(other.to_string()),
+    })
 }
 
 fn registrar_config(c: &Config) -> switchboard_registrar::Config {

@@ -12,7 +12,7 @@ use switchboard_sip_core::{HeaderName, Limits, Message, parse_datagram};
 use switchboard_storage::{
     ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Credentials, Customer, Device, DeviceState,
     DeviceUpdate, Gateway, NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Service,
-    ServiceMode, Store, StoreError,
+    ServiceMode, Store, StoreError, Voicemail, VoicemailStatus,
 };
 use tokio::net::UdpSocket;
 
@@ -30,6 +30,7 @@ struct MemStore {
     bindings: Mutex<Vec<Binding>>,
     states: Mutex<Vec<DeviceState>>,
     cdrs: Mutex<Vec<NewCdr>>,
+    voicemails: Mutex<Vec<Voicemail>>,
 }
 
 fn refused<T>() -> Result<T, StoreError> {
@@ -177,6 +178,47 @@ impl Store for MemStore {
     }
     async fn last_change(&self) -> Result<i64, StoreError> {
         Ok(0)
+    }
+    async fn create_voicemail(&self, new: &switchboard_storage::NewVoicemail) -> Result<Voicemail, StoreError> {
+        let mut all = self.voicemails.lock().unwrap();
+        let v = Voicemail {
+            id: all.len() as i64 + 1,
+            number_id: new.number_id,
+            caller: new.caller.clone(),
+            caller_name: new.caller_name.clone(),
+            received_at: new.received_at,
+            duration_ms: 0,
+            status: VoicemailStatus::Recording,
+            file: new.file.clone(),
+            node: new.node.clone(),
+        };
+        all.push(v.clone());
+        Ok(v)
+    }
+    async fn finish_voicemail(&self, id: i64, duration_ms: i64) -> Result<(), StoreError> {
+        let mut all = self.voicemails.lock().unwrap();
+        let v = all
+            .iter_mut()
+            .find(|v| v.id == id)
+            .ok_or(StoreError::NotFound { entity: "voicemail", key: id.to_string() })?;
+        (v.status, v.duration_ms) = (VoicemailStatus::New, duration_ms);
+        Ok(())
+    }
+    async fn set_voicemail_status(&self, _: i64, _: VoicemailStatus) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn delete_voicemail(&self, id: i64) -> Result<(), StoreError> {
+        self.voicemails.lock().unwrap().retain(|v| v.id != id);
+        Ok(())
+    }
+    async fn voicemail(&self, id: i64) -> Result<Option<Voicemail>, StoreError> {
+        Ok(self.voicemails.lock().unwrap().iter().find(|v| v.id == id).cloned())
+    }
+    async fn list_voicemails(&self, number_id: i64) -> Result<Vec<Voicemail>, StoreError> {
+        Ok(self.voicemails.lock().unwrap().iter().filter(|v| v.number_id == number_id).cloned().collect())
+    }
+    async fn unfinished_voicemails(&self, _: &str) -> Result<Vec<Voicemail>, StoreError> {
+        Ok(vec![])
     }
 }
 

@@ -89,7 +89,7 @@ fn now_ms() -> anyhow::Result<Millis> {
 }
 
 /// `H:MM:SS`, rounded down to the second; a negative span (clocks of two nodes apart) prints as zero.
-fn duration(ms: Millis) -> String {
+pub(crate) fn duration(ms: Millis) -> String {
     let secs = ms.max(0) / 1000;
     format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }

@@ -46,6 +46,9 @@ pub enum Command {
     /// Carrier gateways for off-net calls.
     #[command(subcommand)]
     Gateway(GatewayCmd),
+    /// Voicemail messages.
+    #[command(subcommand)]
+    Voicemail(VoicemailCmd),
     /// Current registrations: every binding with its contact, source, transport, expiry and device state.
     Registrations {
         #[arg(long)]
@@ -200,6 +203,18 @@ pub struct DeviceEdit {
     /// Forget the --md5-from networks.
     #[arg(long)]
     pub clear_md5_from: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VoicemailCmd {
+    /// The messages in a number's mailbox, oldest first.
+    List {
+        /// The number (E.164 or national form).
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -213,7 +213,7 @@ async fn views(store: &dyn Store, numbers: Vec<Number>) -> anyhow::Result<Vec<Nu
 }
 
 /// A stored number, found by any spelling of it (`NUMBER` is the positional argument).
-async fn number_named(store: &dyn Store, v: &str) -> anyhow::Result<Number> {
+pub(crate) async fn number_named(store: &dyn Store, v: &str) -> anyhow::Result<Number> {
     let e164 = check_number("number", v)?;
     store.number_by_e164(&e164).await?.with_context(|| format!("number: no number {e164} (from {v:?})"))
 }

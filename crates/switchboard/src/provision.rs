@@ -12,7 +12,7 @@ use switchboard_storage::{
     StoreError,
 };
 
-use crate::cli::{Command, CustomerCmd, DeviceAdd, DeviceCmd, DeviceEdit, ServiceCmd};
+use crate::cli::{Command, CustomerCmd, DeviceAdd, DeviceCmd, DeviceEdit, ServiceCmd, VoicemailCmd};
 
 /// Call types a device can have enabled. Emergency calls are never barred and so are not listed.
 pub const CALL_TYPES: &[&str] =
@@ -83,6 +83,7 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
         Command::Number(n) => crate::numbers::number(n, store).await?,
         Command::Gateway(g) => crate::numbers::gateway(g, store).await?,
         Command::Calls { json } => crate::calls::calls(store, json).await?,
+        Command::Voicemail(VoicemailCmd::List { number, json }) => crate::voicemail::list(store, &number, json).await?,
         Command::Cdr { service, limit, json } => crate::calls::cdrs(store, service.as_deref(), limit, json).await?,
         Command::Run { .. } | Command::Config => unreachable_command()?,
     }

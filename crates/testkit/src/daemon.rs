@@ -213,6 +213,15 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon with SIGKILL (no shutdown at all) and waits for it to be gone; [`Daemon::launch`]
+    /// starts it again.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
