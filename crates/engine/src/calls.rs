@@ -35,6 +35,9 @@ use crate::records::{Persist, stored_millis};
 
 /// The voicemail feature code a device dials to reach its mailbox.
 const VOICEMAIL_CODE: &str = "777";
+/// The header that tells the voicemail which mailboxes a `777` caller may open (numbers, comma-separated). The
+/// voicemail takes calls from the daemon alone, so the header cannot be forged by a caller.
+pub(crate) const MAILBOX_HEADER: &str = "X-Switchboard-Mailbox";
 
 /// How many calls may be up at once, and the call rules the server's configuration sets (`[calls]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,9 +344,7 @@ impl Engine {
         let caller = cid.e164.clone().unwrap_or_else(|| sent.clone().unwrap_or_default());
         let service = Some(d.service_id);
         if dialled == VOICEMAIL_CODE {
-            tracing::info!(device = %d.name, "voicemail retrieval is not available yet");
-            self.reject_cdr(CdrDirection::OnNet, service, Some(d.id), &caller, &dialled, None, 480, now);
-            return self.call_reply(key, &msg, 480, "Voicemail Not Available", Vec::new(), now);
+            return self.retrieve_voicemail(key, msg, peer, &dev, caller, now);
         }
         let ctx = DialContext::from_caller(d.caller_id.as_deref().unwrap_or_default());
         let dialled_type = match classify(&dialled, &ctx) {
@@ -410,6 +411,62 @@ impl Engine {
             return self.call_reply(key, &msg, 503, "No Carrier Gateway Available", Vec::new(), now);
         }
         self.start_call(key, msg, peer, Plan::ring(Mode::Hunt, targets), meta, now);
+    }
+
+    /// `777`: the device reaches the mailboxes of the numbers that ring it (a number pinned to it, or any number
+    /// of its service pinned to no device; a trunk has every number of its service). The voicemail is told which
+    /// in `X-Switchboard-Mailbox`, and asks for one when there are several.
+    fn retrieve_voicemail(
+        &mut self,
+        key: Key,
+        msg: Message,
+        peer: Peer,
+        dev: &CachedDevice,
+        caller: String,
+        now: u64,
+    ) {
+        let d = &dev.device;
+        let service = Some(d.service_id);
+        let Some(addr) = self.calls.voicemail else {
+            tracing::info!(device = %d.name, "777 dialled, but voicemail is not configured");
+            self.reject_cdr(CdrDirection::OnNet, service, Some(d.id), &caller, VOICEMAIL_CODE, None, 480, now);
+            return self.call_reply(key, &msg, 480, "Voicemail Not Available", Vec::new(), now);
+        };
+        let mut mailboxes: Vec<String> = self
+            .numbers
+            .of_service(d.service_id)
+            .filter(|n| n.number.device_id.is_none_or(|owner| owner == d.id))
+            .map(|n| n.number.number.clone())
+            .collect();
+        mailboxes.sort();
+        if mailboxes.is_empty() {
+            tracing::info!(device = %d.name, "777 dialled by a device with no number");
+            self.reject_cdr(CdrDirection::OnNet, service, Some(d.id), &caller, VOICEMAIL_CODE, None, 404, now);
+            return self.call_reply(key, &msg, 404, "No Mailbox", Vec::new(), now);
+        }
+        let target = Target {
+            request_uri: format!("sip:{VOICEMAIL_CODE}@{addr}"),
+            to: format!("<sip:{VOICEMAIL_CODE}@{}>", self.settings.domain),
+            from: format!("<sip:{caller}@{}>", self.settings.domain),
+            hop: self.hop(Peer { addr, proto: Proto::Udp, flow: None }),
+            route: Vec::new(),
+            extra: vec![(HeaderName::Other(MAILBOX_HEADER.into()), mailboxes.join(", "))],
+            label: "voicemail".into(),
+            device_id: None,
+        };
+        let meta = Meta {
+            direction: CdrDirection::OnNet,
+            service_id: service,
+            device_id: Some(d.id),
+            counted: None,
+            inbound_service: None,
+            live: true,
+            caller,
+            callee: VOICEMAIL_CODE.to_owned(),
+            call_type: None,
+            via_gateway: false,
+        };
+        self.start_call(key, msg, peer, Plan::ring(Mode::Fork, vec![target]), meta, now);
     }
 
     /// Rings a number: its rules, the presence of its devices and the divert target make the plan. `caller` is

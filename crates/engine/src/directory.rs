@@ -145,6 +145,8 @@ pub fn trusted_addr(d: &Device) -> Option<SocketAddr> {
 pub struct NumberCache {
     by_e164: HashMap<String, Arc<CachedNumber>>,
     e164_by_id: HashMap<i64, String>,
+    /// Each service's numbers (E.164), in no particular order.
+    by_service: HashMap<i64, Vec<String>>,
 }
 
 impl NumberCache {
@@ -160,15 +162,27 @@ impl NumberCache {
         self.by_e164.is_empty()
     }
 
+    /// The numbers of a service.
+    pub fn of_service(&self, service_id: i64) -> impl Iterator<Item = &Arc<CachedNumber>> + '_ {
+        self.by_service.get(&service_id).into_iter().flatten().filter_map(|e| self.by_e164.get(e))
+    }
+
     pub fn upsert(&mut self, n: CachedNumber) {
         self.remove(n.number.id);
         self.e164_by_id.insert(n.number.id, n.number.number.clone());
+        self.by_service.entry(n.number.service_id).or_default().push(n.number.number.clone());
         self.by_e164.insert(n.number.number.clone(), Arc::new(n));
     }
 
     pub fn remove(&mut self, id: i64) {
-        if let Some(e164) = self.e164_by_id.remove(&id) {
-            self.by_e164.remove(&e164);
+        if let Some(e164) = self.e164_by_id.remove(&id)
+            && let Some(old) = self.by_e164.remove(&e164)
+            && let Some(list) = self.by_service.get_mut(&old.number.service_id)
+        {
+            list.retain(|e| *e != e164);
+            if list.is_empty() {
+                self.by_service.remove(&old.number.service_id);
+            }
         }
     }
 }

@@ -580,3 +580,21 @@ pub struct NewVoicemail {
     pub file: String,
     pub node: String,
 }
+
+/// A number's mailbox settings (`mailboxes`). A number without one has no PIN, so `777` cannot open it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub number_id: i64,
+    /// The PIN's hash (`pbkdf2-sha256$ITERATIONS$SALT$HASH`); never the PIN. Not shown in JSON.
+    #[serde(skip_serializing)]
+    pub pin_hash: Option<String>,
+    /// Wrong PINs in a row, across calls.
+    pub pin_failures: i64,
+    /// Locked after too many wrong PINs, until then.
+    pub locked_until: Option<Millis>,
+    /// Where new messages are emailed.
+    pub email: Option<String>,
+    /// Keep a message after emailing it.
+    pub email_keep: bool,
+    pub updated_at: Millis,
+}

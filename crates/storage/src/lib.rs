@@ -130,6 +130,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn clear_active_calls(&self, node: &str) -> Result<u64>;
 
     // voicemail
+    /// A number's mailbox settings; `None` if none were ever set.
+    async fn mailbox(&self, number_id: i64) -> Result<Option<Mailbox>>;
+    /// Sets (or with `None` clears) the PIN hash, creating the mailbox if needed; clears failures and any lock.
+    /// `NotFound` (number) if the number does not exist.
+    async fn set_mailbox_pin(&self, number_id: i64, pin_hash: Option<&str>) -> Result<Mailbox>;
+    /// Counts a wrong PIN; at `limit` in a row the mailbox is locked until `lock_until` and the count restarts.
+    /// Returns the mailbox after. `NotFound` (mailbox) if it has none.
+    async fn mailbox_pin_failed(&self, number_id: i64, limit: i64, lock_until: Millis) -> Result<Mailbox>;
+    /// A right PIN: failures and any lock are cleared.
+    async fn mailbox_pin_passed(&self, number_id: i64) -> Result<()>;
     /// Stores a message as it starts (status `recording`, no duration). `NotFound` (number) if the number has gone.
     async fn create_voicemail(&self, new: &NewVoicemail) -> Result<Voicemail>;
     /// A recording ends: status `new` with its duration. `NotFound` unless it is stored and still `recording`.

@@ -14,7 +14,7 @@ use sqlx::FromRow;
 use crate::{
     ActiveCall, Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceAuth,
     DeviceState, DigestMode, DivertReason, Entity, Gateway, IpNet, Number, Result, Service, ServiceMode, StoreError,
-    Voicemail, VoicemailStatus,
+    Mailbox, Voicemail, VoicemailStatus,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
@@ -76,6 +76,14 @@ macro_rules! active_call_columns {
     };
 }
 pub(crate) use active_call_columns;
+
+/// Column list matching [`MailboxRow`].
+macro_rules! mailbox_columns {
+    () => {
+        "number_id, pin_hash, pin_failures, locked_until, email, email_keep, updated_at"
+    };
+}
+pub(crate) use mailbox_columns;
 
 /// Column list matching [`VoicemailRow`].
 macro_rules! voicemail_columns {
@@ -459,6 +467,31 @@ impl TryFrom<VoicemailRow> for Voicemail {
             file: r.file,
             node: r.node,
         })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct MailboxRow {
+    number_id: i64,
+    pin_hash: Option<String>,
+    pin_failures: i64,
+    locked_until: Option<i64>,
+    email: Option<String>,
+    email_keep: bool,
+    updated_at: i64,
+}
+
+impl From<MailboxRow> for Mailbox {
+    fn from(r: MailboxRow) -> Self {
+        Mailbox {
+            number_id: r.number_id,
+            pin_hash: r.pin_hash,
+            pin_failures: r.pin_failures,
+            locked_until: r.locked_until,
+            email: r.email,
+            email_keep: r.email_keep,
+            updated_at: r.updated_at,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::backend::SqlStore;
 use crate::{
     ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth, DeviceState,
-    DeviceUpdate, Gateway, Millis, NewCdr, NewDevice, NewGateway, NewNumber, NewService, NewVoicemail, Number,
+    DeviceUpdate, Gateway, Mailbox, Millis, NewCdr, NewDevice, NewGateway, NewNumber, NewService, NewVoicemail, Number,
     NumberUpdate, Result, Service, Store, Voicemail, VoicemailStatus,
 };
 
@@ -139,6 +139,18 @@ impl Store for SqlStore {
         SqlStore::clear_active_calls(self, node).await
     }
 
+    async fn mailbox(&self, number_id: i64) -> Result<Option<Mailbox>> {
+        SqlStore::mailbox(self, number_id).await
+    }
+    async fn set_mailbox_pin(&self, number_id: i64, pin_hash: Option<&str>) -> Result<Mailbox> {
+        SqlStore::set_mailbox_pin(self, number_id, pin_hash).await
+    }
+    async fn mailbox_pin_failed(&self, number_id: i64, limit: i64, lock_until: Millis) -> Result<Mailbox> {
+        SqlStore::mailbox_pin_failed(self, number_id, limit, lock_until).await
+    }
+    async fn mailbox_pin_passed(&self, number_id: i64) -> Result<()> {
+        SqlStore::mailbox_pin_passed(self, number_id).await
+    }
     async fn create_voicemail(&self, new: &NewVoicemail) -> Result<Voicemail> {
         SqlStore::create_voicemail(self, new).await
     }

@@ -1,11 +1,11 @@
-//! Voicemail messages: a row per message, written by the node that records it (the row comes first, so that a
+//! Mailboxes (a number's PIN and email settings) and voicemail messages: a row per message, written by the node that records it (the row comes first, so that a
 //! node dying mid-message finds the message at restart), read by retrieval, the API and the portal. Not part of
 //! the change log.
 
-use crate::backend::{SqlStore, with_pool};
+use crate::backend::{SqlStore, now_ms, with_pool};
 use crate::errors::WriteCtx;
-use crate::rows::{VoicemailRow, convert_all, voicemail_columns};
-use crate::{NewVoicemail, Result, StoreError, Voicemail, VoicemailStatus};
+use crate::rows::{MailboxRow, VoicemailRow, convert_all, mailbox_columns, voicemail_columns};
+use crate::{Mailbox, Millis, NewVoicemail, Result, StoreError, Voicemail, VoicemailStatus};
 
 const INSERT: &str = concat!(
     "INSERT INTO voicemails (number_id, caller, caller_name, received_at, duration_ms, status, file, node) \
@@ -21,11 +21,69 @@ const UNFINISHED: &str = concat!(
     " FROM voicemails WHERE status = 'recording' AND node = $1 ORDER BY received_at, id"
 );
 
+const MAILBOX: &str = concat!("SELECT ", mailbox_columns!(), " FROM mailboxes WHERE number_id = $1");
+const SET_PIN: &str = concat!(
+    "INSERT INTO mailboxes (number_id, pin_hash, updated_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (number_id) DO UPDATE SET pin_hash = excluded.pin_hash, pin_failures = 0, locked_until = NULL, \
+     updated_at = excluded.updated_at RETURNING ",
+    mailbox_columns!()
+);
+/// One statement, so that two calls failing at once both count: every right-hand side reads the old row.
+const PIN_FAILED: &str = concat!(
+    "UPDATE mailboxes SET \
+     pin_failures = CASE WHEN pin_failures + 1 >= $2 THEN 0 ELSE pin_failures + 1 END, \
+     locked_until = CASE WHEN pin_failures + 1 >= $2 THEN $3 ELSE locked_until END \
+     WHERE number_id = $1 RETURNING ",
+    mailbox_columns!()
+);
+
 fn not_found(id: i64) -> StoreError {
     StoreError::NotFound { entity: "voicemail", key: id.to_string() }
 }
 
 impl SqlStore {
+    pub(crate) async fn mailbox(&self, number_id: i64) -> Result<Option<Mailbox>> {
+        with_pool!(self, pool => {
+            let row: Option<MailboxRow> = sqlx::query_as(MAILBOX).bind(number_id).fetch_optional(pool).await?;
+            Ok(row.map(Mailbox::from))
+        })
+    }
+
+    pub(crate) async fn set_mailbox_pin(&self, number_id: i64, pin_hash: Option<&str>) -> Result<Mailbox> {
+        with_pool!(self, pool => {
+            let row: MailboxRow = sqlx::query_as(SET_PIN)
+                .bind(number_id)
+                .bind(pin_hash)
+                .bind(now_ms())
+                .fetch_one(pool)
+                .await
+                .map_err(|e| WriteCtx::new("mailbox", &[]).parent("number", number_id).error(e))?;
+            Ok(Mailbox::from(row))
+        })
+    }
+
+    pub(crate) async fn mailbox_pin_failed(&self, number_id: i64, limit: i64, lock_until: Millis) -> Result<Mailbox> {
+        with_pool!(self, pool => {
+            let row: Option<MailboxRow> = sqlx::query_as(PIN_FAILED)
+                .bind(number_id)
+                .bind(limit.max(1))
+                .bind(lock_until)
+                .fetch_optional(pool)
+                .await?;
+            row.map(Mailbox::from).ok_or_else(|| StoreError::NotFound { entity: "mailbox", key: number_id.to_string() })
+        })
+    }
+
+    pub(crate) async fn mailbox_pin_passed(&self, number_id: i64) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE mailboxes SET pin_failures = 0, locked_until = NULL WHERE number_id = $1")
+                .bind(number_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
     pub(crate) async fn create_voicemail(&self, new: &NewVoicemail) -> Result<Voicemail> {
         with_pool!(self, pool => {
             let row: VoicemailRow = sqlx::query_as(INSERT)

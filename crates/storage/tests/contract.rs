@@ -90,6 +90,7 @@ contract!(
     voicemails_record_finish_list,
     voicemails_status_delete_and_missing,
     voicemails_go_with_their_number,
+    mailbox_pin_set_fail_lock_pass,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1524,6 +1525,36 @@ async fn voicemails_go_with_their_number(ctx: Ctx) {
     assert_eq!(s.unfinished_voicemails("a").await.unwrap(), vec![other]);
 }
 
+async fn mailbox_pin_set_fail_lock_pass(ctx: Ctx) {
+    let s = &*ctx.store;
+    let service = service_fixture(s, "vm").await;
+    let number = s.create_number(&new_number(service, "+61299990001")).await.unwrap();
+    assert_eq!(s.mailbox(number.id).await.unwrap(), None);
+    assert_not_found(s.mailbox_pin_failed(number.id, 3, 1).await, "mailbox", &number.id.to_string());
+    let m = s.set_mailbox_pin(number.id, Some("hash-1")).await.unwrap();
+    assert_eq!((m.pin_hash.as_deref(), m.pin_failures, m.locked_until, m.email_keep), (Some("hash-1"), 0, None, true));
+    assert_eq!(s.mailbox(number.id).await.unwrap(), Some(m.clone()));
+    assert!(!serde_json::to_string(&m).unwrap().contains("hash-1"), "the hash never leaves in JSON");
+    // Two wrong PINs count; the third reaches the limit: locked, and the count starts again.
+    assert_eq!(s.mailbox_pin_failed(number.id, 3, 10_000).await.unwrap().pin_failures, 1);
+    assert_eq!(s.mailbox_pin_failed(number.id, 3, 10_000).await.unwrap().pin_failures, 2);
+    let locked = s.mailbox_pin_failed(number.id, 3, 10_000).await.unwrap();
+    assert_eq!((locked.pin_failures, locked.locked_until), (0, Some(10_000)));
+    // A right PIN clears the count (the lock is the caller's to honour before asking).
+    s.mailbox_pin_failed(number.id, 3, 20_000).await.unwrap();
+    s.mailbox_pin_passed(number.id).await.unwrap();
+    let m = s.mailbox(number.id).await.unwrap().unwrap();
+    assert_eq!((m.pin_failures, m.locked_until), (0, None));
+    // A new PIN replaces the hash and clears failures; clearing the PIN keeps the row.
+    s.mailbox_pin_failed(number.id, 3, 20_000).await.unwrap();
+    let m = s.set_mailbox_pin(number.id, Some("hash-2")).await.unwrap();
+    assert_eq!((m.pin_hash.as_deref(), m.pin_failures), (Some("hash-2"), 0));
+    assert_eq!(s.set_mailbox_pin(number.id, None).await.unwrap().pin_hash, None);
+    assert_not_found(s.set_mailbox_pin(424_242, Some("h")).await, "number", "424242");
+    s.delete_number(number.id).await.unwrap();
+    assert_eq!(s.mailbox(number.id).await.unwrap(), None, "the mailbox goes with its number");
+}
+
 #[tokio::test]
 async fn open_rejects_unsupported_urls() {
     for url in ["mysql://localhost/x", "sqlite::memory:", "sqlite://", "file:/tmp/x.db", ""] {
@@ -1569,7 +1600,8 @@ fn migrations_define_same_tables_and_columns() {
             "0004_calls.sql",
             "0005_device_digest.sql",
             "0006_cdr_end_reason.sql",
-            "0007_voicemail.sql"
+            "0007_voicemail.sql",
+            "0008_mailboxes.sql"
         ]
     );
     assert_eq!(files("postgres"), names);
@@ -1595,6 +1627,7 @@ fn migrations_define_same_tables_and_columns() {
             "device_states",
             "devices",
             "gateways",
+            "mailboxes",
             "numbers",
             "services",
             "voicemails"
@@ -1633,6 +1666,10 @@ fn migrations_define_same_tables_and_columns() {
             "created_at",
             "updated_at"
         ]
+    );
+    assert_eq!(
+        all["mailboxes"],
+        ["number_id", "pin_hash", "pin_failures", "locked_until", "email", "email_keep", "updated_at"]
     );
     assert_eq!(
         all["voicemails"],

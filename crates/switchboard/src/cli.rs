@@ -262,6 +262,9 @@ pub struct NumberAdd {
     /// Email address to tell when the service's devices go offline.
     #[arg(long)]
     pub offline_alert: Option<String>,
+    /// The PIN that opens the number's mailbox from 777: 4 to 10 digits (stored hashed).
+    #[arg(long)]
+    pub voicemail_pin: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +286,12 @@ pub struct NumberEdit {
     pub offline_alert: Option<String>,
     #[arg(long)]
     pub clear_offline_alert: bool,
+    /// A new PIN for the number's mailbox: 4 to 10 digits (stored hashed; also clears a lockout).
+    #[arg(long, conflicts_with = "clear_voicemail_pin")]
+    pub voicemail_pin: Option<String>,
+    /// Remove the mailbox PIN: 777 can no longer open it.
+    #[arg(long)]
+    pub clear_voicemail_pin: bool,
 }
 
 #[derive(Debug, Subcommand)]

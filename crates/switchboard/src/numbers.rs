@@ -28,12 +28,24 @@ struct NumberView {
     device: Option<String>,
 }
 
+/// The stored form of a PIN given on the command line, or an error naming the option.
+fn pin_hash(pin: &str) -> anyhow::Result<String> {
+    switchboard_voicemail::pin::check(pin).map_err(|e| anyhow::anyhow!("--voicemail-pin: {e}"))?;
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the PIN's salt: {e}"))?;
+    Ok(switchboard_voicemail::pin::hash(pin, salt))
+}
+
 pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         NumberCmd::Add(add) => {
             let service = service_named(store, &add.service).await?;
             let new = new_number(&add, &service, store).await?;
+            let pin = add.voicemail_pin.as_deref().map(pin_hash).transpose()?;
             let n = store.create_number(&new).await.map_err(friendly)?;
+            if let Some(hash) = pin {
+                store.set_mailbox_pin(n.id, Some(&hash)).await.map_err(friendly)?;
+            }
             println!("number {} added to service {} (id {})", n.number, service.name, n.id);
         }
         NumberCmd::List { service, json } => {
@@ -75,18 +87,34 @@ pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
                 println!("divert to:      {}", n.divert_to.as_deref().unwrap_or("-"));
                 println!("no answer:      {}s", n.no_answer_secs);
                 println!("offline alert:  {}", n.offline_alert.as_deref().unwrap_or("-"));
+                let mailbox = store.mailbox(n.id).await?;
+                let pin = mailbox.as_ref().and_then(|m| m.pin_hash.as_ref()).map_or("not set", |_| "set");
+                println!("voicemail PIN:  {pin}");
+                if let Some(until) = mailbox.and_then(|m| m.locked_until) {
+                    println!("mailbox locked: until {} (wrong PINs)", crate::calls::utc(until));
+                }
             }
         }
         NumberCmd::Edit(edit) => {
             let n = number_named(store, &edit.number).await?;
             let update = number_update(&edit, &n, store).await?;
-            if update == NumberUpdate::default() {
+            let pin = edit.voicemail_pin.as_deref().map(pin_hash).transpose()?;
+            let pin_change = edit.clear_voicemail_pin || pin.is_some();
+            if update == NumberUpdate::default() && !pin_change {
                 bail!(
                     "nothing to change: give at least one of --device, --clear-device, --divert-when, --divert-to, \
-                     --clear-divert-to, --no-answer-secs, --offline-alert, --clear-offline-alert"
+                     --clear-divert-to, --no-answer-secs, --offline-alert, --clear-offline-alert, --voicemail-pin, \
+                     --clear-voicemail-pin"
                 );
             }
-            let n = store.update_number(n.id, &update).await.map_err(friendly)?;
+            let n = if update == NumberUpdate::default() {
+                n
+            } else {
+                store.update_number(n.id, &update).await.map_err(friendly)?
+            };
+            if pin_change {
+                store.set_mailbox_pin(n.id, pin.as_deref()).await.map_err(friendly)?;
+            }
             println!("number {} updated", n.number);
         }
         NumberCmd::Remove { number } => {
