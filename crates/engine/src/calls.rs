@@ -416,15 +416,7 @@ impl Engine {
     /// `777`: the device reaches the mailboxes of the numbers that ring it (a number pinned to it, or any number
     /// of its service pinned to no device; a trunk has every number of its service). The voicemail is told which
     /// in `X-Switchboard-Mailbox`, and asks for one when there are several.
-    fn retrieve_voicemail(
-        &mut self,
-        key: Key,
-        msg: Message,
-        peer: Peer,
-        dev: &CachedDevice,
-        caller: String,
-        now: u64,
-    ) {
+    fn retrieve_voicemail(&mut self, key: Key, msg: Message, peer: Peer, dev: &CachedDevice, caller: String, now: u64) {
         let d = &dev.device;
         let service = Some(d.service_id);
         let Some(addr) = self.calls.voicemail else {

@@ -11,7 +11,8 @@
 //! - [`relay`]: the commands the engine gives the relay and the events it reports.
 //! - [`wav`]: the voicemail file format, and repairing a recording cut short.
 //! - [`endpoint`]: the daemon's own side of a call (voicemail): codec choice, answers and offers.
-//! - [`player`]: prompts cut into 20 ms frames; [`deposit`]: leaving a message, as a machine.
+//! - [`player`]: prompts cut into 20 ms frames; [`deposit`]: leaving a message, and [`retrieval`]: listening to
+//!   messages (777), as machines.
 
 pub mod deposit;
 pub mod dtmf;
@@ -21,6 +22,7 @@ pub mod latch;
 pub mod player;
 pub mod ports;
 pub mod relay;
+pub mod retrieval;
 pub mod rtp;
 pub mod sdp;
 pub mod wav;

@@ -13,8 +13,8 @@ use sqlx::FromRow;
 
 use crate::{
     ActiveCall, Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceAuth,
-    DeviceState, DigestMode, DivertReason, Entity, Gateway, IpNet, Number, Result, Service, ServiceMode, StoreError,
-    Mailbox, Voicemail, VoicemailStatus,
+    DeviceState, DigestMode, DivertReason, Entity, Gateway, IpNet, Mailbox, Number, Result, Service, ServiceMode,
+    StoreError, Voicemail, VoicemailStatus,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.

@@ -115,7 +115,9 @@ mod tests {
             assert!(!verify(wrong, &stored), "{wrong}");
         }
         assert_ne!(hash("4321", [8; 16]), stored, "the salt changes the hash");
-        for junk in ["", "4321", "pbkdf2-sha256$x$00$00", "md5$1$00$00", "pbkdf2-sha256$1$0g$00", &format!("{stored}$x")] {
+        for junk in
+            ["", "4321", "pbkdf2-sha256$x$00$00", "md5$1$00$00", "pbkdf2-sha256$1$0g$00", &format!("{stored}$x")]
+        {
             assert!(!verify("4321", junk), "{junk}");
         }
     }
