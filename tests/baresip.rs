@@ -27,8 +27,6 @@ fn baresip(d: &Daemon, user: &str, password: &str, regint: u32) -> Option<Baresi
     baresip_with(d, user, password, regint, "", &[])
 }
 
-/// Starts baresip able to make and take calls: audio from an 8 kHz WAV file (`aufile`), played to ALSA's null
-/// device, the account answering calls at once (`answermode=auto`), `commands` run at start (`-e`, e.g. a dial).
 fn baresip_with(
     d: &Daemon,
     user: &str,
@@ -36,6 +34,21 @@ fn baresip_with(
     regint: u32,
     account_params: &str,
     commands: &[&str],
+) -> Option<Baresip> {
+    baresip_modules(d, user, password, regint, account_params, commands, &[])
+}
+
+/// Starts baresip able to make and take calls: audio from an 8 kHz WAV file (`aufile`), played to ALSA's null
+/// device, the account answering calls at once (`answermode=auto`), `commands` run at start (`-e`, e.g. a dial),
+/// and `modules` loaded besides (`mwi.so`).
+fn baresip_modules(
+    d: &Daemon,
+    user: &str,
+    password: &str,
+    regint: u32,
+    account_params: &str,
+    commands: &[&str],
+    modules: &[&str],
 ) -> Option<Baresip> {
     if !switchboard_testkit::require_program("baresip", "baresip-core") {
         return None;
@@ -47,8 +60,9 @@ fn baresip_with(
     let config = format!(
         "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player alsa,null\n\
          audio_source aufile,{}\nrtp_ports 30000-30100\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
-         module aufile.so\nmodule alsa.so\nmodule menu.so\nmodule_app account.so\n",
-        tone.display()
+         module aufile.so\nmodule alsa.so\nmodule menu.so\nmodule_app account.so\n{}",
+        tone.display(),
+        modules.iter().map(|m| format!("module {m}\n")).collect::<String>()
     );
     std::fs::write(dir.path().join("config"), config).unwrap();
     std::fs::write(

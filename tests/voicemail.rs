@@ -13,15 +13,25 @@ use switchboard_media_core::{player, wav};
 use switchboard_sip_core::{HeaderName, Message};
 use switchboard_testkit::client::SipClient;
 use switchboard_testkit::daemon::{Daemon, free_port};
+use switchboard_testkit::smtp::SmtpSink;
+use switchboard_testkit::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const NUMBER: &str = "+61299990001";
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A daemon whose NUMBER diverts every call to voicemail, with a carrier gateway at 127.0.0.2.
+/// A daemon whose NUMBER diverts every call to voicemail, with a carrier gateway at 127.0.0.2, and device 2001
+/// (NUMBER's) trusted at 127.0.0.3, where it calls from without a password.
 fn world() -> Daemon {
-    let mut d = Daemon::new(BIN, "[calls]\ngateway_check_secs = 3600\n[voicemail]\nsilence_secs = 3\n");
-    d.provision_direct(&[("2001", "pass-2001", &[])]);
+    world_with("")
+}
+
+/// [`world`] with more configuration (whole tables: `[smtp]`).
+fn world_with(extra: &str) -> Daemon {
+    let config =
+        format!("[calls]\ngateway_check_secs = 3600\n[voicemail]\nsilence_secs = 3\npin_lock_after = 4\n{extra}");
+    let mut d = Daemon::new(BIN, &config);
+    d.provision_direct(&[("2001", "pass-2001", &["--trusted-address", "127.0.0.3"])]);
     let add = ["number", "add", "--service", "acme", "--number", NUMBER, "--device", "2001"];
     d.cli_ok(&[&add[..], &["--divert-when", "all", "--divert-to", "voicemail"]].concat());
     d.cli_ok(&["gateway", "add", "--name", "gw1", "--address", &format!("127.0.0.2:{}", free_port())]);
@@ -42,18 +52,24 @@ struct Caller {
 }
 
 impl Caller {
+    /// The carrier (127.0.0.2) calling NUMBER.
     fn call(d: &Daemon, call_id: &str) -> Caller {
-        let rtp = UdpSocket::bind("127.0.0.2:0").unwrap();
+        Caller::dial(d, "127.0.0.2", NUMBER, "+61400000001", call_id)
+    }
+
+    /// A call from `ip` (its SIP and RTP) to `target` (a number, or 777), From `from_user`.
+    fn dial(d: &Daemon, ip: &str, target: &str, from_user: &str, call_id: &str) -> Caller {
+        let rtp = UdpSocket::bind((ip, 0)).unwrap();
         rtp.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-        let mut sip = SipClient::udp_from("127.0.0.2", d.sip);
+        let mut sip = SipClient::udp_from(ip, d.sip);
         let port = rtp.local_addr().unwrap().port();
         let offer = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\n\
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\n\
              a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
         );
         let invite = format!(
-            "INVITE sip:{NUMBER}@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n\
-             From: \"Alice Smith\" <sip:+61400000001@{gw}>;tag={call_id}\r\nTo: <sip:{NUMBER}@{s}>\r\n\
+            "INVITE sip:{target}@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n\
+             From: \"Alice Smith\" <sip:{from_user}@{gw}>;tag={call_id}\r\nTo: <sip:{target}@{s}>\r\n\
              Call-ID: {call_id}@gw\r\nCSeq: 1 INVITE\r\nContact: <sip:gw@{gw}>\r\nContent-Type: application/sdp\r\n\
              Content-Length: {len}\r\n\r\n{offer}",
             s = d.sip,
@@ -103,16 +119,53 @@ impl Caller {
         self.seq = self.seq.wrapping_add(1);
     }
 
-    /// Presses `#` as RFC 4733 events: a start with the marker, an update, three end packets.
+    /// Presses `#` as RFC 4733 events.
     fn press_hash(&mut self) {
-        for (i, (end, dur)) in
-            [(false, 160u16), (false, 320), (true, 480), (true, 480), (true, 480)].into_iter().enumerate()
-        {
-            let [d0, d1] = dur.to_be_bytes();
-            self.send_rtp(101, i == 0, &[11, if end { 0x80 | 10 } else { 10 }, d0, d1]);
-            std::thread::sleep(Duration::from_millis(20));
+        self.press("#");
+    }
+
+    /// Presses each key as RFC 4733 events: a start with the marker, an update, three end packets, each key
+    /// with its own timestamp.
+    fn press(&mut self, keys: &str) {
+        for key in keys.chars() {
+            let code = match key {
+                '*' => 10,
+                '#' => 11,
+                d => d.to_digit(10).unwrap() as u8,
+            };
+            let packets = [(false, 160u16), (false, 320), (true, 480), (true, 480), (true, 480)];
+            for (i, (end, dur)) in packets.into_iter().enumerate() {
+                let [d0, d1] = dur.to_be_bytes();
+                self.send_rtp(101, i == 0, &[code, if end { 0x80 | 10 } else { 10 }, d0, d1]);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.ts = self.ts.wrapping_add(480 + 800);
+            std::thread::sleep(Duration::from_millis(60));
         }
-        self.ts = self.ts.wrapping_add(480);
+    }
+
+    /// Listens until `ms` of a 440 Hz tone have been heard or `max_ms` passed; returns the tone's length heard.
+    fn hear_tone(&self, ms: u64, max_ms: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_millis(max_ms);
+        let mut buf = [0u8; 2048];
+        let mut heard = 0;
+        while Instant::now() < deadline && heard < ms {
+            if let Ok((n, _)) = self.rtp.recv_from(&mut buf)
+                && n == 12 + 160
+            {
+                let samples: Vec<i16> = buf[12..n].iter().map(|&c| Law::Ulaw.decode(c)).collect();
+                if is_tone(&samples, 440.0) {
+                    heard += 20;
+                }
+            }
+        }
+        heard
+    }
+
+    /// Waits for the daemon to end the call (a BYE).
+    fn expect_bye(&mut self, within: Duration) {
+        let bye = self.sip.recv_request(within).expect("a BYE from the daemon");
+        assert_eq!(bye.method().map(|m| m.as_str().to_owned()).as_deref(), Some("BYE"));
     }
 
     /// Speaks a 440 Hz tone for `ms`, in real time (20 ms packets).
@@ -148,6 +201,32 @@ impl Caller {
         }
         (player::level(&samples), packets)
     }
+}
+
+/// Whether a 20 ms frame is mostly one tone at `hz` (Goertzel power against the frame's whole energy).
+fn is_tone(samples: &[i16], hz: f32) -> bool {
+    let k = 2.0 * (2.0 * std::f32::consts::PI * hz / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    let mut energy = 0.0f32;
+    for &x in samples {
+        let x = f32::from(x);
+        let s0 = x + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+        energy += x * x;
+    }
+    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    let n = samples.len() as f32;
+    energy > n * 1000.0 * 1000.0 && power / (energy * n / 2.0) > 0.6
+}
+
+/// A message of 1.5 s of tone left in NUMBER's mailbox by the carrier.
+fn leave_message(d: &Daemon, call_id: &str) {
+    let mut c = Caller::call(d, call_id);
+    c.press_hash();
+    std::thread::sleep(Duration::from_millis(600));
+    c.speak(1_500);
+    c.in_dialog("BYE", 2);
 }
 
 /// The mailbox as the CLI lists it.
@@ -254,6 +333,181 @@ fn a_message_survives_kill_9_mid_recording() {
     assert_eq!(u64::from(info.data_len) * 1000 / 16_000, ms as u64);
     assert!(player::level(&samples) > 2_000);
     assert!(d.log().contains("recovered a message"), "{}", d.log());
+}
+
+/// The issue's retrieval walk-through, with our client as the phone: 777, the PIN as RFC 4733 digits, the new
+/// message heard (its audio is the tone the caller left), deleted; the mailbox is then empty, file and row.
+#[test]
+fn the_owner_dials_777_hears_the_message_and_deletes_it() {
+    let d = world();
+    leave_message(&d, "vm-left");
+    let m = wait_for_messages(&d, 1);
+    d.cli_ok(&["number", "edit", NUMBER, "--voicemail-pin", "4321"]);
+    let mut phone = Caller::dial(&d, "127.0.0.3", "777", "2001", "vm-777");
+    let (prompt, _) = phone.listen(800);
+    assert!(prompt > 500, "asked for the PIN: level {prompt}");
+    phone.press("4321#");
+    // Over the counts and the menu, 1: the first new message, announced, then played.
+    std::thread::sleep(Duration::from_millis(500));
+    phone.press("1");
+    let heard = phone.hear_tone(1_000, 20_000);
+    assert!(heard >= 1_000, "the message (1.5 s of 440 Hz) was heard: {heard} ms\n{}", d.log());
+    phone.press("7");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(messages(&d).is_empty(), "deleted: {:?}", messages(&d));
+    assert!(!d.dir().join("data/voicemail").join(m[0]["file"].as_str().unwrap()).exists(), "the file went too");
+    phone.press("#");
+    phone.expect_bye(Duration::from_secs(5));
+    let log = d.log();
+    assert!(log.contains("777: mailbox opened"), "{log}");
+}
+
+/// Wrong PINs: three end a call; with `pin_lock_after = 4` the fourth (in the next call) locks the mailbox, and
+/// then even the right PIN is refused. Setting a new PIN with the CLI clears the lock.
+#[test]
+fn wrong_pins_end_the_call_and_lock_the_mailbox_across_calls() {
+    let d = world();
+    d.cli_ok(&["number", "edit", NUMBER, "--voicemail-pin", "4321"]);
+    let mut phone = Caller::dial(&d, "127.0.0.3", "777", "2001", "vm-wrong1");
+    for _ in 0..3 {
+        phone.press("0000#");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    phone.expect_bye(Duration::from_secs(10));
+    let mut phone = Caller::dial(&d, "127.0.0.3", "777", "2001", "vm-wrong2");
+    phone.press("1111#");
+    std::thread::sleep(Duration::from_millis(500));
+    phone.press("4321#");
+    phone.expect_bye(Duration::from_secs(10));
+    let shown = d.cli_ok(&["number", "show", NUMBER]);
+    assert!(shown.contains("mailbox locked"), "{shown}");
+    assert!(d.log().contains("mailbox locked after wrong PINs"), "the right PIN was refused while locked");
+    d.cli_ok(&["number", "edit", NUMBER, "--voicemail-pin", "4321"]);
+    assert!(!d.cli_ok(&["number", "show", NUMBER]).contains("mailbox locked"));
+    // A PIN the CLI refuses names the option and why.
+    let bad = d.cli(&["number", "edit", NUMBER, "--voicemail-pin", "12"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--voicemail-pin: a PIN has 4 to 10 digits"));
+}
+
+/// The lamp without a subscription (many ATAs never subscribe): a NOTIFY outside any dialog after the
+/// REGISTER, and another when a message is left.
+#[test]
+fn a_phone_that_does_not_subscribe_is_told_unsolicited() {
+    let d = world();
+    let mut phone = SipClient::udp(d.sip);
+    let reg = phone.register("2001", &[&format!("Contact: <{}>", phone.contact("2001"))]);
+    assert_eq!(phone.request_with_auth(reg, "2001", "pass-2001", Some("SHA-256")).status(), Some(200));
+    let next_summary = |phone: &mut SipClient| {
+        let n = phone.recv_request(WAIT).expect("a NOTIFY");
+        assert_eq!(n.method().map(|m| m.as_str().to_owned()).as_deref(), Some("NOTIFY"), "{n:?}");
+        assert_eq!(n.headers.get(&HeaderName::Event), Some("message-summary"));
+        assert!(!n.headers.get(&HeaderName::To).unwrap().contains("tag="), "outside any dialog");
+        phone.send(&switchboard_sip_core::validate::response_to(&n.headers, 200, "OK", Some("p1")));
+        String::from_utf8(n.body).unwrap()
+    };
+    let first = next_summary(&mut phone);
+    assert!(first.starts_with("Messages-Waiting: no\r\n"), "{first}");
+    assert!(first.contains(&format!("Message-Account: sip:{NUMBER}@")), "{first}");
+    leave_message(&d, "vm-unsolicited");
+    let lit = next_summary(&mut phone);
+    assert!(lit.starts_with("Messages-Waiting: yes\r\n") && lit.contains("Voice-Message: 1/0"), "{lit}");
+}
+
+/// The lamp by subscription, with SIPp as the phone (RFC 3842; the device is trusted at 127.0.0.3): a NOTIFY
+/// at once saying no messages, one saying 1 new when a message is left, and a last one when it unsubscribes.
+#[test]
+fn a_subscribed_phone_hears_its_lamp_change() {
+    let d = world();
+    let work = tempfile::tempdir().unwrap();
+    let server = d.sip.to_string();
+    let args = ["-s", "2001", "-m", "1", "-p", "0", &server];
+    let Some(phone) = switchboard_testkit::sipp::spawn(work.path(), "subscribe_mwi.xml", "127.0.0.3", &args) else {
+        return;
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || d.log().contains("MWI subscription")),
+        "no subscription: {}",
+        d.log()
+    );
+    leave_message(&d, "vm-lamp");
+    let run = phone.wait(Duration::from_secs(30));
+    assert!(
+        run.success,
+        "the subscriber's scenario failed:\n{}\n{}\n{}\n{}",
+        run.stderr,
+        run.errors,
+        run.messages,
+        d.log()
+    );
+}
+
+/// The outbox as the CLI lists it, newest first.
+fn outbox(d: &Daemon) -> Vec<serde_json::Value> {
+    serde_json::from_str(&d.cli_ok(&["outbox", "--json"])).unwrap()
+}
+
+fn smtp_config(sink: &SmtpSink) -> String {
+    format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"Voicemail <vm@carrier.test>\"\nretry_min_secs = 1\nretry_max_secs = 2\n",
+        sink.addr.port()
+    )
+}
+
+/// Voicemail to email through a real SMTP conversation: the message arrives with its audio attached (the tone
+/// the caller left), the caller and length in the body; the mailbox keeps no copy, so the message is deleted
+/// once sent, file and row.
+#[test]
+fn a_message_is_emailed_with_its_audio_attached() {
+    let sink = SmtpSink::start();
+    let d = world_with(&smtp_config(&sink));
+    d.cli_ok(&["number", "edit", NUMBER, "--voicemail-email", "owner@customer.test", "--voicemail-email-keep", "no"]);
+    leave_message(&d, "vm-email");
+    assert!(wait_until(Duration::from_secs(10), || !sink.mails().is_empty()), "no email: {}", d.log());
+    let mail = sink.mails().remove(0);
+    assert_eq!(mail.to, ["owner@customer.test"]);
+    assert_eq!(mail.from, "vm@carrier.test");
+    let subject = mail.header("Subject").unwrap();
+    assert!(subject.contains("Alice Smith") && subject.contains(NUMBER), "{subject}");
+    let parts = mail.parts();
+    assert_eq!(parts.len(), 2, "text and attachment: {}", mail.data);
+    assert!(parts[0].1.contains("Length: 0:01") || parts[0].1.contains("Length: 0:02"), "{}", parts[0].1);
+    assert!(parts[1].0.contains("audio/wav") && parts[1].0.contains("base64"), "{}", parts[1].0);
+    let wav_bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, parts[1].1.replace("\r\n", ""))
+        .expect("base64 attachment");
+    let samples = wav::read_samples(&wav_bytes).expect("an 8 kHz WAV");
+    assert!(samples.len() > 8_000 && player::level(&samples) > 2_000, "the caller's tone is in it");
+    // Sent, and the message (kept nowhere else) is gone.
+    assert!(wait_until(Duration::from_secs(5), || messages(&d).is_empty()), "{:?}", messages(&d));
+    assert!(walk(&d.dir().join("data/voicemail")).is_empty());
+    assert_eq!(outbox(&d)[0]["status"], "sent");
+}
+
+/// A failing SMTP server delays email and loses nothing: the email waits (the outbox shows why), survives a
+/// restart, and goes once the server takes mail again; the mailbox keeps its copy.
+#[test]
+fn email_waits_out_a_failing_server_and_a_restart() {
+    let sink = SmtpSink::start();
+    sink.refuse(true);
+    let mut d = world_with(&smtp_config(&sink));
+    d.cli_ok(&["number", "edit", NUMBER, "--voicemail-email", "owner@customer.test"]);
+    leave_message(&d, "vm-email-later");
+    assert!(
+        wait_until(Duration::from_secs(10), || outbox(&d).first().is_some_and(|e| e["attempts"].as_i64() >= Some(1))),
+        "{:?}",
+        outbox(&d)
+    );
+    let queued = &outbox(&d)[0];
+    assert_eq!(queued["status"], "queued");
+    assert!(queued["last_error"].as_str().unwrap_or_default().contains("451"), "{queued}");
+    assert!(d.cli_ok(&["outbox"]).contains("Try again later"));
+    d.restart();
+    sink.refuse(false);
+    assert!(wait_until(Duration::from_secs(15), || sink.mails().len() == 1), "{:?}\n{}", outbox(&d), d.log());
+    assert!(wait_until(Duration::from_secs(5), || outbox(&d)[0]["status"] == "sent"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(sink.mails().len(), 1, "sent once");
+    assert_eq!(messages(&d).len(), 1, "the mailbox keeps its copy");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {

@@ -249,12 +249,28 @@ impl Engine {
             let name = gw.gw.name.clone();
             return self.inbound(key, msg, ess, peer, &name, now);
         }
+        if let Some(dev) = self.device_asking(key, &msg, &ess, peer, "INVITE", now) {
+            self.outbound(key, msg, ess, peer, dev, now);
+        }
+    }
+
+    /// The device behind a request that needs one (INVITE, SUBSCRIBE): a trunk trusted by its address, or a
+    /// device by digest (RFC 3261 §22.3, 407). `None`: the request has been answered (challenge, throttle).
+    pub(crate) fn device_asking(
+        &mut self,
+        key: Key,
+        msg: &Message,
+        ess: &Essentials,
+        peer: Peer,
+        method: &'static str,
+        now: u64,
+    ) -> Option<Arc<CachedDevice>> {
         if let Some(dev) = self.devices.trusted_at(peer.addr).cloned() {
-            return self.outbound(key, msg, ess, peer, dev, now);
+            return Some(dev);
         }
         let devices = &self.devices;
         // INVITE retransmissions are absorbed by the transaction layer before they get here.
-        let asking = Asking { method: "INVITE", source: peer.addr, call_id: &ess.call_id, request: 0 };
+        let asking = Asking { method, source: peer.addr, call_id: &ess.call_id, request: 0 };
         let outcome = self.auth.check(
             msg.headers.get_all(&HeaderName::ProxyAuthorization),
             asking,
@@ -264,23 +280,31 @@ impl Engine {
         );
         match outcome {
             AuthOutcome::Authenticated(d, algorithm) => {
-                self.note_auth(&d, algorithm, &msg, peer.addr, now);
-                self.outbound(key, msg, ess, peer, d, now)
+                self.note_auth(&d, algorithm, msg, peer.addr, now);
+                Some(d)
             }
-            AuthOutcome::Retransmission(d) => self.outbound(key, msg, ess, peer, d, now),
+            AuthOutcome::Retransmission(d) => Some(d),
             AuthOutcome::Challenge { stale, .. } => {
                 let first = msg.headers.get(&HeaderName::ProxyAuthorization).is_none();
-                let named = self.named_device(&ess);
+                tracing::debug!(method, stale, first, source = %peer.addr, "challenged");
+                let named = self.named_device(ess);
                 let extra = self
                     .auth
                     .challenges(stale, first, asking, named.as_deref(), now)
                     .into_iter()
                     .map(|c| (HeaderName::ProxyAuthenticate, c))
                     .collect();
-                self.call_reply(key, &msg, 407, "Proxy Authentication Required", extra, now);
+                self.call_reply(key, msg, 407, "Proxy Authentication Required", extra, now);
+                None
             }
-            AuthOutcome::Throttled => self.call_reply(key, &msg, 403, "Too Many Failed Attempts", Vec::new(), now),
-            AuthOutcome::Malformed(reason) => self.call_reply(key, &msg, 400, reason, Vec::new(), now),
+            AuthOutcome::Throttled => {
+                self.call_reply(key, msg, 403, "Too Many Failed Attempts", Vec::new(), now);
+                None
+            }
+            AuthOutcome::Malformed(reason) => {
+                self.call_reply(key, msg, 400, reason, Vec::new(), now);
+                None
+            }
         }
     }
 
@@ -859,7 +883,7 @@ impl Engine {
     }
 
     /// A final answer to an INVITE outside any call.
-    fn call_reply(
+    pub(crate) fn call_reply(
         &mut self,
         key: Key,
         req: &Message,

@@ -29,7 +29,7 @@ use crate::records::{Persist, stored_millis, to_stored};
 use crate::responses::response_peer;
 use switchboard_sip_core::rng::Rng;
 
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, REGISTER";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, REGISTER, SUBSCRIBE";
 /// Option tags we support (RFC 3327 Path).
 const SUPPORTED: &[&str] = &["path"];
 
@@ -127,6 +127,8 @@ pub struct Stats {
     pub shed_requests: u64,
     /// Relay port pairs held by calls (two per anchored call).
     pub media_port_pairs: usize,
+    /// Message-waiting subscriptions held.
+    pub mwi_subscriptions: usize,
 }
 
 pub struct Engine {
@@ -141,6 +143,7 @@ pub struct Engine {
     pub(crate) prober: Prober,
     pub(crate) rng: Rng,
     pub(crate) media: Option<crate::media::Media>,
+    pub(crate) mwi: crate::mwi::Mwi,
     /// Keys the hash behind To tags of stateless responses.
     tag_key: u64,
     /// What each recent stateless answer was, so a retransmission gets it again.
@@ -177,6 +180,7 @@ impl Engine {
             calls: CallTable::new(settings.calls.clone(), settings.limits.clone(), settings.voicemail, gateways),
             prober: Prober::new(settings.t1_ms, settings.keepalive_timeout_ms),
             media: settings.media.as_ref().map(crate::media::Media::new),
+            mwi: crate::mwi::Mwi::default(),
             tag_key: rng.next_u64(),
             rng,
             // Timer J's 64*T1, bounded in count: at full load it still spans the first retransmissions.
@@ -191,10 +195,16 @@ impl Engine {
 
     /// When the engine next needs [`Engine::on_timeout`], if ever.
     pub fn poll_timeout(&self) -> Option<u64> {
-        [self.registrar.poll_timeout(), self.tx.poll_timeout(), self.prober.poll_timeout(), self.calls.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.registrar.poll_timeout(),
+            self.tx.poll_timeout(),
+            self.prober.poll_timeout(),
+            self.calls.poll_timeout(),
+            self.mwi.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// What the engine asked for since the last call, in order.
@@ -214,6 +224,7 @@ impl Engine {
             overload_episodes: self.overload.episodes(),
             shed_requests: self.overload.shed(),
             media_port_pairs: self.media.as_ref().map_or(0, crate::media::Media::in_use),
+            mwi_subscriptions: self.mwi.subscriptions(),
         }
     }
 
@@ -244,6 +255,7 @@ impl Engine {
         self.tx.on_timeout(now);
         self.flush_transactions(now);
         self.on_call_timeouts(now);
+        self.mwi_timeouts(now);
         self.registrar.on_timeout(now);
         for e in self.prober.on_timeout(now) {
             match e {
@@ -337,7 +349,8 @@ impl Engine {
                 return;
             }
             match self.tx.on_response(msg, now) {
-                Some(Incoming::Response { key, msg }) => {
+                // A response to an MWI NOTIFY is taken by the guard; any other goes to the calls.
+                Some(Incoming::Response { key, msg }) if !self.mwi_response(key, msg.status()) => {
                     self.on_call_response(key, msg, now);
                 }
                 Some(Incoming::StrayResponse(m)) => {
@@ -378,6 +391,9 @@ impl Engine {
         match (method, key) {
             (Method::Register, _) => self.on_register(key, &msg, ess, peer, local, now),
             (Method::Invite, Reply::Transaction(k)) => self.on_invite(k, msg, ess, peer, now),
+            (Method::Subscribe, Reply::Transaction(k)) if !in_dialog || self.is_mwi_dialog(&ess) => {
+                self.on_subscribe(k, msg, ess, peer, now);
+            }
             (
                 Method::Bye
                 | Method::Info
@@ -608,6 +624,7 @@ impl Engine {
                 RegistrarOutput::Upsert(b) => {
                     let stored = to_stored(&b, &self.settings.node);
                     self.persist(Persist::Binding(BindingOp::Upsert(stored)));
+                    self.mwi_on_register(&b, now);
                 }
                 RegistrarOutput::Remove { device_id, contact } => {
                     self.persist(Persist::Binding(BindingOp::Remove { device_id, contact }));
@@ -619,6 +636,8 @@ impl Engine {
                 }
             }
         }
+        // What the registrar's outputs started (MWI NOTIFYs after a REGISTER) goes out now.
+        self.flush_transactions(now);
     }
 
     /// Sends what the transaction layer queued and tells calls of timeouts and ended transactions (which may
@@ -627,8 +646,15 @@ impl Engine {
         while let Some(out) = self.tx.poll_output() {
             match out {
                 transaction::Output::Send { peer, bytes, .. } => self.send(peer, bytes),
-                transaction::Output::Timeout { key } => self.on_call_request_timeout(key, now),
-                transaction::Output::Terminated { key } => self.on_transaction_ended(key),
+                transaction::Output::Timeout { key } => {
+                    if !self.mwi_response(key, None) {
+                        self.on_call_request_timeout(key, now);
+                    }
+                }
+                transaction::Output::Terminated { key } => {
+                    self.mwi_transaction_ended(key);
+                    self.on_transaction_ended(key);
+                }
             }
         }
     }

@@ -17,10 +17,11 @@
 
 pub mod auth;
 mod calls;
-pub mod date;
+pub use switchboard_model::date;
 pub mod directory;
 mod dispatch;
 mod media;
+mod mwi;
 pub mod overload;
 pub mod prober;
 pub mod records;

@@ -533,3 +533,185 @@ fn calls_past_the_relay_ports_are_refused() {
     assert_eq!(refused.headers.get(&HeaderName::RetryAfter), Some("5"));
     assert_eq!(r.cdrs().last().map(|c| c.sip_status), Some(Some(503)));
 }
+
+fn notifies(sent: &[(Peer, Message)]) -> Vec<&Message> {
+    sent.iter().map(|(_, m)| m).filter(|m| m.method().is_some_and(|x| x.as_str() == "NOTIFY")).collect()
+}
+
+fn summary(m: &Message) -> String {
+    assert_eq!(m.headers.get(&HeaderName::Event), Some("message-summary"));
+    assert_eq!(m.headers.get(&HeaderName::ContentType), Some("application/simple-message-summary"));
+    String::from_utf8(m.body.clone()).unwrap()
+}
+
+impl Rig {
+    fn subscribe_text(&self, cseq: u32, branch: &str, to_tag: &str, expires: u32, extra: &str) -> String {
+        format!(
+            "SUBSCRIBE sip:alice@{DOMAIN} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK{branch}\n\
+             From: <sip:alice@{DOMAIN}>;tag=s1\nTo: <sip:alice@{DOMAIN}>{to_tag}\nCall-ID: sub-1@{ALICE}\n\
+             CSeq: {cseq} SUBSCRIBE\nContact: <sip:alice@{ALICE}>\nEvent: message-summary\nExpires: {expires}\n\
+             Accept: application/simple-message-summary\nMax-Forwards: 70\n{extra}Content-Length: 0\n\n"
+        )
+    }
+
+    /// Alice subscribes through a 407; returns the 200.
+    fn subscribe_alice(&mut self, expires: u32) -> Message {
+        self.deliver(ALICE, &self.subscribe_text(1, "s1", "", expires, ""));
+        let challenge = self.response(407);
+        let offered: Vec<Challenge> =
+            challenge.headers.get_all(&HeaderName::ProxyAuthenticate).map(|v| Challenge::parse(v).unwrap()).collect();
+        let ch = offered.iter().find(|c| c.algorithm == Algorithm::Sha256).expect("SHA-256 offered");
+        let auth = ClientAuth {
+            username: "alice",
+            secret: ClientSecret::Password("correct horse"),
+            method: "SUBSCRIBE",
+            uri: &format!("sip:alice@{DOMAIN}"),
+            cnonce: b"0123456789abcdef",
+            nc: 1,
+        };
+        let value = client_response(ch, &auth).unwrap();
+        let text = self.subscribe_text(2, "s2", "", expires, &format!("Proxy-Authorization: {value}\n"));
+        self.deliver(ALICE, &text);
+        let sent = self.take_sent();
+        let ok = sent.iter().map(|(_, m)| m).find(|m| m.status() == Some(200)).expect("200 to SUBSCRIBE").clone();
+        // The first NOTIFY follows at once (RFC 6665 §4.2.1.1).
+        let n = notifies(&sent);
+        assert_eq!(n.len(), 1, "{sent:?}");
+        self.answer_notifies(&sent);
+        ok
+    }
+
+    /// The phone answers every NOTIFY in `sent` with 200 (or `status`).
+    fn answer_notifies_with(&mut self, sent: &[(Peer, Message)], status: u16) {
+        for n in notifies(sent) {
+            let text = format!(
+                "SIP/2.0 {status} Whatever\nVia: {}\nFrom: {}\nTo: {}\nCall-ID: {}\nCSeq: {}\nContent-Length: 0\n\n",
+                n.headers.get(&HeaderName::Via).unwrap(),
+                n.headers.get(&HeaderName::From).unwrap(),
+                n.headers.get(&HeaderName::To).unwrap(),
+                n.call_id().unwrap(),
+                n.headers.get(&HeaderName::CSeq).unwrap(),
+            );
+            self.deliver(ALICE, &text);
+        }
+    }
+
+    fn answer_notifies(&mut self, sent: &[(Peer, Message)]) {
+        self.answer_notifies_with(sent, 200);
+    }
+}
+
+/// Unsolicited: a Direct Mode device whose number uses voicemail hears its lamp on every change; unchanged
+/// counts tell nobody; a trunk is never told unasked.
+#[test]
+fn the_lamp_is_told_unsolicited_on_change() {
+    let mut r = rig();
+    // Alice's number diverts elsewhere and has no messages: her phone is not bothered.
+    r.register_alice();
+    assert!(notifies(&r.take_sent()).is_empty(), "a number that does not use voicemail sends no NOTIFY");
+    r.engine.on_mailbox(DID, 1, 0, r.now);
+    r.collect();
+    let sent = r.take_sent();
+    let n = notifies(&sent);
+    assert_eq!(n.len(), 1, "{sent:?}");
+    assert_eq!(
+        summary(n[0]),
+        format!("Messages-Waiting: yes\r\nMessage-Account: sip:{DID}@{DOMAIN}\r\nVoice-Message: 1/0 (0/0)\r\n")
+    );
+    assert_eq!(n[0].request_uri(), Some(format!("sip:alice@{ALICE}").as_str()));
+    assert!(n[0].headers.get(&HeaderName::To).is_some_and(|t| !t.contains("tag=")), "outside any dialog");
+    r.engine.on_mailbox(DID, 0, 1, r.now);
+    r.collect();
+    let sent = r.take_sent();
+    let n = notifies(&sent);
+    assert_eq!(n.len(), 1);
+    assert!(summary(n[0]).starts_with("Messages-Waiting: no\r\n") && summary(n[0]).contains("0/1"));
+    r.engine.on_mailbox(DID, 0, 1, r.now);
+    r.collect();
+    assert!(r.take_sent().is_empty(), "unchanged counts tell nobody");
+    // A trunk (PBX) runs its own voicemail: never unsolicited.
+    r.engine.on_mailbox("+61299990099", 3, 0, r.now);
+    r.collect();
+    assert!(r.take_sent().is_empty());
+}
+
+/// Counts found at start tell nobody at once (no burst after a restart); the next REGISTER hears them.
+#[test]
+fn the_lamp_after_a_restart_comes_with_the_next_register() {
+    let mut r = rig();
+    r.engine.on_mailbox_initial(DID, 2, 0);
+    r.collect();
+    assert!(r.take_sent().is_empty(), "no burst at start");
+    r.register_alice();
+    let sent = r.take_sent();
+    let n = notifies(&sent);
+    assert_eq!(n.len(), 1, "{sent:?}");
+    assert!(summary(n[0]).contains("Voice-Message: 2/0"));
+}
+
+/// Solicited: alice subscribes (authenticated), gets NOTIFYs in the subscription and no unsolicited ones; the
+/// subscription expires with a last NOTIFY; a NOTIFY the phone refuses ends it.
+#[test]
+fn a_subscription_is_notified_refreshed_and_expires() {
+    let mut r = rig();
+    r.register_alice();
+    r.take_sent();
+    let ok = r.subscribe_alice(600);
+    assert_eq!(ok.headers.get(&HeaderName::Expires), Some("600"));
+    let to = ok.headers.get(&HeaderName::To).unwrap().to_owned();
+    let tag = to.split("tag=").nth(1).unwrap().to_owned();
+    r.engine.on_mailbox(DID, 2, 0, r.now);
+    r.collect();
+    let sent = r.take_sent();
+    let n = notifies(&sent);
+    assert_eq!(n.len(), 1, "only in the subscription: {sent:?}");
+    assert_eq!(n[0].call_id(), Some(format!("sub-1@{ALICE}").as_str()));
+    assert!(n[0].headers.get(&HeaderName::From).unwrap().contains(&tag));
+    assert!(n[0].headers.get(&HeaderName::To).unwrap().contains("tag=s1"));
+    let state = n[0].headers.get(&HeaderName::Other("Subscription-State".into())).unwrap();
+    assert!(state.starts_with("active;expires="), "{state}");
+    assert!(summary(n[0]).contains("Voice-Message: 2/0"));
+    r.answer_notifies(&sent);
+    assert_eq!(r.engine.stats().mwi_subscriptions, 1);
+    // Re-registering does not also send an unsolicited NOTIFY.
+    r.register_alice();
+    assert!(notifies(&r.take_sent()).is_empty());
+    // A refresh in the dialog.
+    r.deliver(ALICE, &r.subscribe_text(3, "s3", &format!(";tag={tag}"), 600, ""));
+    let sent = r.take_sent();
+    assert_eq!(sent.iter().filter(|(_, m)| m.status() == Some(200)).count(), 1);
+    assert_eq!(notifies(&sent).len(), 1);
+    r.answer_notifies(&sent);
+    // It lapses: a last NOTIFY says so, and the lamp goes back to unsolicited.
+    r.advance(600_000);
+    let sent = r.take_sent();
+    let last = notifies(&sent);
+    assert!(last.iter().any(|m| {
+        m.headers.get(&HeaderName::Other("Subscription-State".into())).is_some_and(|s| s.starts_with("terminated"))
+    }));
+    assert_eq!(r.engine.stats().mwi_subscriptions, 0);
+    // A subscription whose NOTIFY the phone refuses (481) is dropped.
+    r.subscribe_alice(600);
+    r.engine.on_mailbox(DID, 3, 0, r.now);
+    r.collect();
+    let sent = r.take_sent();
+    assert_eq!(r.engine.stats().mwi_subscriptions, 1);
+    r.answer_notifies_with(&sent, 481);
+    assert_eq!(r.engine.stats().mwi_subscriptions, 0);
+}
+
+#[test]
+fn other_event_packages_and_strangers_are_refused() {
+    let mut r = rig();
+    let text = r.subscribe_text(1, "p1", "", 600, "").replace("Event: message-summary", "Event: presence");
+    r.deliver(ALICE, &text);
+    let refused = r.response(489);
+    assert_eq!(refused.headers.get(&HeaderName::AllowEvents), Some("message-summary"));
+    // An in-dialog SUBSCRIBE for a subscription we do not hold.
+    r.deliver(ALICE, &r.subscribe_text(1, "p2", ";tag=nope", 600, ""));
+    assert!(matches!(r.take_sent().iter().find_map(|(_, m)| m.status()), Some(481)));
+    // The PBX trunk (trusted by address) has no mailbox.
+    let from_pbx = r.subscribe_text(1, "p3", "", 600, "").replace(ALICE, PBX);
+    r.deliver(PBX, &from_pbx);
+    r.response(404);
+}

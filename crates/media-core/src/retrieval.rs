@@ -627,7 +627,7 @@ pub fn number(n: u32) -> Vec<Say> {
         10..=19 => TEENS.get((n - 10) as usize).map(|p| vec![Say::Prompt(p)]).unwrap_or_default(),
         20..=99 => {
             let mut v: Vec<Say> = TENS.get((n / 10 - 2) as usize).map(|p| Say::Prompt(p)).into_iter().collect();
-            if n % 10 != 0 {
+            if !n.is_multiple_of(10) {
                 v.extend(unit(n % 10));
             }
             v
@@ -635,7 +635,7 @@ pub fn number(n: u32) -> Vec<Say> {
         100..=999 => {
             let mut v = unit(n / 100);
             v.push(Say::Prompt("hundred"));
-            if n % 100 != 0 {
+            if !n.is_multiple_of(100) {
                 v.extend(number(n % 100));
             }
             v

@@ -3,6 +3,7 @@
 //! every layer can use them without pulling in another's (storage does not depend on routing or the engine, nor
 //! the engine on storage).
 
+pub mod date;
 mod digest;
 mod divert;
 mod net;

@@ -598,3 +598,73 @@ pub struct Mailbox {
     pub email_keep: bool,
     pub updated_at: Millis,
 }
+
+/// Where an email stands in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Queued,
+    Sent,
+    /// Given up after the last retry.
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Queued => "queued",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "queued" => Some(OutboxStatus::Queued),
+            "sent" => Some(OutboxStatus::Sent),
+            "failed" => Some(OutboxStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// An email to send, as queued.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewEmail {
+    /// `voicemail`, `offline`, `online`, `unstable`.
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    /// Plain text.
+    pub body: String,
+    /// A file under the voicemail folder of `node`.
+    pub attachment: Option<String>,
+    /// The attachment's file name as the recipient sees it.
+    pub attachment_name: Option<String>,
+    /// A message to delete once this is sent.
+    pub voicemail_id: Option<i64>,
+    /// Only this node may send it (it holds the attachment).
+    pub node: Option<String>,
+    /// At most one email per key, ever (alerts that must not repeat after a restart).
+    pub dedupe: Option<String>,
+}
+
+/// An email in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Email {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attachment: Option<String>,
+    pub attachment_name: Option<String>,
+    pub voicemail_id: Option<i64>,
+    pub node: Option<String>,
+    pub dedupe: Option<String>,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub sent_at: Option<Millis>,
+}

@@ -16,6 +16,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub media: MediaConfig,
     pub voicemail: VoicemailConfig,
+    pub smtp: SmtpConfig,
     /// Carrier gateways from the file, used beside those added with `switchboard gateway add`.
     #[serde(rename = "gateway")]
     pub gateways: Vec<GatewayConfig>,
@@ -25,6 +26,45 @@ pub struct Config {
 }
 
 /// The media relay (`[media]`).
+/// Email (`[smtp]`): voicemail to email and device alerts go through this server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// The SMTP server. Empty: this node sends no email (emails stay queued for a node that does).
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub tls: String,
+    /// Empty: no authentication.
+    pub username: String,
+    pub password: String,
+    /// The sender of every email.
+    pub from: String,
+    pub timeout_secs: u64,
+    /// The first retry of a failed email waits this long, each next one twice as long up to `retry_max_secs`.
+    pub retry_min_secs: u64,
+    pub retry_max_secs: u64,
+    /// Attempts before an email is given up (shown as failed in `switchboard outbox`).
+    pub max_attempts: u32,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 25,
+            tls: "none".into(),
+            username: String::new(),
+            password: String::new(),
+            from: "Switchboard <switchboard@localhost>".into(),
+            timeout_secs: 30,
+            retry_min_secs: 60,
+            retry_max_secs: 3600,
+            max_attempts: 12,
+        }
+    }
+}
+
 /// The built-in voicemail (`[voicemail]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,11 +80,26 @@ pub struct VoicemailConfig {
     pub min_ms: u64,
     /// This long without speech ends a message, seconds.
     pub silence_secs: u64,
+    /// Wrong PINs in a row, across calls, that lock a mailbox against 777.
+    pub pin_lock_after: u32,
+    /// How long a locked mailbox stays locked, seconds.
+    pub pin_lock_secs: u64,
+    /// Local time for announcing when messages came, minutes east of UTC (600: Sydney standard time).
+    pub utc_offset_mins: i32,
 }
 
 impl Default for VoicemailConfig {
     fn default() -> Self {
-        VoicemailConfig { enabled: true, dir: "./data/voicemail".into(), max_secs: 180, min_ms: 1000, silence_secs: 10 }
+        VoicemailConfig {
+            enabled: true,
+            dir: "./data/voicemail".into(),
+            max_secs: 180,
+            min_ms: 1000,
+            silence_secs: 10,
+            pin_lock_after: 5,
+            pin_lock_secs: 900,
+            utc_offset_mins: 600,
+        }
     }
 }
 
@@ -433,6 +488,25 @@ impl Config {
         }
         if v.silence_secs == 0 {
             return Err("voicemail.silence_secs must be at least 1".into());
+        }
+        let m = &self.smtp;
+        if !matches!(m.tls.as_str(), "none" | "starttls" | "tls") {
+            return Err(format!("smtp.tls must be \"none\", \"starttls\" or \"tls\", not {:?}", m.tls));
+        }
+        if !m.host.is_empty() && (m.port == 0 || m.from.trim().is_empty()) {
+            return Err("smtp.port must not be 0 and smtp.from must be set when smtp.host is".into());
+        }
+        if m.retry_min_secs == 0 || m.retry_max_secs < m.retry_min_secs {
+            return Err("smtp.retry_min_secs must be at least 1 and at most smtp.retry_max_secs".into());
+        }
+        if m.max_attempts == 0 || m.timeout_secs == 0 {
+            return Err("smtp.max_attempts and smtp.timeout_secs must be at least 1".into());
+        }
+        if v.pin_lock_after == 0 {
+            return Err("voicemail.pin_lock_after must be at least 1".into());
+        }
+        if !(-720..=840).contains(&v.utc_offset_mins) {
+            return Err("voicemail.utc_offset_mins must be between -720 and 840".into());
         }
         if self.auth.algorithms.is_empty() {
             return Err("auth.algorithms must name at least one algorithm".into());

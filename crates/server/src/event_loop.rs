@@ -73,13 +73,21 @@ fn route_source(peer: IpAddr) -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip())
 }
 
-pub(crate) async fn run(
-    mut d: Driver,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut changes: mpsc::Receiver<Change>,
-    mut media: mpsc::UnboundedReceiver<switchboard_media_io::Event>,
-    shutdown: CancellationToken,
-) {
+/// What feeds the engine besides time.
+#[derive(Debug)]
+pub(crate) struct Feeds {
+    /// SIP messages from the transport.
+    pub(crate) inbound: mpsc::Receiver<Inbound>,
+    /// Directory changes from the change-log follower.
+    pub(crate) changes: mpsc::Receiver<Change>,
+    /// The media relay's events.
+    pub(crate) media: mpsc::UnboundedReceiver<switchboard_media_io::Event>,
+    /// Mailbox counts from the voicemail, for the message-waiting lamp.
+    pub(crate) mailboxes: mpsc::UnboundedReceiver<switchboard_voicemail::service::MailboxCounts>,
+}
+
+pub(crate) async fn run(mut d: Driver, feeds: Feeds, shutdown: CancellationToken) {
+    let Feeds { mut inbound, mut changes, mut media, mut mailboxes } = feeds;
     let mut batch = Vec::with_capacity(64);
     let mut stats = tokio::time::interval(std::time::Duration::from_secs(d.stats_every_secs));
     stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -104,6 +112,13 @@ pub(crate) async fn run(
             }
             Some(c) = changes.recv() => d.engine.on_change(c, d.clock.now()),
             Some(e) = media.recv() => d.engine.on_media(e, d.clock.now()),
+            Some(m) = mailboxes.recv() => {
+                if m.initial {
+                    d.engine.on_mailbox_initial(&m.number, m.new, m.saved);
+                } else {
+                    d.engine.on_mailbox(&m.number, m.new, m.saved, d.clock.now());
+                }
+            }
             _ = sleep_until(deadline) => d.engine.on_timeout(d.clock.now()),
             _ = stats.tick() => d.log_stats(),
             _ = active_calls.tick() => d.engine.flush_active_calls(),
@@ -172,6 +187,7 @@ impl Driver {
             write_queue = self.writer.depth(),
             write_stalls = self.writer.stalls(),
             media_port_pairs = s.media_port_pairs,
+            mwi_subscriptions = s.mwi_subscriptions,
             media_sessions = self.relay.as_ref().map_or(0, |r| r.counters().sessions.load(Ordering::Relaxed)),
             media_forwarded = self.relay.as_ref().map_or(0, |r| r.counters().forwarded.load(Ordering::Relaxed)),
             media_dropped = self.relay.as_ref().map_or(0, |r| r.counters().dropped.load(Ordering::Relaxed)),

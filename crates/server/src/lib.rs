@@ -145,10 +145,14 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         shutdown.clone(),
     ));
 
+    let (counts_tx, counts_rx) = mpsc::unbounded_channel();
+    let (sent_tx, sent_rx) = mpsc::unbounded_channel();
+    let mail = start_mail(&config, store.clone(), sent_tx, shutdown.clone(), &tracker)?;
+    let links = switchboard_voicemail::service::Links { counts: counts_tx, mail, emailed: sent_rx };
     let voicemail = match config.calls.voicemail_addr().map_err(ServerError::Config)? {
         Some(external) => Some(external),
         None if config.voicemail.enabled => {
-            Some(start_voicemail(&config, store.clone(), sip_addr, shutdown.clone(), &tracker).await?)
+            Some(start_voicemail(&config, store.clone(), links, sip_addr, shutdown.clone(), &tracker).await?)
         }
         None => None,
     };
@@ -197,9 +201,42 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         stats_every_secs: config.log.status_every_secs.max(1),
         relay,
     };
-    tracker.spawn(event_loop::run(driver, inbound_rx, updates_rx, media_rx, shutdown.clone()));
+    let feeds = event_loop::Feeds { inbound: inbound_rx, changes: updates_rx, media: media_rx, mailboxes: counts_rx };
+    tracker.spawn(event_loop::run(driver, feeds, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
     Ok(Running { sip_addr, shutdown, tracker, writer, events, transport })
+}
+
+/// The email sender, when `[smtp]` names a server.
+fn start_mail(
+    config: &Config,
+    store: Arc<dyn Store>,
+    sent: mpsc::UnboundedSender<switchboard_notify::Sent>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<Option<switchboard_notify::Waker>, ServerError> {
+    let m = &config.smtp;
+    if m.host.is_empty() {
+        tracing::info!("smtp.host is not set: this node sends no email (queued emails wait for a node that does)");
+        return Ok(None);
+    }
+    let cfg = switchboard_notify::Config {
+        host: m.host.clone(),
+        port: m.port,
+        tls: switchboard_notify::TlsMode::parse(&m.tls).unwrap_or(switchboard_notify::TlsMode::None),
+        username: m.username.clone(),
+        password: m.password.clone(),
+        from: m.from.clone(),
+        timeout: Duration::from_secs(m.timeout_secs),
+        node: config.node.name.clone(),
+        dir: config.voicemail.dir.clone().into(),
+        retry_min: Duration::from_secs(m.retry_min_secs),
+        retry_max: Duration::from_secs(m.retry_max_secs),
+        max_attempts: i64::from(m.max_attempts),
+    };
+    switchboard_notify::start(cfg, store, sent, shutdown, tracker)
+        .map(Some)
+        .map_err(|e| ServerError::Config(e.to_string()))
 }
 
 /// The built-in voicemail, on the daemon's own address (a loopback one when SIP listens on every address): only
@@ -207,6 +244,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
 async fn start_voicemail(
     config: &Config,
     store: Arc<dyn Store>,
+    links: switchboard_voicemail::service::Links,
     sip_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
@@ -226,6 +264,12 @@ async fn start_voicemail(
             silence_ms: v.silence_secs * 1000,
             ..Default::default()
         },
+        retrieval: switchboard_media_core::retrieval::RetrievalConfig {
+            utc_offset_mins: v.utc_offset_mins,
+            ..Default::default()
+        },
+        pin_lock_after: i64::from(v.pin_lock_after),
+        pin_lock_ms: i64::try_from(v.pin_lock_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
         bind,
         advertise: bind,
         trusted: sip_addr,
@@ -233,7 +277,7 @@ async fn start_voicemail(
         t1_ms: config.sip.t1_ms,
         server_header: format!("Switchboard/{}", env!("CARGO_PKG_VERSION")),
     };
-    switchboard_voicemail::service::start(cfg, store, shutdown, tracker).await.map_err(|e| match e {
+    switchboard_voicemail::service::start(cfg, store, links, shutdown, tracker).await.map_err(|e| match e {
         switchboard_voicemail::service::StartError::Recover(e) => ServerError::Store(e),
         other => ServerError::Config(other.to_string()),
     })

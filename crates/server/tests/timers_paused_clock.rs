@@ -217,7 +217,54 @@ impl Store for MemStore {
     async fn list_voicemails(&self, number_id: i64) -> Result<Vec<Voicemail>, StoreError> {
         Ok(self.voicemails.lock().unwrap().iter().filter(|v| v.number_id == number_id).cloned().collect())
     }
+    async fn voicemail_counts(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        Ok(vec![])
+    }
     async fn unfinished_voicemails(&self, _: &str) -> Result<Vec<Voicemail>, StoreError> {
+        Ok(vec![])
+    }
+    async fn mailbox(&self, _: i64) -> Result<Option<switchboard_storage::Mailbox>, StoreError> {
+        Ok(None)
+    }
+    async fn set_mailbox_pin(&self, _: i64, _: Option<&str>) -> Result<switchboard_storage::Mailbox, StoreError> {
+        refused()
+    }
+    async fn mailbox_pin_failed(&self, _: i64, _: i64, _: i64) -> Result<switchboard_storage::Mailbox, StoreError> {
+        refused()
+    }
+    async fn set_mailbox_email(
+        &self,
+        _: i64,
+        _: Option<&str>,
+        _: bool,
+    ) -> Result<switchboard_storage::Mailbox, StoreError> {
+        refused()
+    }
+    async fn mailbox_pin_passed(&self, _: i64) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn enqueue_email(
+        &self,
+        _: &switchboard_storage::NewEmail,
+    ) -> Result<Option<switchboard_storage::Email>, StoreError> {
+        refused()
+    }
+    async fn claim_emails(
+        &self,
+        _: &str,
+        _: i64,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<switchboard_storage::Email>, StoreError> {
+        Ok(vec![])
+    }
+    async fn email_sent(&self, _: i64, _: i64) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn email_failed(&self, _: i64, _: &str, _: Option<i64>) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn list_outbox(&self, _: i64) -> Result<Vec<switchboard_storage::Email>, StoreError> {
         Ok(vec![])
     }
 }

@@ -10,6 +10,7 @@
 //!   not part of the change log and without foreign keys. Each node clears its own at start.
 //! - Voicemail messages are rows written by the node that records them, the row before the first sample; not
 //!   part of the change log. The audio is a file on that node.
+//! - Emails are queued in the outbox table and claimed by one node at a time; not part of the change log.
 //! - Times are Unix milliseconds.
 
 mod active_calls;
@@ -18,6 +19,7 @@ mod cdrs;
 mod directory;
 mod errors;
 mod location;
+mod outbox;
 mod rows;
 mod store;
 mod voicemail;
@@ -135,6 +137,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Sets (or with `None` clears) the PIN hash, creating the mailbox if needed; clears failures and any lock.
     /// `NotFound` (number) if the number does not exist.
     async fn set_mailbox_pin(&self, number_id: i64, pin_hash: Option<&str>) -> Result<Mailbox>;
+    /// Sets (or with `None` clears) where new messages are emailed, and whether the mailbox keeps them after;
+    /// creates the mailbox if needed. `NotFound` (number) if the number does not exist.
+    async fn set_mailbox_email(&self, number_id: i64, email: Option<&str>, keep: bool) -> Result<Mailbox>;
     /// Counts a wrong PIN; at `limit` in a row the mailbox is locked until `lock_until` and the count restarts.
     /// Returns the mailbox after. `NotFound` (mailbox) if it has none.
     async fn mailbox_pin_failed(&self, number_id: i64, limit: i64, lock_until: Millis) -> Result<Mailbox>;
@@ -151,8 +156,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn voicemail(&self, id: i64) -> Result<Option<Voicemail>>;
     /// Every message of a number's mailbox, oldest first, whatever its status.
     async fn list_voicemails(&self, number_id: i64) -> Result<Vec<Voicemail>>;
+    /// Each mailbox holding messages: its number, how many are new and how many saved (recording ones count in
+    /// neither), by number.
+    async fn voicemail_counts(&self) -> Result<Vec<(String, i64, i64)>>;
     /// The messages `node` was still recording (a node calls this at start to recover them), oldest first.
     async fn unfinished_voicemails(&self, node: &str) -> Result<Vec<Voicemail>>;
+
+    // email outbox
+    /// Queues an email, due now. `None`: one with the same `dedupe` key was queued before (it is not queued
+    /// again).
+    async fn enqueue_email(&self, new: &NewEmail) -> Result<Option<Email>>;
+    /// Claims up to `limit` due emails for `node` (those it may send: no node named, or this one) for
+    /// `lease_ms`, oldest first. No other node gets them until they are settled or the lease lapses.
+    async fn claim_emails(&self, node: &str, now: Millis, lease_ms: i64, limit: i64) -> Result<Vec<Email>>;
+    /// A claimed email went out.
+    async fn email_sent(&self, id: i64, at: Millis) -> Result<()>;
+    /// A claimed email failed with `error`: tried again at `retry_at`, or given up (`failed`) with `None`.
+    async fn email_failed(&self, id: i64, error: &str, retry_at: Option<Millis>) -> Result<()>;
+    /// The newest emails, any status, at most `limit` (1 to 10,000).
+    async fn list_outbox(&self, limit: i64) -> Result<Vec<Email>>;
 
     // change log
     /// Changes with `seq > after`, oldest first, at most `limit`.

@@ -13,8 +13,8 @@ use sqlx::FromRow;
 
 use crate::{
     ActiveCall, Binding, Cdr, CdrDirection, CdrDisposition, Change, Credentials, Customer, Device, DeviceAuth,
-    DeviceState, DigestMode, DivertReason, Entity, Gateway, IpNet, Mailbox, Number, Result, Service, ServiceMode,
-    StoreError, Voicemail, VoicemailStatus,
+    DeviceState, DigestMode, DivertReason, Email, Entity, Gateway, IpNet, Mailbox, Number, OutboxStatus, Result,
+    Service, ServiceMode, StoreError, Voicemail, VoicemailStatus,
 };
 
 /// Column list matching [`DeviceRow`], as a literal so it can be `concat!`ed into `'static` SQL.
@@ -76,6 +76,15 @@ macro_rules! active_call_columns {
     };
 }
 pub(crate) use active_call_columns;
+
+/// Column list matching [`EmailRow`].
+macro_rules! email_columns {
+    () => {
+        "id, kind, recipient, subject, body, attachment, attachment_name, voicemail_id, node, dedupe, status, \
+         attempts, next_attempt_at, last_error, created_at, sent_at"
+    };
+}
+pub(crate) use email_columns;
 
 /// Column list matching [`MailboxRow`].
 macro_rules! mailbox_columns {
@@ -492,6 +501,51 @@ impl From<MailboxRow> for Mailbox {
             email_keep: r.email_keep,
             updated_at: r.updated_at,
         }
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct EmailRow {
+    id: i64,
+    kind: String,
+    recipient: String,
+    subject: String,
+    body: String,
+    attachment: Option<String>,
+    attachment_name: Option<String>,
+    voicemail_id: Option<i64>,
+    node: Option<String>,
+    dedupe: Option<String>,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    sent_at: Option<i64>,
+}
+
+impl TryFrom<EmailRow> for Email {
+    type Error = StoreError;
+    fn try_from(r: EmailRow) -> Result<Self> {
+        let status = OutboxStatus::parse(&r.status).ok_or_else(|| corrupt(format!("outbox.status {:?}", r.status)))?;
+        Ok(Email {
+            id: r.id,
+            kind: r.kind,
+            recipient: r.recipient,
+            subject: r.subject,
+            body: r.body,
+            attachment: r.attachment,
+            attachment_name: r.attachment_name,
+            voicemail_id: r.voicemail_id,
+            node: r.node,
+            dedupe: r.dedupe,
+            status,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+        })
     }
 }
 

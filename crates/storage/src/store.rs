@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use crate::backend::SqlStore;
 use crate::{
     ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth, DeviceState,
-    DeviceUpdate, Gateway, Mailbox, Millis, NewCdr, NewDevice, NewGateway, NewNumber, NewService, NewVoicemail, Number,
-    NumberUpdate, Result, Service, Store, Voicemail, VoicemailStatus,
+    DeviceUpdate, Email, Gateway, Mailbox, Millis, NewCdr, NewDevice, NewEmail, NewGateway, NewNumber, NewService,
+    NewVoicemail, Number, NumberUpdate, Result, Service, Store, Voicemail, VoicemailStatus,
 };
 
 #[async_trait]
@@ -145,6 +145,9 @@ impl Store for SqlStore {
     async fn set_mailbox_pin(&self, number_id: i64, pin_hash: Option<&str>) -> Result<Mailbox> {
         SqlStore::set_mailbox_pin(self, number_id, pin_hash).await
     }
+    async fn set_mailbox_email(&self, number_id: i64, email: Option<&str>, keep: bool) -> Result<Mailbox> {
+        SqlStore::set_mailbox_email(self, number_id, email, keep).await
+    }
     async fn mailbox_pin_failed(&self, number_id: i64, limit: i64, lock_until: Millis) -> Result<Mailbox> {
         SqlStore::mailbox_pin_failed(self, number_id, limit, lock_until).await
     }
@@ -169,8 +172,26 @@ impl Store for SqlStore {
     async fn list_voicemails(&self, number_id: i64) -> Result<Vec<Voicemail>> {
         SqlStore::list_voicemails(self, number_id).await
     }
+    async fn voicemail_counts(&self) -> Result<Vec<(String, i64, i64)>> {
+        SqlStore::voicemail_counts(self).await
+    }
     async fn unfinished_voicemails(&self, node: &str) -> Result<Vec<Voicemail>> {
         SqlStore::unfinished_voicemails(self, node).await
+    }
+    async fn enqueue_email(&self, new: &NewEmail) -> Result<Option<Email>> {
+        SqlStore::enqueue_email(self, new).await
+    }
+    async fn claim_emails(&self, node: &str, now: Millis, lease_ms: i64, limit: i64) -> Result<Vec<Email>> {
+        SqlStore::claim_emails(self, node, now, lease_ms, limit).await
+    }
+    async fn email_sent(&self, id: i64, at: Millis) -> Result<()> {
+        SqlStore::email_sent(self, id, at).await
+    }
+    async fn email_failed(&self, id: i64, error: &str, retry_at: Option<Millis>) -> Result<()> {
+        SqlStore::email_failed(self, id, error, retry_at).await
+    }
+    async fn list_outbox(&self, limit: i64) -> Result<Vec<Email>> {
+        SqlStore::list_outbox(self, limit).await
     }
     async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
         SqlStore::changes_since(self, after, limit).await

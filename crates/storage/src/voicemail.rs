@@ -28,6 +28,12 @@ const SET_PIN: &str = concat!(
      updated_at = excluded.updated_at RETURNING ",
     mailbox_columns!()
 );
+const SET_EMAIL: &str = concat!(
+    "INSERT INTO mailboxes (number_id, email, email_keep, updated_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (number_id) DO UPDATE SET email = excluded.email, email_keep = excluded.email_keep, \
+     updated_at = excluded.updated_at RETURNING ",
+    mailbox_columns!()
+);
 /// One statement, so that two calls failing at once both count: every right-hand side reads the old row.
 const PIN_FAILED: &str = concat!(
     "UPDATE mailboxes SET \
@@ -54,6 +60,20 @@ impl SqlStore {
             let row: MailboxRow = sqlx::query_as(SET_PIN)
                 .bind(number_id)
                 .bind(pin_hash)
+                .bind(now_ms())
+                .fetch_one(pool)
+                .await
+                .map_err(|e| WriteCtx::new("mailbox", &[]).parent("number", number_id).error(e))?;
+            Ok(Mailbox::from(row))
+        })
+    }
+
+    pub(crate) async fn set_mailbox_email(&self, number_id: i64, email: Option<&str>, keep: bool) -> Result<Mailbox> {
+        with_pool!(self, pool => {
+            let row: MailboxRow = sqlx::query_as(SET_EMAIL)
+                .bind(number_id)
+                .bind(email)
+                .bind(keep)
                 .bind(now_ms())
                 .fetch_one(pool)
                 .await
@@ -130,6 +150,20 @@ impl SqlStore {
         with_pool!(self, pool => {
             let done = sqlx::query("DELETE FROM voicemails WHERE id = $1").bind(id).execute(pool).await?.rows_affected();
             if done == 0 { Err(not_found(id)) } else { Ok(()) }
+        })
+    }
+
+    pub(crate) async fn voicemail_counts(&self) -> Result<Vec<(String, i64, i64)>> {
+        with_pool!(self, pool => {
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT n.number, \
+                 CAST(SUM(CASE WHEN v.status = 'new' THEN 1 ELSE 0 END) AS BIGINT), \
+                 CAST(SUM(CASE WHEN v.status = 'saved' THEN 1 ELSE 0 END) AS BIGINT) \
+                 FROM voicemails v JOIN numbers n ON n.id = v.number_id GROUP BY n.number ORDER BY n.number",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows)
         })
     }
 

@@ -15,8 +15,9 @@ use harness::Ctx;
 use sqlx::Connection;
 use switchboard_storage::{
     ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrDirection, CdrDisposition, CdrFilter, Credentials, Device,
-    DeviceAuth, DeviceState, DeviceUpdate, DigestMode, DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewGateway,
-    NewNumber, NewService, NewVoicemail, NumberUpdate, ServiceMode, Store, StoreError, Voicemail, VoicemailStatus,
+    DeviceAuth, DeviceState, DeviceUpdate, DigestMode, DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewEmail,
+    NewGateway, NewNumber, NewService, NewVoicemail, NumberUpdate, OutboxStatus, ServiceMode, Store, StoreError,
+    Voicemail, VoicemailStatus,
 };
 
 /// Generates `sqlite::$name` and `postgres::$name` tests for each contract function.
@@ -91,6 +92,10 @@ contract!(
     voicemails_status_delete_and_missing,
     voicemails_go_with_their_number,
     mailbox_pin_set_fail_lock_pass,
+    mailbox_email_set_and_clear,
+    outbox_queue_claim_settle,
+    outbox_claims_are_exclusive_and_lapse,
+    outbox_dedupe_and_node_bound_rows,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1485,6 +1490,13 @@ async fn voicemails_record_finish_list(ctx: Ctx) {
     s.finish_voicemail(late.id, 4_250).await.unwrap();
     assert_eq!(unfinished("a").await, ["+61400000002"]);
     assert_eq!(unfinished("b").await, ["0299990000"]);
+    assert_eq!(
+        s.voicemail_counts().await.unwrap(),
+        [("+61299990001".to_owned(), 1, 0), ("+61299990002".to_owned(), 0, 0)],
+        "new and saved only; one still recording counts in neither"
+    );
+    s.set_voicemail_status(early.id, VoicemailStatus::Saved).await.unwrap();
+    assert_eq!(s.voicemail_counts().await.unwrap()[0], ("+61299990001".to_owned(), 1, 1));
     let done = s.voicemail(late.id).await.unwrap().unwrap();
     assert_eq!((done.status, done.duration_ms), (VoicemailStatus::New, 4_250));
     // A message is finished once: a second finish (a restart recovering what was already finished) is refused.
@@ -1555,6 +1567,95 @@ async fn mailbox_pin_set_fail_lock_pass(ctx: Ctx) {
     assert_eq!(s.mailbox(number.id).await.unwrap(), None, "the mailbox goes with its number");
 }
 
+async fn mailbox_email_set_and_clear(ctx: Ctx) {
+    let s = &*ctx.store;
+    let service = service_fixture(s, "vm").await;
+    let number = s.create_number(&new_number(service, "+61299990001")).await.unwrap();
+    let m = s.set_mailbox_email(number.id, Some("owner@example.com"), false).await.unwrap();
+    assert_eq!((m.email.as_deref(), m.email_keep, m.pin_hash), (Some("owner@example.com"), false, None));
+    s.set_mailbox_pin(number.id, Some("h")).await.unwrap();
+    let m = s.set_mailbox_email(number.id, None, true).await.unwrap();
+    assert_eq!((m.email, m.email_keep, m.pin_hash.as_deref()), (None, true, Some("h")), "the PIN is kept");
+    assert_not_found(s.set_mailbox_email(424_242, None, true).await, "number", "424242");
+}
+
+fn email(recipient: &str) -> NewEmail {
+    NewEmail {
+        kind: "voicemail".into(),
+        recipient: recipient.into(),
+        subject: "New voicemail".into(),
+        body: "From +61400000001".into(),
+        ..NewEmail::default()
+    }
+}
+
+async fn outbox_queue_claim_settle(ctx: Ctx) {
+    let s = &*ctx.store;
+    let full = NewEmail {
+        attachment: Some("61299990001/1.wav".into()),
+        attachment_name: Some("voicemail.wav".into()),
+        voicemail_id: Some(7),
+        ..email("a@example.com")
+    };
+    let a = s.enqueue_email(&full).await.unwrap().unwrap();
+    assert_eq!((a.status, a.attempts, a.voicemail_id), (OutboxStatus::Queued, 0, Some(7)));
+    let b = s.enqueue_email(&email("b@example.com")).await.unwrap().unwrap();
+    let now = a.next_attempt_at + 10;
+    let claimed = s.claim_emails("n1", now, 60_000, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [a.id, b.id], "oldest first");
+    assert_eq!(claimed[0].attachment.as_deref(), Some("61299990001/1.wav"));
+    assert!(s.claim_emails("n1", now, 60_000, 10).await.unwrap().is_empty(), "claimed rows are not claimed again");
+    s.email_sent(a.id, now + 5).await.unwrap();
+    s.email_failed(b.id, "451 try later", Some(now + 60_000)).await.unwrap();
+    let listed = s.list_outbox(10).await.unwrap();
+    assert_eq!(listed.iter().map(|e| e.id).collect::<Vec<_>>(), [b.id, a.id], "newest first");
+    assert_eq!((listed[1].status, listed[1].sent_at, listed[1].attempts), (OutboxStatus::Sent, Some(now + 5), 1));
+    assert_eq!((listed[0].status, listed[0].attempts), (OutboxStatus::Queued, 1));
+    assert_eq!(listed[0].last_error.as_deref(), Some("451 try later"));
+    assert!(s.claim_emails("n1", now + 59_999, 60_000, 10).await.unwrap().is_empty(), "not due before its retry");
+    assert_eq!(s.claim_emails("n1", now + 60_000, 60_000, 10).await.unwrap().len(), 1);
+    s.email_failed(b.id, "550 no such user", None).await.unwrap();
+    let b = s.list_outbox(1).await.unwrap().remove(0);
+    assert_eq!((b.status, b.attempts, b.last_error.as_deref()), (OutboxStatus::Failed, 2, Some("550 no such user")));
+    assert!(s.claim_emails("n1", now + 10_000_000, 60_000, 10).await.unwrap().is_empty(), "failed rows stay");
+    assert_not_found(s.email_sent(424_242, 1).await, "email", "424242");
+}
+
+async fn outbox_claims_are_exclusive_and_lapse(ctx: Ctx) {
+    let s = &*ctx.store;
+    for i in 0..40 {
+        s.enqueue_email(&email(&format!("u{i}@example.com"))).await.unwrap();
+    }
+    let now = s.list_outbox(1).await.unwrap()[0].next_attempt_at + 1;
+    // Two nodes claiming at once never get the same row (on PostgreSQL the loser of a race for the same rows
+    // gets none of them this round, not the next ones); what is left is claimed next round.
+    let (x, y) = tokio::join!(s.claim_emails("n1", now, 60_000, 25), s.claim_emails("n2", now, 60_000, 25));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let rest = s.claim_emails("n2", now, 60_000, 100).await.unwrap();
+    let mut ids: Vec<i64> = x.iter().chain(&y).chain(&rest).map(|e| e.id).collect();
+    assert_eq!(ids.len(), 40, "all claimed once: {} + {} + {}", x.len(), y.len(), rest.len());
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "no row claimed twice");
+    // A claim that lapses (its node died) is taken again.
+    assert!(s.claim_emails("n3", now + 59_999, 60_000, 100).await.unwrap().is_empty());
+    assert_eq!(s.claim_emails("n3", now + 60_001, 60_000, 100).await.unwrap().len(), 40);
+}
+
+async fn outbox_dedupe_and_node_bound_rows(ctx: Ctx) {
+    let s = &*ctx.store;
+    let alert = NewEmail { dedupe: Some("offline:+61299990001:1000".into()), ..email("a@example.com") };
+    assert!(s.enqueue_email(&alert).await.unwrap().is_some());
+    assert!(s.enqueue_email(&alert).await.unwrap().is_none(), "the same key is never queued twice");
+    let bound = NewEmail { node: Some("n2".into()), ..email("b@example.com") };
+    let bound = s.enqueue_email(&bound).await.unwrap().unwrap();
+    let now = bound.next_attempt_at + 1;
+    let n1 = s.claim_emails("n1", now, 60_000, 10).await.unwrap();
+    assert_eq!(n1.len(), 1, "n1 takes the unbound alert, not n2's email");
+    let n2 = s.claim_emails("n2", now, 60_000, 10).await.unwrap();
+    assert_eq!(n2.iter().map(|e| e.id).collect::<Vec<_>>(), [bound.id]);
+}
+
 #[tokio::test]
 async fn open_rejects_unsupported_urls() {
     for url in ["mysql://localhost/x", "sqlite::memory:", "sqlite://", "file:/tmp/x.db", ""] {
@@ -1601,7 +1702,8 @@ fn migrations_define_same_tables_and_columns() {
             "0005_device_digest.sql",
             "0006_cdr_end_reason.sql",
             "0007_voicemail.sql",
-            "0008_mailboxes.sql"
+            "0008_mailboxes.sql",
+            "0009_outbox.sql"
         ]
     );
     assert_eq!(files("postgres"), names);
@@ -1629,6 +1731,7 @@ fn migrations_define_same_tables_and_columns() {
             "gateways",
             "mailboxes",
             "numbers",
+            "outbox",
             "services",
             "voicemails"
         ]
@@ -1665,6 +1768,29 @@ fn migrations_define_same_tables_and_columns() {
             "offline_alert",
             "created_at",
             "updated_at"
+        ]
+    );
+    assert_eq!(
+        all["outbox"],
+        [
+            "id",
+            "kind",
+            "recipient",
+            "subject",
+            "body",
+            "attachment",
+            "attachment_name",
+            "voicemail_id",
+            "node",
+            "dedupe",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "claimed_by",
+            "claimed_until",
+            "last_error",
+            "created_at",
+            "sent_at"
         ]
     );
     assert_eq!(

@@ -49,6 +49,14 @@ pub enum Command {
     /// Voicemail messages.
     #[command(subcommand)]
     Voicemail(VoicemailCmd),
+    /// The email outbox, newest first: queued, sent, and failed with the reason.
+    Outbox {
+        /// At most this many, 1 to 10000.
+        #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Current registrations: every binding with its contact, source, transport, expiry and device state.
     Registrations {
         #[arg(long)]
@@ -265,6 +273,12 @@ pub struct NumberAdd {
     /// The PIN that opens the number's mailbox from 777: 4 to 10 digits (stored hashed).
     #[arg(long)]
     pub voicemail_pin: Option<String>,
+    /// Email each new voicemail message (the WAV attached) to this address.
+    #[arg(long)]
+    pub voicemail_email: Option<String>,
+    /// With --voicemail-email: keep the message in the mailbox after emailing it (yes, the default) or not (no).
+    #[arg(long, requires = "voicemail_email")]
+    pub voicemail_email_keep: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +306,15 @@ pub struct NumberEdit {
     /// Remove the mailbox PIN: 777 can no longer open it.
     #[arg(long)]
     pub clear_voicemail_pin: bool,
+    /// Email each new voicemail message (the WAV attached) to this address.
+    #[arg(long, conflicts_with = "clear_voicemail_email")]
+    pub voicemail_email: Option<String>,
+    /// With --voicemail-email: keep the message in the mailbox after emailing it (yes, the default) or not (no).
+    #[arg(long, requires = "voicemail_email")]
+    pub voicemail_email_keep: Option<String>,
+    /// Stop emailing voicemail messages.
+    #[arg(long)]
+    pub clear_voicemail_email: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,24 @@ struct NumberView {
     device: Option<String>,
 }
 
+/// The mailbox email address and keep flag given on the command line, checked.
+fn mailbox_email(address: Option<&str>, keep: Option<&str>) -> anyhow::Result<Option<(String, bool)>> {
+    let Some(address) = address else { return Ok(None) };
+    let address = address.trim();
+    let valid = address.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+    }) && !address.contains([' ', '<', '>', ',', ';', '"']);
+    if !valid {
+        bail!("--voicemail-email: {address:?} is not an email address (name@example.com)");
+    }
+    let keep = match keep.unwrap_or("yes") {
+        "yes" => true,
+        "no" => false,
+        other => bail!("--voicemail-email-keep: {other:?} must be yes or no"),
+    };
+    Ok(Some((address.to_owned(), keep)))
+}
+
 /// The stored form of a PIN given on the command line, or an error naming the option.
 fn pin_hash(pin: &str) -> anyhow::Result<String> {
     switchboard_voicemail::pin::check(pin).map_err(|e| anyhow::anyhow!("--voicemail-pin: {e}"))?;
@@ -42,9 +60,13 @@ pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
             let service = service_named(store, &add.service).await?;
             let new = new_number(&add, &service, store).await?;
             let pin = add.voicemail_pin.as_deref().map(pin_hash).transpose()?;
+            let email = mailbox_email(add.voicemail_email.as_deref(), add.voicemail_email_keep.as_deref())?;
             let n = store.create_number(&new).await.map_err(friendly)?;
             if let Some(hash) = pin {
                 store.set_mailbox_pin(n.id, Some(&hash)).await.map_err(friendly)?;
+            }
+            if let Some((address, keep)) = email {
+                store.set_mailbox_email(n.id, Some(&address), keep).await.map_err(friendly)?;
             }
             println!("number {} added to service {} (id {})", n.number, service.name, n.id);
         }
@@ -90,6 +112,12 @@ pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
                 let mailbox = store.mailbox(n.id).await?;
                 let pin = mailbox.as_ref().and_then(|m| m.pin_hash.as_ref()).map_or("not set", |_| "set");
                 println!("voicemail PIN:  {pin}");
+                if let Some(m) = &mailbox
+                    && let Some(email) = &m.email
+                {
+                    let keep = if m.email_keep { "kept" } else { "deleted once sent" };
+                    println!("voicemail to:   {email} (messages {keep})");
+                }
                 if let Some(until) = mailbox.and_then(|m| m.locked_until) {
                     println!("mailbox locked: until {} (wrong PINs)", crate::calls::utc(until));
                 }
@@ -100,11 +128,13 @@ pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
             let update = number_update(&edit, &n, store).await?;
             let pin = edit.voicemail_pin.as_deref().map(pin_hash).transpose()?;
             let pin_change = edit.clear_voicemail_pin || pin.is_some();
-            if update == NumberUpdate::default() && !pin_change {
+            let email = mailbox_email(edit.voicemail_email.as_deref(), edit.voicemail_email_keep.as_deref())?;
+            let email_change = edit.clear_voicemail_email || email.is_some();
+            if update == NumberUpdate::default() && !pin_change && !email_change {
                 bail!(
                     "nothing to change: give at least one of --device, --clear-device, --divert-when, --divert-to, \
                      --clear-divert-to, --no-answer-secs, --offline-alert, --clear-offline-alert, --voicemail-pin, \
-                     --clear-voicemail-pin"
+                     --clear-voicemail-pin, --voicemail-email, --clear-voicemail-email"
                 );
             }
             let n = if update == NumberUpdate::default() {
@@ -114,6 +144,10 @@ pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
             };
             if pin_change {
                 store.set_mailbox_pin(n.id, pin.as_deref()).await.map_err(friendly)?;
+            }
+            if email_change {
+                let (address, keep) = email.map_or((None, true), |(a, k)| (Some(a), k));
+                store.set_mailbox_email(n.id, address.as_deref(), keep).await.map_err(friendly)?;
             }
             println!("number {} updated", n.number);
         }

@@ -1,12 +1,13 @@
 //! Test support for end-to-end tests: a small blocking SIP client ([`client::SipClient`]) that can answer
 //! digest challenges with any algorithm, a runner for the real `switchboard` binary ([`daemon::Daemon`]) and a
-//! SIPp runner ([`sipp`]) that fails loudly in CI when SIPp is missing.
+//! SIPp runner ([`sipp`]) that fails loudly in CI when SIPp is missing, and an SMTP sink ([`smtp`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
 
 pub mod client;
 pub mod daemon;
 pub mod sipp;
+pub mod smtp;
 
 /// The repository root. Read at run time from the package under test (cargo sets `CARGO_MANIFEST_DIR` for test
 /// processes; every package sits at `crates/NAME`), so a build reused from a checkout elsewhere (a shared target

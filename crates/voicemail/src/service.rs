@@ -12,21 +12,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_media_core::deposit::{Deposit, DepositConfig, Outcome, Tick};
-use switchboard_media_core::dtmf::Detector;
 use switchboard_media_core::endpoint::Media;
 use switchboard_media_core::player::{Clip, FRAME};
-use switchboard_media_core::rtp;
+use switchboard_media_core::retrieval::RetrievalConfig;
 use switchboard_media_core::wav;
 use switchboard_sip_core::transaction::TimerConfig;
-use switchboard_storage::{NewVoicemail, Store, StoreError};
+use switchboard_storage::{NewVoicemail, Store, StoreError, VoicemailStatus};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::prompts::Prompts;
 use crate::recorder::{self, Recorder};
+use crate::session::{Input, Session};
 use crate::uas::{self, Event, Gone, Invite, Uas};
 
 #[derive(Debug, Clone)]
@@ -34,6 +34,10 @@ pub struct Config {
     /// Where messages are kept (`<dir>/<number digits>/<time>-<id>.wav`).
     pub dir: PathBuf,
     pub deposit: DepositConfig,
+    pub retrieval: RetrievalConfig,
+    /// Wrong PINs in a row (across calls) that lock a mailbox, and for how long.
+    pub pin_lock_after: i64,
+    pub pin_lock_ms: i64,
     /// The address the SIP and RTP sockets bind (ports are the system's choice).
     pub bind: IpAddr,
     /// The address our SDP names (where RTP reaches us).
@@ -53,9 +57,23 @@ pub enum StartError {
     Recover(StoreError),
 }
 
+/// The Request-URI user of a call to listen to messages.
+const RETRIEVAL_CODE: &str = "777";
+
+/// A mailbox's counts, for the message-waiting lamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxCounts {
+    /// E.164.
+    pub number: String,
+    pub new: u32,
+    pub saved: u32,
+    /// As found at start (nobody need be told at once), rather than a change.
+    pub initial: bool,
+}
+
 /// What the call tasks ask of the SIP task.
 #[derive(Debug)]
-enum Control {
+pub(crate) enum Control {
     Accept { id: u64, rtp: SocketAddr, reply: oneshot::Sender<Option<Media>> },
     Reject { id: u64, code: u16, reason: &'static str },
     Hangup { id: u64 },
@@ -63,30 +81,140 @@ enum Control {
 
 /// What the SIP task tells a call task.
 #[derive(Debug)]
-enum Signal {
+pub(crate) enum Signal {
     Media(Media),
     Key(char),
     Gone(Gone),
 }
 
 #[derive(Debug)]
-struct Shared {
-    cfg: Config,
-    store: Arc<dyn Store>,
-    prompts: Prompts,
-    control: mpsc::UnboundedSender<Control>,
-    shutdown: CancellationToken,
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) prompts: Prompts,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) counts: mpsc::UnboundedSender<MailboxCounts>,
+    /// Wakes the email sender after something was queued (`None`: this node sends no email).
+    pub(crate) mail: Option<switchboard_notify::Waker>,
+}
+
+impl Shared {
+    pub(crate) fn reject(&self, id: u64, code: u16, reason: &'static str) {
+        let _ = self.control.send(Control::Reject { id, code, reason });
+    }
+
+    pub(crate) fn hang_up(&self, id: u64) {
+        let _ = self.control.send(Control::Hangup { id });
+    }
+
+    /// Queues the message for its mailbox's email address, if it has one.
+    async fn email_message(&self, number: &switchboard_storage::Number, m: &switchboard_storage::Voicemail, ms: u64) {
+        let mailbox = match self.store.mailbox(number.id).await {
+            Ok(Some(mb)) => mb,
+            Ok(None) => return,
+            Err(e) => return tracing::error!(error = %e, "voicemail: cannot read the mailbox's email settings"),
+        };
+        let Some(to) = mailbox.email else { return };
+        let when = switchboard_model::date::local_minute(m.received_at, self.cfg.retrieval.utc_offset_mins);
+        let from = match &m.caller_name {
+            Some(name) => format!("{name} <{}>", m.caller),
+            None => m.caller.clone(),
+        };
+        let length = format!("{}:{:02}", ms / 60_000, ms / 1000 % 60);
+        let digits: String = number.number.chars().filter(char::is_ascii_digit).collect();
+        let body = format!(
+            "You have a new voicemail message for {}.\r\n\r\nFrom: {from}\r\nReceived: {when}\r\n\
+             Length: {length}\r\n\r\nThe message is attached as a WAV file. Dial 777 from your phone to listen, \
+             save or delete it.\r\n",
+            number.number
+        );
+        let new = switchboard_storage::NewEmail {
+            kind: "voicemail".into(),
+            recipient: to,
+            subject: format!("Voicemail from {from} for {} ({length})", number.number),
+            body,
+            attachment: Some(m.file.clone()),
+            attachment_name: Some(format!("voicemail-{digits}-{}.wav", when.replace([' ', ':'], "-"))),
+            voicemail_id: (!mailbox.email_keep).then_some(m.id),
+            node: Some(self.cfg.node.clone()),
+            dedupe: Some(format!("voicemail:{}", m.id)),
+        };
+        match self.store.enqueue_email(&new).await {
+            Ok(_) => {
+                if let Some(w) = &self.mail {
+                    w.wake();
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "voicemail: cannot queue the email"),
+        }
+    }
+
+    /// Counts a mailbox again and tells the lamp.
+    pub(crate) async fn mailbox_changed(&self, number_id: i64, number: &str) {
+        match self.store.list_voicemails(number_id).await {
+            Ok(list) => {
+                let count = |s| u32::try_from(list.iter().filter(|m| m.status == s).count()).unwrap_or(u32::MAX);
+                let counts = MailboxCounts {
+                    number: number.to_owned(),
+                    new: count(VoicemailStatus::New),
+                    saved: count(VoicemailStatus::Saved),
+                    initial: false,
+                };
+                let _ = self.counts.send(counts);
+            }
+            Err(e) => tracing::error!(error = %e, "voicemail: cannot count a mailbox for the lamp"),
+        }
+    }
+}
+
+/// Answers call `id` with a fresh RTP socket. `None`: refused (the caller is told) or gone.
+pub(crate) async fn answer(shared: &Shared, id: u64) -> Option<Session> {
+    let sock = match UdpSocket::bind(SocketAddr::new(shared.cfg.bind, 0)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "voicemail: cannot bind an RTP socket");
+            shared.reject(id, 503, "Service Unavailable");
+            return None;
+        }
+    };
+    let Ok(local) = sock.local_addr() else {
+        shared.reject(id, 503, "Service Unavailable");
+        return None;
+    };
+    let (reply, answered) = oneshot::channel();
+    let rtp = SocketAddr::new(shared.cfg.advertise, local.port());
+    shared.control.send(Control::Accept { id, rtp, reply }).ok()?;
+    let media = answered.await.ok()??;
+    Some(Session::new(sock, media))
 }
 
 /// Recovers this node's unfinished messages, binds the SIP socket and starts serving. Returns the SIP address
 /// the call machine sends diverted calls to.
+/// What the voicemail is connected to besides the store.
+#[derive(Debug)]
+pub struct Links {
+    /// Mailbox counts for the message-waiting lamp.
+    pub counts: mpsc::UnboundedSender<MailboxCounts>,
+    /// Wakes the email sender (`None`: this node sends no email).
+    pub mail: Option<switchboard_notify::Waker>,
+    /// Emails sent that carried a message its mailbox keeps no copy of: the message is deleted.
+    pub emailed: mpsc::UnboundedReceiver<switchboard_notify::Sent>,
+}
+
 pub async fn start(
     cfg: Config,
     store: Arc<dyn Store>,
+    links: Links,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<SocketAddr, StartError> {
+    let Links { counts, mail, emailed } = links;
     recover_unfinished(&cfg, &*store).await.map_err(StartError::Recover)?;
+    for (number, new, saved) in store.voicemail_counts().await.map_err(StartError::Recover)? {
+        let n = |v: i64| u32::try_from(v).unwrap_or(0);
+        let _ = counts.send(MailboxCounts { number, new: n(new), saved: n(saved), initial: true });
+    }
     let sock = UdpSocket::bind(SocketAddr::new(cfg.bind, 0)).await.map_err(StartError::Bind)?;
     let local = sock.local_addr().map_err(StartError::Bind)?;
     let uas_cfg = uas::Config {
@@ -96,7 +224,9 @@ pub async fn start(
         server_header: cfg.server_header.clone(),
     };
     let (control, control_rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared { cfg, store, prompts: Prompts::embedded(), control, shutdown: shutdown.clone() });
+    let prompts = Prompts::embedded();
+    let shared = Arc::new(Shared { cfg, store, prompts, control, shutdown: shutdown.clone(), counts, mail });
+    tracker.spawn(delete_emailed(shared.clone(), emailed));
     let uas = Uas::new(uas_cfg, random_u64());
     tracker.spawn(run(sock, uas, shared, control_rx, tracker.clone()));
     tracing::info!(%local, "voicemail listening");
@@ -195,38 +325,24 @@ fn send(calls: &HashMap<u64, mpsc::UnboundedSender<Signal>>, id: u64, s: Signal)
     }
 }
 
-/// One call: a message left in the mailbox of the number dialled.
+/// One call: `777` (listening), or a message left in the mailbox of the number dialled.
 async fn call(inv: Invite, shared: Arc<Shared>, signals: mpsc::UnboundedReceiver<Signal>) {
+    if inv.user == RETRIEVAL_CODE {
+        return crate::listen::listen(inv, shared, signals).await;
+    }
     let id = inv.id;
-    let reject = |code, reason| {
-        let _ = shared.control.send(Control::Reject { id, code, reason });
-    };
     let number = match shared.store.number_by_e164(&inv.user).await {
         Ok(Some(n)) => n,
         Ok(None) => {
             tracing::info!(user = %inv.user, "voicemail: no such mailbox");
-            return reject(404, "Not Found");
+            return shared.reject(id, 404, "Not Found");
         }
         Err(e) => {
             tracing::error!(error = %e, "voicemail: store unavailable");
-            return reject(500, "Server Internal Error");
+            return shared.reject(id, 500, "Server Internal Error");
         }
     };
-    let sock = match UdpSocket::bind(SocketAddr::new(shared.cfg.bind, 0)).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "voicemail: cannot bind an RTP socket");
-            return reject(503, "Service Unavailable");
-        }
-    };
-    let Ok(local) = sock.local_addr() else { return reject(503, "Service Unavailable") };
-    let (reply, answered) = oneshot::channel();
-    let rtp_addr = SocketAddr::new(shared.cfg.advertise, local.port());
-    if shared.control.send(Control::Accept { id, rtp: rtp_addr, reply }).is_err() {
-        return;
-    }
-    let Ok(Some(media)) = answered.await else { return };
-
+    let Some(session) = answer(&shared, id).await else { return };
     let digits: String = number.number.chars().filter(char::is_ascii_digit).collect();
     let received_at = unix_ms();
     let file = format!("{digits}/{received_at}-{:08x}.wav", random_u64() as u32);
@@ -245,7 +361,7 @@ async fn call(inv: Invite, shared: Arc<Shared>, signals: mpsc::UnboundedReceiver
         Ok(row) => row,
         Err(e) => {
             tracing::error!(error = %e, "voicemail: cannot store the message row; hanging up");
-            let _ = shared.control.send(Control::Hangup { id });
+            shared.hang_up(id);
             return;
         }
     };
@@ -254,15 +370,15 @@ async fn call(inv: Invite, shared: Arc<Shared>, signals: mpsc::UnboundedReceiver
         Err(e) => {
             tracing::error!(error = %e, path = %path.display(), "voicemail: cannot create the message file");
             let _ = shared.store.delete_voicemail(row.id).await;
-            let _ = shared.control.send(Control::Hangup { id });
+            shared.hang_up(id);
             return;
         }
     };
     let deposit = Deposit::new(shared.cfg.deposit, greeting, shared.prompts.beep());
-    let (outcome, hang_up) = record(&sock, media, deposit, rec, signals, &shared.shutdown).await;
+    let (outcome, hang_up) = record(session, deposit, rec, signals, &shared.shutdown).await;
     let (outcome, rec) = outcome;
     if hang_up {
-        let _ = shared.control.send(Control::Hangup { id });
+        shared.hang_up(id);
     }
     let kept = match outcome {
         Outcome::Keep { samples, .. } => match rec.finish(samples) {
@@ -280,12 +396,33 @@ async fn call(inv: Invite, shared: Arc<Shared>, signals: mpsc::UnboundedReceiver
     let end = outcome.end().as_str();
     match kept {
         Some(ms) => match shared.store.finish_voicemail(row.id, i64::try_from(ms).unwrap_or(i64::MAX)).await {
-            Ok(()) => tracing::info!(number = %number.number, caller = %inv.caller, ms, end, "voicemail message left"),
+            Ok(()) => {
+                tracing::info!(number = %number.number, caller = %inv.caller, ms, end, "voicemail message left");
+                shared.email_message(&number, &row, ms).await;
+                shared.mailbox_changed(number.id, &number.number).await;
+            }
             Err(e) => tracing::error!(error = %e, id = row.id, "voicemail: message kept but its row not updated"),
         },
         None => {
             tracing::info!(number = %number.number, caller = %inv.caller, end, "voicemail: nothing to keep");
             let _ = shared.store.delete_voicemail(row.id).await;
+        }
+    }
+}
+
+/// Deletes messages once emailed when their mailbox keeps no copy, and tells the lamp.
+async fn delete_emailed(shared: Arc<Shared>, mut emailed: mpsc::UnboundedReceiver<switchboard_notify::Sent>) {
+    while let Some(sent) = emailed.recv().await {
+        let Some(id) = sent.voicemail_id else { continue };
+        let Ok(Some(m)) = shared.store.voicemail(id).await else { continue };
+        if let Err(e) = shared.store.delete_voicemail(id).await {
+            tracing::error!(error = %e, id, "voicemail: cannot delete an emailed message");
+            continue;
+        }
+        let _ = tokio::fs::remove_file(shared.cfg.dir.join(&m.file)).await;
+        tracing::info!(id, "voicemail: message emailed and deleted (the mailbox keeps no copy)");
+        if let Ok(Some(n)) = shared.store.number(m.number_id).await {
+            shared.mailbox_changed(n.id, &n.number).await;
         }
     }
 }
@@ -300,109 +437,44 @@ async fn own_greeting(dir: &Path) -> Option<Vec<Clip>> {
 /// Plays and records until the machine finishes or the caller goes. Returns the outcome with the recorder, and
 /// whether we must hang up (the caller has not).
 async fn record(
-    sock: &UdpSocket,
-    mut media: Media,
+    mut session: Session,
     mut deposit: Deposit,
     mut rec: Recorder,
     mut signals: mpsc::UnboundedReceiver<Signal>,
     shutdown: &CancellationToken,
 ) -> ((Outcome, Recorder), bool) {
-    let mut out = RtpOut::new();
-    let mut detector = Detector::new();
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut buf = [0u8; 2048];
-    let mut samples = Vec::with_capacity(FRAME);
-    let mut last_source: Option<SocketAddr> = None;
     let mut write_failed = false;
     loop {
-        tokio::select! {
-            _ = ticks.tick() => {
+        match session.next(&mut signals, shutdown).await {
+            Input::Tick => {
                 let mut frame = [0i16; FRAME];
                 let tick = deposit.tick(&mut frame);
-                let to = media.remote.or(last_source);
-                if let (Some(to), false) = (to, media.hold) {
-                    let audio = if tick == Tick::Audio { Some(&frame) } else { None };
-                    let _ = sock.send_to(&out.packet(media.law, audio), to).await;
-                }
+                session.send(if tick == Tick::Audio { Some(&frame) } else { None }).await;
                 if let Tick::Finished(o) = tick {
                     return ((o, rec), true);
                 }
             }
-            r = sock.recv_from(&mut buf) => {
-                let Ok((n, from)) = r else { continue };
-                let Ok((h, payload)) = rtp::read(buf.get(..n).unwrap_or_default()) else { continue };
-                last_source = Some(from);
-                if Some(h.payload_type) == media.telephone_event {
-                    if let Some(key) = detector.on_packet(h.marker, h.timestamp, payload)
-                        && let Some(o) = deposit.on_key(key)
-                    {
-                        return ((o, rec), true);
-                    }
-                } else if h.payload_type == media.law.payload_type() {
-                    samples.clear();
-                    samples.extend(payload.iter().map(|&c| media.law.decode(c)));
-                    if deposit.on_audio(&samples) && !write_failed && let Err(e) = rec.write(&samples) {
-                        tracing::error!(error = %e, "voicemail: writing the message failed; keeping what was written");
-                        write_failed = true;
-                    }
+            Input::Key(key) => {
+                if let Some(o) = deposit.on_key(key) {
+                    return ((o, rec), true);
                 }
             }
-            s = signals.recv() => match s {
-                Some(Signal::Media(m)) => media = m,
-                Some(Signal::Key(key)) => {
-                    if let Some(o) = deposit.on_key(key) {
-                        return ((o, rec), true);
-                    }
+            Input::Audio => {
+                if deposit.on_audio(session.samples())
+                    && !write_failed
+                    && let Err(e) = rec.write(session.samples())
+                {
+                    tracing::error!(error = %e, "voicemail: writing the message failed; keeping what was written");
+                    write_failed = true;
                 }
-                Some(Signal::Gone(gone)) => {
-                    tracing::debug!(?gone, "voicemail: the caller has gone");
-                    return ((deposit.on_hangup(), rec), false);
-                }
-                None => return ((deposit.on_hangup(), rec), false),
-            },
-            () = shutdown.cancelled() => return ((deposit.on_hangup(), rec), true),
+            }
+            Input::Gone => return ((deposit.on_hangup(), rec), false),
+            Input::Shutdown => return ((deposit.on_hangup(), rec), true),
         }
     }
 }
 
-/// The RTP stream we send: one SSRC, sequence and timestamp running on, the marker on the first packet.
-#[derive(Debug)]
-struct RtpOut {
-    header: rtp::Header,
-    payload: Vec<u8>,
-}
-
-impl RtpOut {
-    fn new() -> RtpOut {
-        let r = random_u64();
-        let header = rtp::Header {
-            payload_type: 0,
-            marker: true,
-            seq: r as u16,
-            timestamp: (r >> 16) as u32,
-            ssrc: (r >> 32) as u32,
-        };
-        RtpOut { header, payload: Vec::with_capacity(FRAME) }
-    }
-
-    /// The next packet: `audio`, or silence.
-    fn packet(&mut self, law: switchboard_media_core::g711::Law, audio: Option<&[i16; FRAME]>) -> Vec<u8> {
-        self.payload.clear();
-        match audio {
-            Some(frame) => self.payload.extend(frame.iter().map(|&s| law.encode(s))),
-            None => self.payload.resize(FRAME, law.silence()),
-        }
-        self.header.payload_type = law.payload_type();
-        let p = rtp::build(&self.header, &self.payload);
-        self.header.marker = false;
-        self.header.seq = self.header.seq.wrapping_add(1);
-        self.header.timestamp = self.header.timestamp.wrapping_add(FRAME as u32);
-        p
-    }
-}
-
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     // Tags and SSRCs must differ between calls, not be secret; the clock will do if the OS cannot help.
     if getrandom::fill(&mut b).is_err() {
@@ -411,7 +483,7 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn unix_ms() -> i64 {
+pub(crate) fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

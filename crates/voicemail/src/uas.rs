@@ -23,6 +23,9 @@ use switchboard_sip_core::validate::response_to;
 use switchboard_sip_core::{HeaderName, Limits, Message, Method, parse_datagram};
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, INFO, OPTIONS";
+/// The mailboxes a `777` caller may open, as the daemon's call machine names them (numbers, comma-separated).
+/// Trusted because only the daemon may call.
+pub const MAILBOX_HEADER: &str = "X-Switchboard-Mailbox";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,6 +46,8 @@ pub struct Invite {
     /// The caller: From's user part, or its whole URI when it has none.
     pub caller: String,
     pub caller_name: Option<String>,
+    /// The mailboxes a `777` caller may open ([`MAILBOX_HEADER`]).
+    pub mailboxes: Vec<String>,
 }
 
 /// Why a call ended on the far side.
@@ -347,13 +352,16 @@ impl Uas {
         self.index.insert((call_id, local_tag), id);
         self.dialogs.insert(id, dialog);
         let user = uri.user.as_deref().map(unescape).unwrap_or_default();
+        let mailbox_header = HeaderName::Other(MAILBOX_HEADER.into());
+        let mailboxes = msg.headers.get_list(&mailbox_header).map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+        let mailboxes = mailboxes.collect();
         let mut trying = response_to(&msg.headers, 100, "Trying", None);
         trying.headers.push(HeaderName::Server, self.cfg.server_header.clone());
         let _ = self.layer.respond(key, trying, now);
         if let Some(d) = self.dialogs.get_mut(&id) {
             d.pending = Some((key, msg));
         }
-        self.events.push_back(Event::Invite(Invite { id, user, caller, caller_name }));
+        self.events.push_back(Event::Invite(Invite { id, user, caller, caller_name, mailboxes }));
     }
 
     fn on_reinvite(&mut self, id: u64, key: Key, msg: &Message, now: u64) {

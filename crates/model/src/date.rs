@@ -1,4 +1,4 @@
-//! Dates as SIP writes them.
+//! Dates: as SIP writes them (RFC 7231 in Date headers), and as emails and the CLI show them.
 
 /// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -27,8 +27,23 @@ pub fn httpdate(ms: u64) -> String {
     format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// `YYYY-MM-DD HH:MM` at `offset_mins` east of UTC, from Unix milliseconds (emails, announcements).
+pub fn local_minute(ms: i64, offset_mins: i32) -> String {
+    let minutes = ms.div_euclid(60_000) + i64::from(offset_mins);
+    let (y, m, d) = civil_from_days(minutes.div_euclid(1440));
+    let of_day = minutes.rem_euclid(1440);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", of_day / 60, of_day % 60)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_minutes() {
+        assert_eq!(super::local_minute(1_796_640_120_000, 0), "2026-12-07 10:42");
+        assert_eq!(super::local_minute(1_796_640_120_000, 600), "2026-12-07 20:42");
+        assert_eq!(super::local_minute(1_796_640_120_000, -660), "2026-12-06 23:42");
+    }
+
     #[test]
     fn httpdate_matches_known_dates() {
         assert_eq!(super::httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
