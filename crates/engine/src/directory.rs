@@ -162,6 +162,10 @@ impl NumberCache {
         self.by_e164.is_empty()
     }
 
+    pub fn by_id(&self, id: i64) -> Option<&Arc<CachedNumber>> {
+        self.e164_by_id.get(&id).and_then(|e| self.by_e164.get(e))
+    }
+
     /// The numbers of a service.
     pub fn of_service(&self, service_id: i64) -> impl Iterator<Item = &Arc<CachedNumber>> + '_ {
         self.by_service.get(&service_id).into_iter().flatten().filter_map(|e| self.by_e164.get(e))

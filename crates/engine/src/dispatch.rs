@@ -63,6 +63,8 @@ pub enum Output {
     Device(DeviceEvent),
     /// For the media relay.
     Media(switchboard_media_core::relay::Command),
+    /// For the outbox (offline alerts).
+    Email(switchboard_model::records::NewEmail),
 }
 
 /// The engine's settings, in its own terms (the server maps its configuration to them).
@@ -87,6 +89,7 @@ pub struct Settings {
     pub voicemail: Option<SocketAddr>,
     /// Media anchoring; `None`: SDP passes through and media flows end to end.
     pub media: Option<crate::media::MediaSettings>,
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 /// What the server loaded before the engine starts.
@@ -144,6 +147,7 @@ pub struct Engine {
     pub(crate) rng: Rng,
     pub(crate) media: Option<crate::media::Media>,
     pub(crate) mwi: crate::mwi::Mwi,
+    pub(crate) alerts: crate::alerts::Alerts,
     /// Keys the hash behind To tags of stateless responses.
     tag_key: u64,
     /// What each recent stateless answer was, so a retransmission gets it again.
@@ -151,7 +155,7 @@ pub struct Engine {
     /// Sheds new work when messages queue too long.
     overload: Overload,
     /// Each device's last successful authentication, as stored (written again only when it changes).
-    auth_seen: HashMap<i64, DeviceAuth>,
+    pub(crate) auth_seen: HashMap<i64, DeviceAuth>,
     pub(crate) out: Vec<Output>,
 }
 
@@ -181,6 +185,7 @@ impl Engine {
             prober: Prober::new(settings.t1_ms, settings.keepalive_timeout_ms),
             media: settings.media.as_ref().map(crate::media::Media::new),
             mwi: crate::mwi::Mwi::default(),
+            alerts: crate::alerts::Alerts::new(settings.alerts),
             tag_key: rng.next_u64(),
             rng,
             // Timer J's 64*T1, bounded in count: at full load it still spans the first retransmissions.
@@ -201,6 +206,7 @@ impl Engine {
             self.prober.poll_timeout(),
             self.calls.poll_timeout(),
             self.mwi.poll_timeout(),
+            self.alerts.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -257,6 +263,7 @@ impl Engine {
         self.on_call_timeouts(now);
         self.mwi_timeouts(now);
         self.registrar.on_timeout(now);
+        self.alert_timeouts(now);
         for e in self.prober.on_timeout(now) {
             match e {
                 ProbeEvent::Resend { peer, bytes } => self.send(peer, bytes),
@@ -663,6 +670,7 @@ impl Engine {
         tracing::info!(device = device_id, online, ?reason, "device state changed");
         self.persist(Persist::State(DeviceState { device_id, online, since: stored_millis(at) }));
         self.out.push(Output::Device(DeviceEvent { device_id, online, at, reason }));
+        self.alert_on_device(device_id, online, at, reason);
     }
 
     /// Sends a keepalive OPTIONS to a binding, over UDP or over the device's own TCP connection. Any response

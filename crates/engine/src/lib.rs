@@ -15,6 +15,7 @@
 //!   throttling, the per-device digest choice and the legacy-MD5 detection.
 //! - [`records`]: what the engine asks the store to keep.
 
+pub mod alerts;
 pub mod auth;
 mod calls;
 pub use switchboard_model::date;

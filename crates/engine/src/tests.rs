@@ -91,6 +91,7 @@ struct Rig {
     persisted: Vec<Persist>,
     events: Vec<crate::DeviceEvent>,
     relay: Vec<Command>,
+    emails: Vec<switchboard_model::records::NewEmail>,
 }
 
 fn limits() -> CallLimits {
@@ -121,7 +122,7 @@ fn rig_full(limits: CallLimits, media: Option<MediaSettings>) -> Rig {
         divert_when: DivertWhen::NoAnswer,
         divert_to: Some("+61400000009".into()),
         no_answer_secs: 60,
-        offline_alert: None,
+        offline_alert: Some("owner@customer.test".into()),
         created_at: 0,
         updated_at: 0,
     };
@@ -142,6 +143,7 @@ fn rig_full(limits: CallLimits, media: Option<MediaSettings>) -> Rig {
         limits,
         voicemail: None,
         media,
+        alerts: crate::alerts::AlertSettings { grace_ms: 120_000, flap_window_ms: 1_800_000, flap_count: 3 },
     };
     let loaded = Loaded {
         registrar,
@@ -153,7 +155,15 @@ fn rig_full(limits: CallLimits, media: Option<MediaSettings>) -> Rig {
         seed: 42,
     };
     let engine = Engine::new(settings, loaded, Box::new(FakeNet));
-    Rig { engine, now: T0, sent: Vec::new(), persisted: Vec::new(), events: Vec::new(), relay: Vec::new() }
+    Rig {
+        engine,
+        now: T0,
+        sent: Vec::new(),
+        persisted: Vec::new(),
+        events: Vec::new(),
+        relay: Vec::new(),
+        emails: Vec::new(),
+    }
 }
 
 fn rig() -> Rig {
@@ -171,6 +181,7 @@ impl Rig {
                 Output::Persist(p) => self.persisted.push(p),
                 Output::Device(e) => self.events.push(e),
                 Output::Media(c) => self.relay.push(c),
+                Output::Email(e) => self.emails.push(e),
             }
         }
     }
@@ -714,4 +725,78 @@ fn other_event_packages_and_strangers_are_refused() {
     let from_pbx = r.subscribe_text(1, "p3", "", 600, "").replace(ALICE, PBX);
     r.deliver(PBX, &from_pbx);
     r.response(404);
+}
+
+fn kinds(emails: &[switchboard_model::records::NewEmail]) -> Vec<&str> {
+    emails.iter().map(|e| e.kind.as_str()).collect()
+}
+
+/// Alice's registration (120 s) lapses: her number (offline alert set) is down. The email waits out the grace
+/// period (120 s), goes once, with the dedupe key of the outage; her next registration sends "back online".
+#[test]
+fn an_outage_past_the_grace_is_emailed_once_and_its_end_too() {
+    let mut r = rig();
+    r.register_alice();
+    r.advance(120_000);
+    assert!(r.events.iter().any(|e| !e.online), "alice went offline");
+    let down_at = r.events.iter().find(|e| !e.online).unwrap().at;
+    r.advance(119_999);
+    assert!(r.emails.is_empty(), "not before the grace is over");
+    r.advance(1);
+    assert_eq!(kinds(&r.emails), ["offline"]);
+    let e = &r.emails[0];
+    assert_eq!(e.recipient, "owner@customer.test");
+    assert_eq!(e.dedupe.as_deref(), Some(format!("offline:1:{down_at}").as_str()));
+    assert!(e.subject.contains(DID) && e.body.contains("alice phone"), "{}", e.body);
+    assert!(e.body.contains("registration expired") && e.body.contains("198.51.100.7 (TestPhone 1.0)"), "{}", e.body);
+    assert!(e.body.contains("calls divert to +61400000009"), "{}", e.body);
+    r.advance(3_600_000);
+    assert_eq!(r.emails.len(), 1, "once");
+    r.take_sent();
+    r.register_alice();
+    assert_eq!(kinds(&r.emails), ["offline", "online"]);
+    assert!(r.emails[1].body.contains("lasted 62 minutes"), "{}", r.emails[1].body);
+}
+
+/// Shorter than the grace: nobody is bothered.
+#[test]
+fn a_short_outage_sends_nothing() {
+    let mut r = rig();
+    r.register_alice();
+    r.advance(120_000);
+    r.advance(60_000);
+    r.take_sent();
+    r.register_alice();
+    r.advance(110_000); // well past where the first outage's grace would have ended
+    assert!(r.emails.is_empty(), "{:?}", kinds(&r.emails));
+}
+
+/// Outage after outage: the third within the window sends one "unstable" email instead of its own, and the
+/// ones that follow while it keeps flapping send nothing.
+#[test]
+fn a_flapping_number_sends_one_unstable_email() {
+    let mut r = rig();
+    for _ in 0..5 {
+        r.take_sent();
+        r.register_alice();
+        r.advance(120_000); // expires: down
+        r.advance(130_000); // past the grace
+    }
+    r.take_sent();
+    r.register_alice();
+    assert_eq!(kinds(&r.emails), ["offline", "online", "offline", "online", "unstable"]);
+}
+
+/// After a restart the store says alice has been offline for 200 s: the outage is past its grace, so the email
+/// is queued at once with the same dedupe key it had (the outbox drops it if it was sent before).
+#[test]
+fn a_restart_finds_the_outage_and_keeps_its_key() {
+    let mut r = rig();
+    let since = T0 - 200_000;
+    let states = [switchboard_model::records::DeviceState { device_id: 1, online: false, since: since as i64 }];
+    r.engine.restore_outages(&states, T0);
+    r.collect();
+    assert_eq!(kinds(&r.emails), ["offline"]);
+    assert_eq!(r.emails[0].dedupe.as_deref(), Some(format!("offline:1:{since}").as_str()));
+    assert!(r.emails[0].body.contains("offline when the switch started"), "{}", r.emails[0].body);
 }

@@ -17,6 +17,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub voicemail: VoicemailConfig,
     pub smtp: SmtpConfig,
+    pub alerts: AlertsConfig,
     /// Carrier gateways from the file, used beside those added with `switchboard gateway add`.
     #[serde(rename = "gateway")]
     pub gateways: Vec<GatewayConfig>,
@@ -26,6 +27,24 @@ pub struct Config {
 }
 
 /// The media relay (`[media]`).
+/// The offline alert (`[alerts]`): numbers with `offline_alert` set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Every device of a number offline this long before its address is emailed, seconds.
+    pub grace_secs: u64,
+    /// Outages within this many seconds of each other count towards "unstable".
+    pub flap_window_secs: u64,
+    /// That many outages within the window: one "unstable" email, then quiet until steady for a window.
+    pub flap_count: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { grace_secs: 120, flap_window_secs: 1800, flap_count: 3 }
+    }
+}
+
 /// Email (`[smtp]`): voicemail to email and device alerts go through this server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -488,6 +507,10 @@ impl Config {
         }
         if v.silence_secs == 0 {
             return Err("voicemail.silence_secs must be at least 1".into());
+        }
+        let a = &self.alerts;
+        if a.flap_count < 2 || a.flap_window_secs == 0 {
+            return Err("alerts.flap_count must be at least 2 and alerts.flap_window_secs at least 1".into());
         }
         let m = &self.smtp;
         if !matches!(m.tls.as_str(), "none" | "starttls" | "tls") {

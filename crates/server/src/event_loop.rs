@@ -30,6 +30,10 @@ pub(crate) struct Driver {
     pub stats_every_secs: u64,
     /// The media relay, when media is anchored.
     pub relay: Option<switchboard_media_io::Relay>,
+    /// Where alert emails are queued.
+    pub store: Arc<dyn switchboard_storage::Store>,
+    /// Wakes the email sender (`None`: this node sends no email).
+    pub mail: Option<switchboard_notify::Waker>,
 }
 
 /// What the engine learns of the network: our address as each peer sees it (a route lookup, cached), and the
@@ -158,6 +162,20 @@ impl Driver {
                 Output::Persist(p) => self.writer.push(p),
                 Output::Device(e) => {
                     let _ = self.events.send(e);
+                }
+                Output::Email(email) => {
+                    // Off the loop: a slow database never holds up SIP.
+                    let (store, mail) = (self.store.clone(), self.mail.clone());
+                    tokio::spawn(async move {
+                        match store.enqueue_email(&email).await {
+                            Ok(_) => {
+                                if let Some(w) = mail {
+                                    w.wake();
+                                }
+                            }
+                            Err(e) => tracing::error!(error = %e, kind = %email.kind, "cannot queue an alert email"),
+                        }
+                    });
                 }
                 Output::Media(command) => {
                     if !self.relay.as_ref().is_some_and(|r| r.send(command)) {

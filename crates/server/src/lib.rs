@@ -98,11 +98,16 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         .restore(store.list_bindings().await?.into_iter().map(switchboard_engine::records::from_stored).collect(), now);
     // Devices the database still shows online but that hold no live binding went away while we were down.
     let mut stale_states = Vec::new();
+    // Devices offline now (as stored, or found so just above): the offline alert watches their numbers again.
+    let mut offline = Vec::new();
     for s in store.device_states().await? {
         if s.online && !registrar.is_online(s.device_id) {
             stale_states.push(DeviceState { device_id: s.device_id, online: false, since: now as i64 });
+        } else if !s.online && !registrar.is_online(s.device_id) {
+            offline.push(s);
         }
     }
+    offline.extend(stale_states.iter().cloned());
     tracing::info!(
         devices = devices.len(),
         numbers = numbers.len(),
@@ -148,6 +153,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     let (counts_tx, counts_rx) = mpsc::unbounded_channel();
     let (sent_tx, sent_rx) = mpsc::unbounded_channel();
     let mail = start_mail(&config, store.clone(), sent_tx, shutdown.clone(), &tracker)?;
+    let mail_waker = mail.clone();
     let links = switchboard_voicemail::service::Links { counts: counts_tx, mail, emailed: sent_rx };
     let voicemail = match config.calls.voicemail_addr().map_err(ServerError::Config)? {
         Some(external) => Some(external),
@@ -187,11 +193,12 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         auth_seen,
         seed: u64::from_le_bytes(random_key()?.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([1; 8])),
     };
-    let engine = switchboard_engine::Engine::new(
+    let mut engine = switchboard_engine::Engine::new(
         engine_settings(&config, voicemail),
         loaded,
         Box::new(event_loop::SocketView::new(transport.clone())),
     );
+    engine.restore_outages(&offline, clock.now());
     let driver = event_loop::Driver {
         engine,
         transport: transport.clone(),
@@ -200,6 +207,8 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         clock,
         stats_every_secs: config.log.status_every_secs.max(1),
         relay,
+        store: store.clone(),
+        mail: mail_waker,
     };
     let feeds = event_loop::Feeds { inbound: inbound_rx, changes: updates_rx, media: media_rx, mailboxes: counts_rx };
     tracker.spawn(event_loop::run(driver, feeds, shutdown.clone()));
@@ -316,6 +325,11 @@ fn engine_settings(c: &Config, voicemail: Option<SocketAddr>) -> switchboard_eng
             max_diversions: k.max_diversions,
         },
         voicemail,
+        alerts: switchboard_engine::alerts::AlertSettings {
+            grace_ms: c.alerts.grace_secs * 1000,
+            flap_window_ms: c.alerts.flap_window_secs * 1000,
+            flap_count: c.alerts.flap_count as usize,
+        },
         media: c.media.anchored().then(|| switchboard_engine::MediaSettings {
             port_min: c.media.port_min,
             port_max: c.media.port_max,
