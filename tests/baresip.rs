@@ -357,26 +357,6 @@ fn write_padded_tone(path: &std::path::Path, silent_secs: u32, tone_secs: u32, a
     std::fs::write(path, wav).unwrap();
 }
 
-/// Frames of 20 ms in `samples` that are mostly a 440 Hz tone (Goertzel against the frame's energy).
-fn tone_frames(samples: &[i16]) -> usize {
-    let k = 2.0 * (2.0 * std::f64::consts::PI * 440.0 / 8000.0).cos();
-    samples
-        .chunks_exact(160)
-        .filter(|frame| {
-            let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
-            for &x in *frame {
-                let x = f64::from(x);
-                let s0 = x + k * s1 - s2;
-                s2 = s1;
-                s1 = s0;
-                energy += x * x;
-            }
-            let power = s1 * s1 + s2 * s2 - k * s1 * s2;
-            energy > 160.0 * 1e6 && power / (energy * 80.0) > 0.6
-        })
-        .count()
-}
-
 /// A command to baresip's TCP control interface (a netstring holding JSON, as ctrl_tcp reads it).
 fn control(port: u16, command: &str, params: &str) {
     use std::io::Write;
@@ -444,7 +424,7 @@ fn baresip_dials_777_hears_its_message_and_deletes_it() {
         .filter_map(|p| switchboard_media_core::wav::read_samples(&std::fs::read(p).unwrap()))
         .flatten()
         .collect();
-    let tone_ms = tone_frames(&heard) * 20;
+    let tone_ms = heard.chunks_exact(160).filter(|f| switchboard_testkit::is_tone(f, 440.0)).count() * 20;
     assert!(
         tone_ms >= 1_500,
         "baresip heard {tone_ms} ms of the message's tone (of {} ms heard)\n{}",

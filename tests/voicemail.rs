@@ -154,7 +154,7 @@ impl Caller {
                 && n == 12 + 160
             {
                 let samples: Vec<i16> = buf[12..n].iter().map(|&c| Law::Ulaw.decode(c)).collect();
-                if is_tone(&samples, 440.0) {
+                if switchboard_testkit::is_tone(&samples, 440.0) {
                     heard += 20;
                 }
             }
@@ -201,23 +201,6 @@ impl Caller {
         }
         (player::level(&samples), packets)
     }
-}
-
-/// Whether a 20 ms frame is mostly one tone at `hz` (Goertzel power against the frame's whole energy).
-fn is_tone(samples: &[i16], hz: f32) -> bool {
-    let k = 2.0 * (2.0 * std::f32::consts::PI * hz / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-    let mut energy = 0.0f32;
-    for &x in samples {
-        let x = f32::from(x);
-        let s0 = x + k * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-        energy += x * x;
-    }
-    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
-    let n = samples.len() as f32;
-    energy > n * 1000.0 * 1000.0 && power / (energy * n / 2.0) > 0.6
 }
 
 /// A message of 1.5 s of tone left in NUMBER's mailbox by the carrier.

@@ -66,3 +66,20 @@ pub fn require_program(name: &str, package: &str) -> bool {
     }
     found
 }
+
+/// Whether a frame of 8 kHz samples is mostly one tone at `hz`: its Goertzel power against the frame's whole
+/// energy, and loud enough to be meant (tests that listen for a tone they left in a message).
+pub fn is_tone(samples: &[i16], hz: f64) -> bool {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * hz / 8000.0).cos();
+    let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in samples {
+        let x = f64::from(x);
+        let s0 = x + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+        energy += x * x;
+    }
+    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    let n = samples.len() as f64;
+    energy > n * 1e6 && power / (energy * n / 2.0) > 0.6
+}
