@@ -129,13 +129,14 @@ impl Carrier {
 }
 
 /// An answered call from the carrier (its SDP at `carrier_sdp`) to the phone (its SDP at `phone_sdp`). Returns
-/// the carrier's client, the relay ports each side was told (A: the carrier's, B: the phone's).
+/// the carrier's client, the relay ports each side was told (A: the carrier's, B: the phone's), and the 200 the
+/// carrier got (its To tag identifies the call).
 fn answered_call(
     d: &Daemon,
     phone: &mut SipClient,
     carrier_sdp: SocketAddr,
     phone_sdp: SocketAddr,
-) -> (SipClient, SocketAddr, SocketAddr) {
+) -> (SipClient, SocketAddr, SocketAddr, Message) {
     let mut carrier = Carrier::invite(d, "media1", carrier_sdp);
     // The phone is offered the relay, not the carrier.
     let ring = phone.recv_request(WAIT).expect("INVITE to the phone");
@@ -160,7 +161,7 @@ fn answered_call(
     assert_eq!(relay_a.ip().to_string(), "127.0.0.1");
     assert_ne!(relay_a, relay_b);
     let _ = phone.recv_request(Duration::from_millis(300)); // its ACK
-    (carrier.client, relay_a, relay_b)
+    (carrier.client, relay_a, relay_b, answered)
 }
 
 /// The issue's NAT case, through the whole daemon: the phone's SDP names 127.0.0.9 (nobody listens there) while
@@ -174,7 +175,7 @@ fn a_phone_behind_nat_hears_and_is_heard_through_the_relay() {
     let stranger = UdpSocket::bind("127.0.0.66:0").unwrap();
     // The phone's SDP names 127.0.0.9, where nobody listens.
     let behind_nat: SocketAddr = SocketAddr::new([127, 0, 0, 9].into(), phone_rtp.local_addr().unwrap().port());
-    let (_carrier, relay_a, relay_b) = answered_call(&d, &mut phone, carrier_rtp.local_addr().unwrap(), behind_nat);
+    let (_carrier, relay_a, relay_b, _) = answered_call(&d, &mut phone, carrier_rtp.local_addr().unwrap(), behind_nat);
 
     // The phone talks: after probation (3 packets) the carrier hears it, from the relay's A side.
     for seq in 0..20u16 {
@@ -210,7 +211,7 @@ fn a_call_without_media_is_hung_up_after_the_media_timeout() {
     let silent_carrier = UdpSocket::bind("127.0.0.2:0").unwrap();
     let silent_phone = UdpSocket::bind("127.0.0.1:0").unwrap();
     let started = std::time::Instant::now();
-    let (mut carrier, _, _) =
+    let (mut carrier, _, _, _) =
         answered_call(&d, &mut phone, silent_carrier.local_addr().unwrap(), silent_phone.local_addr().unwrap());
     let bye_to_phone = phone.recv_request(Duration::from_secs(6)).expect("BYE to the phone");
     assert_eq!(bye_to_phone.method().map(|m| m.as_str()), Some("BYE"));
@@ -229,6 +230,79 @@ fn a_call_without_media_is_hung_up_after_the_media_timeout() {
         "{}",
         d.cli_ok(&["cdr", "--json"])
     );
+}
+
+/// The carrier puts the call on hold, then takes it off: a re-INVITE (`a=sendonly`, then `a=sendrecv`) relayed to
+/// the phone and answered. On hold, a silent call is not hung up however long it stays quiet; off hold, the media
+/// timeout (2 s here, for real) counts afresh from the resume and then ends it.
+#[test]
+fn a_call_on_hold_stays_up_in_silence_until_it_is_taken_off_hold() {
+    let (min, max) = switchboard_testkit::daemon::relay_port_block();
+    let (d, mut phone) = world(&format!("[media]\ntimeout_secs = 2\nport_min = {min}\nport_max = {max}\n"));
+    let carrier_rtp = UdpSocket::bind("127.0.0.2:0").unwrap().local_addr().unwrap();
+    let phone_rtp = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (mut carrier, _, _, ok) = answered_call(&d, &mut phone, carrier_rtp, phone_rtp);
+    let reinvite = |carrier: &mut SipClient, phone: &mut SipClient, cseq: u32, direction: &str| {
+        let offer = sdp("127.0.0.2", carrier_rtp.port()).replace("a=sendrecv", direction);
+        let text = format!(
+            "INVITE sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKre{cseq}\r\nMax-Forwards: 70\r\n\
+             From: {from}\r\nTo: {to}\r\nCall-ID: media1@gw\r\nCSeq: {cseq} INVITE\r\nContact: <sip:gw@{gw}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
+            sip = d.sip,
+            gw = carrier.local(),
+            from = header(&ok, HeaderName::From),
+            to = header(&ok, HeaderName::To),
+            len = offer.len()
+        );
+        carrier.send_raw(text.as_bytes());
+        let relayed = phone.recv_request(WAIT).expect("the re-INVITE reaches the phone");
+        let body = String::from_utf8_lossy(&relayed.body).into_owned();
+        assert!(body.contains(direction), "the phone is told the direction: {body}");
+        let answer = sdp("127.0.0.1", phone_rtp.port())
+            .replace("a=sendrecv", if direction == "a=sendonly" { "a=recvonly" } else { "a=sendrecv" });
+        let reply = format!(
+            "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cs}\r\n\
+             Contact: <{contact}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{answer}",
+            via = header(&relayed, HeaderName::Via),
+            from = header(&relayed, HeaderName::From),
+            to = header(&relayed, HeaderName::To),
+            cid = header(&relayed, HeaderName::CallId),
+            cs = header(&relayed, HeaderName::CSeq),
+            contact = phone.contact("2001"),
+            len = answer.len()
+        );
+        phone.send_raw(reply.as_bytes());
+        let answered = loop {
+            let r = carrier.recv_response(WAIT).expect("the re-INVITE is answered");
+            if r.status() == Some(200) {
+                break r;
+            }
+        };
+        let ack = format!(
+            "ACK sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bKack{cseq}\r\nMax-Forwards: 70\r\n\
+             From: {from}\r\nTo: {to}\r\nCall-ID: media1@gw\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            sip = d.sip,
+            gw = carrier.local(),
+            from = header(&answered, HeaderName::From),
+            to = header(&answered, HeaderName::To),
+        );
+        carrier.send_raw(ack.as_bytes());
+    };
+    reinvite(&mut carrier, &mut phone, 2, "a=sendonly");
+    // Twice the media timeout in silence, on hold: nobody is hung up.
+    let held = std::time::Instant::now();
+    while held.elapsed() < Duration::from_secs(4) {
+        if let Some(m) = phone.recv_request(Duration::from_millis(200)) {
+            assert_ne!(m.method().map(|x| x.as_str()), Some("BYE"), "the phone was hung up while on hold");
+        }
+    }
+    assert!(carrier.recv_request(Duration::from_millis(100)).is_none(), "the carrier was hung up while on hold");
+    reinvite(&mut carrier, &mut phone, 3, "a=sendrecv");
+    let resumed = std::time::Instant::now();
+    let bye = carrier.recv_request(Duration::from_secs(6)).expect("a BYE once off hold and silent");
+    assert_eq!(bye.method().map(|m| m.as_str()), Some("BYE"));
+    let after = resumed.elapsed();
+    assert!(after >= Duration::from_millis(1_500) && after < Duration::from_secs(5), "a fresh timeout: {after:?}");
 }
 
 /// SIPp as the phone, echoing the RTP it receives (`-rtp_echo`): SIPp reads the SDP the daemon rewrote, and the
