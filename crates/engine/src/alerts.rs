@@ -81,9 +81,8 @@ impl Engine {
         let Some(dev) = self.devices.by_id(device_id) else { return };
         let watched: Vec<i64> = self
             .numbers
-            .of_service(dev.device.service_id)
+            .ringing(&dev.device)
             .filter(|n| n.number.offline_alert.is_some())
-            .filter(|n| n.number.device_id.is_none_or(|owner| owner == device_id))
             .map(|n| n.number.id)
             .collect();
         for number_id in watched {
@@ -102,12 +101,10 @@ impl Engine {
         for s in states.iter().filter(|s| !s.online) {
             let Some(dev) = self.devices.by_id(s.device_id) else { continue };
             let since = u64::try_from(s.since).unwrap_or(0);
-            for n in self.numbers.of_service(dev.device.service_id) {
-                if n.number.offline_alert.is_some() && n.number.device_id.is_none_or(|o| o == s.device_id) {
-                    let e = last_down.entry(n.number.id).or_insert((since, s.device_id));
-                    if since > e.0 {
-                        *e = (since, s.device_id);
-                    }
+            for n in self.numbers.ringing(&dev.device).filter(|n| n.number.offline_alert.is_some()) {
+                let e = last_down.entry(n.number.id).or_insert((since, s.device_id));
+                if since > e.0 {
+                    *e = (since, s.device_id);
                 }
             }
         }
@@ -122,10 +119,7 @@ impl Engine {
     /// Whether every device that rings for the number is offline (a number without devices never is).
     fn all_offline(&self, number_id: i64) -> bool {
         let Some(n) = self.numbers.by_id(number_id) else { return false };
-        let devices: Vec<i64> = match n.number.device_id {
-            Some(id) => vec![id],
-            None => self.devices.of_service(n.number.service_id).to_vec(),
-        };
+        let devices = self.devices.ringing(&n.number);
         !devices.is_empty() && devices.iter().all(|&d| !self.registrar.is_online(d))
     }
 

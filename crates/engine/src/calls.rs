@@ -448,12 +448,7 @@ impl Engine {
             self.reject_cdr(CdrDirection::OnNet, service, Some(d.id), &caller, VOICEMAIL_CODE, None, 480, now);
             return self.call_reply(key, &msg, 480, "Voicemail Not Available", Vec::new(), now);
         };
-        let mut mailboxes: Vec<String> = self
-            .numbers
-            .of_service(d.service_id)
-            .filter(|n| n.number.device_id.is_none_or(|owner| owner == d.id))
-            .map(|n| n.number.number.clone())
-            .collect();
+        let mut mailboxes: Vec<String> = self.numbers.ringing(d).map(|n| n.number.number.clone()).collect();
         mailboxes.sort();
         if mailboxes.is_empty() {
             tracing::info!(device = %d.name, "777 dialled by a device with no number");
@@ -501,10 +496,7 @@ impl Engine {
     ) {
         let (from, identity) = caller;
         let n = &number.number;
-        let device_ids: Vec<i64> = match n.device_id {
-            Some(id) => vec![id],
-            None => self.devices.of_service(n.service_id).to_vec(),
-        };
+        let device_ids = self.devices.ringing(n);
         let mut ring = Vec::new();
         let mut online = false;
         let to = format!("<sip:{}@{}>", n.number, self.settings.domain);

@@ -93,6 +93,14 @@ impl DeviceCache {
         self.by_service.get(&service_id).map_or(&[], Vec::as_slice)
     }
 
+    /// The devices a number rings: the one it is pinned to, or every device of its service.
+    pub fn ringing(&self, n: &Number) -> Vec<i64> {
+        match n.device_id {
+            Some(id) => vec![id],
+            None => self.of_service(n.service_id).to_vec(),
+        }
+    }
+
     /// The device trusted at `source` (a PBX trunk by address), if any: the IP must match, and the port too
     /// when the device's trusted address names one other than 5060.
     pub fn trusted_at(&self, source: SocketAddr) -> Option<&Arc<CachedDevice>> {
@@ -169,6 +177,13 @@ impl NumberCache {
     /// The numbers of a service.
     pub fn of_service(&self, service_id: i64) -> impl Iterator<Item = &Arc<CachedNumber>> + '_ {
         self.by_service.get(&service_id).into_iter().flatten().filter_map(|e| self.by_e164.get(e))
+    }
+
+    /// The numbers that ring a device (of its service, pinned to it or to no device): the mailboxes it opens
+    /// with 777, whose lamp it shows and whose outages it makes.
+    pub fn ringing(&self, d: &Device) -> impl Iterator<Item = &Arc<CachedNumber>> + '_ {
+        let device_id = d.id;
+        self.of_service(d.service_id).filter(move |n| n.number.device_id.is_none_or(|owner| owner == device_id))
     }
 
     pub fn upsert(&mut self, n: CachedNumber) {

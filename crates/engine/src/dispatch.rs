@@ -679,13 +679,8 @@ impl Engine {
     /// connection is gone is a miss at once.
     fn probe(&mut self, b: &Binding, now: u64) {
         let Ok(addr) = b.source.parse::<SocketAddr>() else { return };
-        let peer = if b.transport == "tcp" {
-            match self.net.flow_for(addr) {
-                Some(flow) => Peer { addr, proto: Proto::Tcp, flow: Some(flow) },
-                None => return self.registrar.on_probe_result(b.device_id, &b.key, false, now),
-            }
-        } else {
-            Peer { addr, proto: Proto::Udp, flow: None }
+        let Some(peer) = self.binding_peer(b) else {
+            return self.registrar.on_probe_result(b.device_id, &b.key, false, now);
         };
         let branch = transaction::new_branch(self.rng.next_u64());
         let sent_by = self.net.sent_by(addr.ip());
@@ -707,6 +702,18 @@ impl Engine {
         let bytes = m.to_bytes();
         self.send(peer, bytes.clone());
         self.prober.sent(branch, b.device_id, b.key.clone(), peer, bytes, now);
+    }
+
+    /// Where requests to a binding go: its source over UDP, or its own TCP connection. `None`: a TCP binding
+    /// whose connection is gone, or a source that does not parse.
+    pub(crate) fn binding_peer(&self, b: &Binding) -> Option<Peer> {
+        let addr = b.source.parse::<SocketAddr>().ok()?;
+        if b.transport == "tcp" {
+            let flow = self.net.flow_for(addr)?;
+            Some(Peer { addr, proto: Proto::Tcp, flow: Some(flow) })
+        } else {
+            Some(Peer { addr, proto: Proto::Udp, flow: None })
+        }
     }
 
     /// Where a leg to `peer` goes, and our address as seen from there.

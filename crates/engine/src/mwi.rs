@@ -12,7 +12,7 @@
 //! Counts given at start ([`Engine::on_mailbox_initial`]) notify nobody (no burst of NOTIFYs after a restart):
 //! registered devices get them with their next REGISTER, subscribers with their next refresh.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use switchboard_model::records::ServiceMode;
 use switchboard_registrar::Binding;
@@ -46,23 +46,65 @@ struct Subscription {
     expires_at: u64,
 }
 
+/// A subscription's identity: its Call-ID and our tag.
+type SubKey = (String, String);
+
 #[derive(Debug, Default)]
 pub(crate) struct Mwi {
     /// Each mailbox's (new, saved) counts, by number.
     counts: HashMap<String, (u32, u32)>,
-    /// By Call-ID and our tag.
-    subs: HashMap<(String, String), Subscription>,
+    subs: HashMap<SubKey, Subscription>,
+    /// Each device's subscriptions, so a REGISTER or a change looks at its own and never scans them all.
+    by_device: HashMap<i64, Vec<SubKey>>,
+    /// Expiries in order, so the next one is found without a scan (the event loop asks on every turn).
+    expiries: BTreeSet<(u64, SubKey)>,
     /// NOTIFYs in flight, to drop a subscription the device has forgotten (481).
-    notifies: HashMap<Key, (String, String)>,
+    notifies: HashMap<Key, SubKey>,
 }
 
 impl Mwi {
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
-        self.subs.values().map(|s| s.expires_at).min()
+        self.expiries.first().map(|(at, _)| *at)
     }
 
     pub(crate) fn subscriptions(&self) -> usize {
         self.subs.len()
+    }
+
+    fn insert(&mut self, k: SubKey, sub: Subscription) {
+        self.expiries.insert((sub.expires_at, k.clone()));
+        self.by_device.entry(sub.device_id).or_default().push(k.clone());
+        if let Some(old) = self.subs.insert(k.clone(), sub) {
+            self.unindex(&k, &old);
+        }
+    }
+
+    fn remove(&mut self, k: &SubKey) -> Option<Subscription> {
+        let sub = self.subs.remove(k)?;
+        self.unindex(k, &sub);
+        Some(sub)
+    }
+
+    fn unindex(&mut self, k: &SubKey, sub: &Subscription) {
+        self.expiries.remove(&(sub.expires_at, k.clone()));
+        if let Some(keys) = self.by_device.get_mut(&sub.device_id) {
+            keys.retain(|x| x != k);
+            if keys.is_empty() {
+                self.by_device.remove(&sub.device_id);
+            }
+        }
+    }
+
+    fn set_expiry(&mut self, k: &SubKey, at: u64) {
+        if let Some(s) = self.subs.get_mut(k) {
+            self.expiries.remove(&(s.expires_at, k.clone()));
+            s.expires_at = at;
+            self.expiries.insert((at, k.clone()));
+        }
+    }
+
+    fn of_device(&self, device_id: i64) -> &[SubKey] {
+        self.by_device.get(&device_id).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -79,7 +121,8 @@ impl Engine {
         if before == Some((new, saved)) {
             return;
         }
-        for device_id in self.devices_of_mailbox(number) {
+        let devices = self.numbers.get(number).map(|n| self.devices.ringing(&n.number)).unwrap_or_default();
+        for device_id in devices {
             self.tell(device_id, now);
         }
         self.flush(now);
@@ -90,26 +133,11 @@ impl Engine {
         self.mwi.counts.insert(number.to_owned(), (new, saved));
     }
 
-    /// The devices whose lamp shows `number`'s mailbox: the device it is pinned to, or every device of its
-    /// service.
-    fn devices_of_mailbox(&self, number: &str) -> Vec<i64> {
-        let Some(n) = self.numbers.get(number) else { return Vec::new() };
-        match n.number.device_id {
-            Some(id) => vec![id],
-            None => self.devices.of_service(n.number.service_id).to_vec(),
-        }
-    }
-
     /// A device's lamp: the counts summed over the mailboxes it can open, and the account to name (its first
     /// mailbox). `None`: the device has no mailbox.
     fn summary(&self, device_id: i64) -> Option<(u32, u32, String)> {
         let dev = self.devices.by_id(device_id)?;
-        let mut mailboxes: Vec<&str> = self
-            .numbers
-            .of_service(dev.device.service_id)
-            .filter(|n| n.number.device_id.is_none_or(|owner| owner == device_id))
-            .map(|n| n.number.number.as_str())
-            .collect();
+        let mut mailboxes: Vec<&str> = self.numbers.ringing(&dev.device).map(|n| n.number.number.as_str()).collect();
         mailboxes.sort_unstable();
         let first = mailboxes.first()?;
         let (new, saved) = mailboxes.iter().fold((0, 0), |(a, b), m| {
@@ -122,8 +150,7 @@ impl Engine {
     /// Tells a device its lamp: in each of its subscriptions, or unsolicited at each binding when it has none
     /// (Direct Mode only).
     fn tell(&mut self, device_id: i64, now: u64) {
-        let keys: Vec<(String, String)> =
-            self.mwi.subs.iter().filter(|(_, s)| s.device_id == device_id).map(|(k, _)| k.clone()).collect();
+        let keys = self.mwi.of_device(device_id).to_vec();
         if !keys.is_empty() {
             for k in keys {
                 self.notify(&k, false, now);
@@ -140,7 +167,7 @@ impl Engine {
     /// After a successful REGISTER: an unsubscribed Direct Mode device with a mailbox is told at that binding.
     pub(crate) fn mwi_on_register(&mut self, b: &Binding, now: u64) {
         let direct = self.devices.by_id(b.device_id).is_some_and(|d| d.mode == ServiceMode::Direct);
-        let subscribed = self.mwi.subs.values().any(|s| s.device_id == b.device_id);
+        let subscribed = !self.mwi.of_device(b.device_id).is_empty();
         if direct && !subscribed {
             self.notify_binding(b, now);
         }
@@ -150,10 +177,9 @@ impl Engine {
     /// diverts to voicemail) or holds some. A device whose numbers never use our voicemail is left alone.
     fn uses_voicemail(&self, device_id: i64) -> bool {
         let Some(dev) = self.devices.by_id(device_id) else { return false };
-        self.numbers.of_service(dev.device.service_id).any(|n| {
-            n.number.device_id.is_none_or(|owner| owner == device_id)
-                && (n.number.divert_to.as_deref() == Some("voicemail")
-                    || self.mwi.counts.get(&n.number.number).is_some_and(|&(new, saved)| new + saved > 0))
+        self.numbers.ringing(&dev.device).any(|n| {
+            n.number.divert_to.as_deref() == Some("voicemail")
+                || self.mwi.counts.get(&n.number.number).is_some_and(|&(new, saved)| new + saved > 0)
         })
     }
 
@@ -163,15 +189,8 @@ impl Engine {
             return;
         }
         let Some((new, saved, account)) = self.summary(b.device_id) else { return };
-        let Ok(addr) = b.source.parse() else { return };
-        let peer = if b.transport == "tcp" {
-            match self.net.flow_for(addr) {
-                Some(flow) => Peer { addr, proto: Proto::Tcp, flow: Some(flow) },
-                None => return,
-            }
-        } else {
-            Peer { addr, proto: Proto::Udp, flow: None }
-        };
+        let Some(peer) = self.binding_peer(b) else { return };
+        let addr = peer.addr;
         let domain = self.settings.domain.clone();
         let mut m = Message::request(Method::Notify, b.contact.clone());
         let sent_by = self.net.sent_by(addr.ip());
@@ -200,7 +219,7 @@ impl Engine {
     }
 
     /// A NOTIFY in subscription `k`; `last`: the subscription ends with it.
-    fn notify(&mut self, k: &(String, String), last: bool, now: u64) {
+    fn notify(&mut self, k: &SubKey, last: bool, now: u64) {
         let Some(device_id) = self.mwi.subs.get(k).map(|s| s.device_id) else { return };
         let summary = self.summary(device_id);
         let branch = transaction::new_branch(self.rng.next_u64());
@@ -294,24 +313,23 @@ impl Engine {
             cseq: 0,
             expires_at: now + u64::from(expires) * 1000,
         };
-        self.mwi.subs.insert(k.clone(), sub);
+        self.mwi.insert(k.clone(), sub);
         tracing::info!(device = %device.device.name, expires, "MWI subscription");
         self.notify(&k, expires == 0, now);
         if expires == 0 {
-            self.mwi.subs.remove(&k);
+            self.mwi.remove(&k);
         }
     }
 
-    fn resubscribe(&mut self, key: Key, msg: &Message, k: (String, String), expires: u32, now: u64) {
-        let Some(s) = self.mwi.subs.get_mut(&k) else {
+    fn resubscribe(&mut self, key: Key, msg: &Message, k: SubKey, expires: u32, now: u64) {
+        let Some(peer) = self.mwi.subs.get(&k).map(|s| s.peer) else {
             return self.call_reply(key, msg, 481, "Subscription Does Not Exist", Vec::new(), now);
         };
-        s.expires_at = now + u64::from(expires) * 1000;
-        let peer = s.peer;
+        self.mwi.set_expiry(&k, now + u64::from(expires) * 1000);
         self.ok_subscribe(key, msg, &k.1, expires, peer, now);
         self.notify(&k, expires == 0, now);
         if expires == 0 {
-            self.mwi.subs.remove(&k);
+            self.mwi.remove(&k);
         }
     }
 
@@ -329,7 +347,7 @@ impl Engine {
         let Some(k) = self.mwi.notifies.get(&key).cloned() else { return false };
         if status.is_none_or(|s| s >= 300) {
             self.mwi.notifies.remove(&key);
-            if self.mwi.subs.remove(&k).is_some() {
+            if self.mwi.remove(&k).is_some() {
                 tracing::info!(?status, "MWI subscription dropped: the device refused or ignored a NOTIFY");
             }
         } else if status.is_some_and(|s| s >= 200) {
@@ -349,11 +367,10 @@ impl Engine {
 
     /// Subscriptions past their expiry end, with a last NOTIFY.
     pub(crate) fn mwi_timeouts(&mut self, now: u64) {
-        let expired: Vec<(String, String)> =
-            self.mwi.subs.iter().filter(|(_, s)| s.expires_at <= now).map(|(k, _)| k.clone()).collect();
-        for k in expired {
+        while self.mwi.expiries.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, k)) = self.mwi.expiries.pop_first() else { break };
             self.notify(&k, true, now);
-            self.mwi.subs.remove(&k);
+            self.mwi.remove(&k);
         }
     }
 }
