@@ -197,10 +197,8 @@ impl Deposit {
         if !recording || self.speech_end == 0 {
             return Outcome::Discard { end };
         }
-        let samples = match end {
-            // Trailing silence is trimmed whatever ended the message, keeping a short tail after the speech.
-            End::Silence | End::Hangup | End::Key | End::MaxLength => self.written.min(self.speech_end + TAIL_SAMPLES),
-        };
+        // Trailing silence is trimmed whatever ended the message, keeping a short tail after the speech.
+        let samples = self.written.min(self.speech_end + TAIL_SAMPLES);
         if samples * 1000 / 8000 < self.cfg.min_ms {
             return Outcome::Discard { end };
         }

@@ -215,11 +215,11 @@ impl Retrieval {
     }
 
     /// The caller's audio (only while [`Retrieval::recording`]).
-    pub fn on_audio(&mut self, samples: &[i16], now: u64) {
+    pub fn on_audio(&mut self, samples: &[i16]) {
         if let State::Greeting { recording: true, samples: kept } = &mut self.state {
             kept.extend_from_slice(samples);
             if kept.len() as u64 >= self.cfg.max_greeting_ms * 8 {
-                self.end_greeting(now);
+                self.end_greeting();
             }
         }
     }
@@ -232,8 +232,8 @@ impl Retrieval {
         }
         self.deadline = None;
         match self.state {
-            State::Mailbox | State::Pin | State::NewPin if !self.entry.is_empty() => self.entered(now),
-            State::Greeting { recording: true, .. } => self.end_greeting(now),
+            State::Mailbox | State::Pin | State::NewPin if !self.entry.is_empty() => self.entered(),
+            State::Greeting { recording: true, .. } => self.end_greeting(),
             State::CheckingPin | State::Goodbye => {}
             _ => {
                 self.reprompts += 1;
@@ -252,7 +252,7 @@ impl Retrieval {
         self.deadline = Some(now + self.cfg.digit_timeout_ms.min(self.cfg.menu_timeout_ms));
         match self.state.clone() {
             State::Mailbox | State::Pin | State::NewPin => match key {
-                '#' => self.entered(now),
+                '#' => self.entered(),
                 '*' => self.entry.clear(),
                 d if d.is_ascii_digit() && self.entry.len() < 16 => {
                     if self.playing {
@@ -269,7 +269,7 @@ impl Retrieval {
             State::Options => self.options_key(key),
             State::Greeting { recording, .. } => {
                 if key == '#' && recording {
-                    self.end_greeting(now);
+                    self.end_greeting();
                 } else if key == '*' {
                     self.stop();
                     self.options();
@@ -349,7 +349,7 @@ impl Retrieval {
     }
 
     /// A mailbox number, PIN or new PIN has been typed.
-    fn entered(&mut self, _now: u64) {
+    fn entered(&mut self) {
         let typed = std::mem::take(&mut self.entry);
         match self.state {
             State::Mailbox => {
@@ -565,7 +565,7 @@ impl Retrieval {
         }
     }
 
-    fn end_greeting(&mut self, _now: u64) {
+    fn end_greeting(&mut self) {
         let State::Greeting { samples, .. } = std::mem::replace(&mut self.state, State::Options) else { return };
         if samples.len() >= 8_000 {
             self.effects.push_back(Effect::SaveGreeting(samples));
@@ -591,7 +591,7 @@ pub fn national(number: &str) -> String {
     }
 }
 
-/// Each digit by name.
+/// Each key by name (`*` and `#` too); other characters are skipped.
 pub fn digits(s: &str) -> Vec<Say> {
     s.chars()
         .filter_map(|c| {
@@ -606,6 +606,8 @@ pub fn digits(s: &str) -> Vec<Say> {
                 '7' => "d7",
                 '8' => "d8",
                 '9' => "d9",
+                '*' => "dstar",
+                '#' => "dhash",
                 _ => return None,
             }))
         })
@@ -877,11 +879,11 @@ mod tests {
         r.on_key('1', 10);
         assert_eq!(drain(&mut r), ["Stop", "record-greeting", "<beep>"]);
         assert!(!r.recording(), "not before the beep has played");
-        r.on_audio(&[5; 160], 20);
+        r.on_audio(&[5; 160]);
         r.on_played(1_000);
         assert!(r.recording());
         for _ in 0..100 {
-            r.on_audio(&[5; 160], 1_500);
+            r.on_audio(&[5; 160]);
         }
         r.on_key('#', 3_000);
         let out = drain(&mut r);
@@ -918,7 +920,7 @@ mod tests {
         r.on_played(10);
         drain(&mut r);
         for _ in 0..50 {
-            r.on_audio(&[1; 160], 20);
+            r.on_audio(&[1; 160]);
         }
         let out = drain(&mut r);
         assert!(out[0].starts_with("SaveGreeting"), "cut at a second: {:?}", &out[1..]);

@@ -27,6 +27,13 @@ pub fn httpdate(ms: u64) -> String {
     format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// Unix milliseconds now (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// `YYYY-MM-DD HH:MM` at `offset_mins` east of UTC, from Unix milliseconds (emails, announcements).
 pub fn local_minute(ms: i64, offset_mins: i32) -> String {
     let minutes = ms.div_euclid(60_000) + i64::from(offset_mins);

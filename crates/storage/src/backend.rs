@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::Transaction;
 use sqlx::migrate::Migrator;
@@ -157,8 +157,7 @@ pub(crate) use log_change;
 
 /// The current time in Unix milliseconds.
 pub(crate) fn now_ms() -> Millis {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Millis::try_from(since_epoch.as_millis()).unwrap_or(Millis::MAX)
+    switchboard_model::date::now_ms()
 }
 
 #[cfg(test)]

@@ -48,10 +48,7 @@ fn mailbox_email(address: Option<&str>, keep: Option<&str>) -> anyhow::Result<Op
 
 /// The stored form of a PIN given on the command line, or an error naming the option.
 fn pin_hash(pin: &str) -> anyhow::Result<String> {
-    switchboard_voicemail::pin::check(pin).map_err(|e| anyhow::anyhow!("--voicemail-pin: {e}"))?;
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the PIN's salt: {e}"))?;
-    Ok(switchboard_voicemail::pin::hash(pin, salt))
+    switchboard_voicemail::pin::hash_new(pin).map_err(|e| anyhow::anyhow!("--voicemail-pin: {e}"))
 }
 
 pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {

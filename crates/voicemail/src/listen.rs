@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::pin;
 use crate::recorder::Recorder;
-use crate::service::{Shared, Signal, answer, random_u64, unix_ms};
+use crate::service::{Shared, Signal, answer, mailbox_dir, random_u64, unix_ms};
 use crate::session::Input;
 use crate::uas::Invite;
 
@@ -48,7 +48,7 @@ pub(crate) async fn listen(inv: Invite, shared: Arc<Shared>, mut signals: mpsc::
             Input::Key(key) => machine.on_key(key, now()),
             Input::Audio => {
                 if machine.recording() {
-                    machine.on_audio(session.samples(), now());
+                    machine.on_audio(session.samples());
                 }
             }
             Input::Gone => return,
@@ -126,8 +126,7 @@ impl Listening {
 
     async fn clips(&self, item: Say) -> Vec<Clip> {
         match item {
-            Say::Prompt(name) => self.shared.prompts.get(name).into_iter().collect(),
-            Say::Beep => vec![self.shared.prompts.beep()],
+            Say::Prompt(_) | Say::Beep => self.shared.prompts.say(&[item]),
             Say::Message(id) => {
                 let Ok(Some(m)) = self.shared.store.voicemail(id).await else { return Vec::new() };
                 let path = self.shared.cfg.dir.join(&m.file);
@@ -201,8 +200,7 @@ impl Listening {
     }
 
     fn greeting_path(&self) -> Option<PathBuf> {
-        let digits: String = self.number.as_ref()?.number.chars().filter(char::is_ascii_digit).collect();
-        Some(self.shared.cfg.dir.join(digits).join("greeting.wav"))
+        Some(self.shared.cfg.dir.join(mailbox_dir(&self.number.as_ref()?.number)).join("greeting.wav"))
     }
 
     /// Written beside the old one, then renamed over it: a greeting is never half there.
@@ -224,12 +222,11 @@ impl Listening {
 
     async fn set_pin(&self, new_pin: &str) {
         let Some(number) = &self.number else { return };
-        let mut salt = [0u8; 16];
-        if getrandom::fill(&mut salt).is_err() {
-            return tracing::error!("voicemail: no randomness for a PIN salt; PIN unchanged");
-        }
         let new_pin = new_pin.to_owned();
-        let Ok(hash) = tokio::task::spawn_blocking(move || pin::hash(&new_pin, salt)).await else { return };
+        let hash = match tokio::task::spawn_blocking(move || pin::hash_new(&new_pin)).await {
+            Ok(Ok(hash)) => hash,
+            other => return tracing::error!(outcome = ?other, "voicemail: cannot hash the new PIN; PIN unchanged"),
+        };
         match self.shared.store.set_mailbox_pin(number.id, Some(&hash)).await {
             Ok(_) => tracing::info!(number = %number.number, "777: PIN changed"),
             Err(e) => tracing::error!(error = %e, "voicemail: cannot store the new PIN"),

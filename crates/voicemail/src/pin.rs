@@ -70,6 +70,15 @@ pub fn hash(pin: &str, salt: [u8; 16]) -> String {
     format!("{SCHEME}${ITERATIONS}${}${}", hex(&salt), hex(&derive(pin, &salt, ITERATIONS)))
 }
 
+/// The stored form of a new PIN, salted afresh from the OS; `Err` (a reason) if it is not a usable PIN or the OS
+/// gives no randomness.
+pub fn hash_new(pin: &str) -> Result<String, String> {
+    check(pin)?;
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| format!("no randomness for the PIN's salt: {e}"))?;
+    Ok(hash(pin, salt))
+}
+
 /// Whether `pin` matches `stored`. A stored value we cannot read matches nothing.
 pub fn verify(pin: &str, stored: &str) -> bool {
     let mut parts = stored.split('$');
@@ -120,6 +129,14 @@ mod tests {
         {
             assert!(!verify("4321", junk), "{junk}");
         }
+    }
+
+    #[test]
+    fn new_hashes_are_salted_afresh_and_check_the_pin() {
+        let (a, b) = (hash_new("975310").unwrap(), hash_new("975310").unwrap());
+        assert_ne!(a, b);
+        assert!(verify("975310", &a) && verify("975310", &b));
+        assert_eq!(hash_new("12"), Err("a PIN has 4 to 10 digits".to_owned()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use switchboard_media_core::player::{Clip, tone};
+use switchboard_media_core::retrieval::{self, Say};
 use switchboard_media_core::wav;
 
 macro_rules! embedded {
@@ -124,30 +125,30 @@ impl Prompts {
         self.beep.clone()
     }
 
-    /// Each digit (and `*`, `#`) of `digits` spoken one by one; other characters are skipped.
-    pub fn digits(&self, digits: &str) -> Vec<Clip> {
-        digits
-            .chars()
-            .filter_map(|c| match c {
-                '0'..='9' => self.get(&format!("d{c}")),
-                '*' => self.get("dstar"),
-                '#' => self.get("dhash"),
-                _ => None,
+    /// The clips of what the menus say; a message's recording is not a prompt (the caller reads it).
+    pub fn say(&self, items: &[Say]) -> Vec<Clip> {
+        items
+            .iter()
+            .filter_map(|item| match item {
+                Say::Prompt(name) => self.get(name),
+                Say::Beep => Some(self.beep()),
+                Say::Message(_) => None,
             })
             .collect()
+    }
+
+    /// Each digit (and `*`, `#`) of `digits` spoken one by one; other characters are skipped.
+    pub fn digits(&self, digits: &str) -> Vec<Clip> {
+        self.say(&retrieval::digits(digits))
     }
 
     /// The standard greeting of a mailbox: "The number 0 2 9 9 9 0 0 0 1 is not available. Please leave a
     /// message after the tone..." An Australian number is spoken in its national form.
     pub fn default_greeting(&self, number: &str) -> Vec<Clip> {
-        let national = match number.strip_prefix("+61") {
-            Some(rest) => format!("0{rest}"),
-            None => number.to_owned(),
-        };
-        let mut clips: Vec<Clip> = self.get("the-number").into_iter().collect();
-        clips.extend(self.digits(&national));
-        clips.extend(self.get("not-available"));
-        clips
+        let mut say = vec![Say::Prompt("the-number")];
+        say.extend(retrieval::digits(&retrieval::national(number)));
+        say.push(Say::Prompt("not-available"));
+        self.say(&say)
     }
 }
 

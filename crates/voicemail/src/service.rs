@@ -122,7 +122,7 @@ impl Shared {
             None => m.caller.clone(),
         };
         let length = format!("{}:{:02}", ms / 60_000, ms / 1000 % 60);
-        let digits: String = number.number.chars().filter(char::is_ascii_digit).collect();
+        let digits = mailbox_dir(&number.number);
         let body = format!(
             "You have a new voicemail message for {}.\r\n\r\nFrom: {from}\r\nReceived: {when}\r\n\
              Length: {length}\r\n\r\nThe message is attached as a WAV file. Dial 777 from your phone to listen, \
@@ -343,7 +343,7 @@ async fn call(inv: Invite, shared: Arc<Shared>, signals: mpsc::UnboundedReceiver
         }
     };
     let Some(session) = answer(&shared, id).await else { return };
-    let digits: String = number.number.chars().filter(char::is_ascii_digit).collect();
+    let digits = mailbox_dir(&number.number);
     let received_at = unix_ms();
     let file = format!("{digits}/{received_at}-{:08x}.wav", random_u64() as u32);
     let path = shared.cfg.dir.join(&file);
@@ -375,8 +375,7 @@ async fn call(inv: Invite, shared: Arc<Shared>, signals: mpsc::UnboundedReceiver
         }
     };
     let deposit = Deposit::new(shared.cfg.deposit, greeting, shared.prompts.beep());
-    let (outcome, hang_up) = record(session, deposit, rec, signals, &shared.shutdown).await;
-    let (outcome, rec) = outcome;
+    let (outcome, rec, hang_up) = record(session, deposit, rec, signals, &shared.shutdown).await;
     if hang_up {
         shared.hang_up(id);
     }
@@ -442,7 +441,7 @@ async fn record(
     mut rec: Recorder,
     mut signals: mpsc::UnboundedReceiver<Signal>,
     shutdown: &CancellationToken,
-) -> ((Outcome, Recorder), bool) {
+) -> (Outcome, Recorder, bool) {
     let mut write_failed = false;
     loop {
         match session.next(&mut signals, shutdown).await {
@@ -451,12 +450,12 @@ async fn record(
                 let tick = deposit.tick(&mut frame);
                 session.send(if tick == Tick::Audio { Some(&frame) } else { None }).await;
                 if let Tick::Finished(o) = tick {
-                    return ((o, rec), true);
+                    return (o, rec, true);
                 }
             }
             Input::Key(key) => {
                 if let Some(o) = deposit.on_key(key) {
-                    return ((o, rec), true);
+                    return (o, rec, true);
                 }
             }
             Input::Audio => {
@@ -468,8 +467,8 @@ async fn record(
                     write_failed = true;
                 }
             }
-            Input::Gone => return ((deposit.on_hangup(), rec), false),
-            Input::Shutdown => return ((deposit.on_hangup(), rec), true),
+            Input::Gone => return (deposit.on_hangup(), rec, false),
+            Input::Shutdown => return (deposit.on_hangup(), rec, true),
         }
     }
 }
@@ -483,8 +482,9 @@ pub(crate) fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-pub(crate) fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// The folder under `voicemail.dir` of a number's messages and greeting: its digits.
+pub(crate) fn mailbox_dir(number: &str) -> String {
+    number.chars().filter(char::is_ascii_digit).collect()
 }
+
+pub(crate) use switchboard_model::date::now_ms as unix_ms;

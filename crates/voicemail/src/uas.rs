@@ -214,18 +214,16 @@ impl Uas {
     /// no codec we speak.
     pub fn accept(&mut self, id: u64, local_rtp: SocketAddr, now: u64) -> Result<Media, Refusal> {
         let Some(d) = self.dialogs.get_mut(&id) else { return Err(Refusal::NoCodec) };
-        let Some((key, invite)) = d.pending.take() else { return Err(Refusal::NoCodec) };
-        d.local_rtp = Some(local_rtp);
-        let tag = d.local_tag.clone();
-        let described = describe(&invite, local_rtp, d.sdp_session, d.sdp_version);
-        let (body, media) = match described {
+        let Some((_, invite)) = d.pending.as_ref() else { return Err(Refusal::NoCodec) };
+        let (body, media) = match describe(invite, local_rtp, d.sdp_session, d.sdp_version) {
             Ok(v) => v,
             Err(refusal) => {
-                self.respond(key, &invite, 488, "Not Acceptable Here", Some(&tag), now);
-                self.forget(id);
+                self.reject(id, 488, "Not Acceptable Here", now);
                 return Err(refusal);
             }
         };
+        d.local_rtp = Some(local_rtp);
+        let Some((key, invite)) = d.pending.take() else { return Err(Refusal::NoCodec) };
         let offered = invite.body.is_empty();
         let cseq = cseq_of(&invite);
         self.send_2xx(id, key, &invite, body, cseq, now);
@@ -235,7 +233,7 @@ impl Uas {
         Ok(media)
     }
 
-    /// Refuses call `id` (it has not been accepted).
+    /// Refuses call `id` (it has not been accepted), with our dialog's tag, and forgets it.
     pub fn reject(&mut self, id: u64, code: u16, reason: &str, now: u64) {
         if let Some(d) = self.dialogs.get_mut(&id)
             && let Some((key, invite)) = d.pending.take()
@@ -249,10 +247,8 @@ impl Uas {
     /// Ends call `id` from our side.
     pub fn hangup(&mut self, id: u64, now: u64) {
         let Some(d) = self.dialogs.get_mut(&id) else { return };
-        if let Some((key, invite)) = d.pending.take() {
-            let tag = d.local_tag.clone();
-            self.respond(key, &invite, 480, "Temporarily Unavailable", Some(&tag), now);
-            self.forget(id);
+        if d.pending.is_some() {
+            self.reject(id, 480, "Temporarily Unavailable", now);
         } else if d.unacked.is_some() {
             d.bye_after_ack = true;
         } else {
@@ -395,13 +391,7 @@ impl Uas {
             return self.respond(key, msg, 481, "Call/Transaction Does Not Exist", None, now);
         };
         self.respond(key, msg, 200, "OK", None, now);
-        if let Some(d) = self.dialogs.get_mut(&id)
-            && let Some((ik, inv)) = d.pending.take()
-        {
-            let tag = d.local_tag.clone();
-            self.respond(ik, &inv, 487, "Request Terminated", Some(&tag), now);
-        }
-        self.forget(id);
+        self.reject(id, 487, "Request Terminated", now);
         self.events.push_back(Event::Ended { id, gone: Gone::Cancel });
     }
 
