@@ -19,6 +19,8 @@ pub struct MediaSettings {
     pub port_max: u16,
     /// The address SDP names for the relay; `None`: our address as each side sees it (as in Via).
     pub advertise: Option<IpAddr>,
+    /// Ports the daemon itself listens on: never handed to a call, even where the range covers them.
+    pub reserved: Vec<u16>,
 }
 
 #[derive(Debug)]
@@ -31,7 +33,11 @@ pub(crate) struct Media {
 
 impl Media {
     pub(crate) fn new(s: &MediaSettings) -> Self {
-        Media { pool: PortPool::new(s.port_min, s.port_max), advertise: s.advertise, sessions: HashMap::new() }
+        Media {
+            pool: PortPool::new(s.port_min, s.port_max, &s.reserved),
+            advertise: s.advertise,
+            sessions: HashMap::new(),
+        }
     }
 
     pub(crate) fn in_use(&self) -> usize {

@@ -451,7 +451,7 @@ fn sdp(ip: &str, port: u16) -> String {
 }
 
 fn media_settings(port_max: u16) -> Option<MediaSettings> {
-    Some(MediaSettings { port_min: 20_000, port_max, advertise: None })
+    Some(MediaSettings { port_min: 20_000, port_max, advertise: None, reserved: Vec::new() })
 }
 
 /// The response to a request the engine sent, as the far end would write it (with `body` as SDP, if any).

@@ -23,10 +23,15 @@ pub struct PortPool {
 }
 
 impl PortPool {
-    /// Every even port from `min` (rounded up to even) whose pair fits at or below `max`.
-    pub fn new(min: u16, max: u16) -> Self {
+    /// Every even port from `min` (rounded up to even) whose pair fits at or below `max`, except pairs holding
+    /// a `reserved` port (the daemon's own listening ports, when the range covers them).
+    pub fn new(min: u16, max: u16, reserved: &[u16]) -> Self {
         let first = min.saturating_add(min % 2);
-        let free = (first..max).step_by(2).map(|rtp| PortPair { rtp }).collect();
+        let free = (first..max)
+            .step_by(2)
+            .map(|rtp| PortPair { rtp })
+            .filter(|p| !reserved.iter().any(|&r| r == p.rtp || r == p.rtcp()))
+            .collect();
         PortPool { free, in_use: HashSet::new() }
     }
 
@@ -64,7 +69,7 @@ mod tests {
 
     #[test]
     fn pairs_are_even_within_the_range_and_reused_last() {
-        let mut p = PortPool::new(10_001, 10_008);
+        let mut p = PortPool::new(10_001, 10_008, &[]);
         assert_eq!(p.free(), 3, "10002, 10004, 10006 (10008 has no room for its RTCP port)");
         let a = p.allocate().unwrap();
         let b = p.allocate().unwrap();
@@ -81,10 +86,21 @@ mod tests {
         assert_eq!((p.in_use(), p.free()), (1, 1));
     }
 
+    /// A range covering the daemon's own SIP port never hands out the pair holding it, RTP or RTCP side.
+    #[test]
+    fn reserved_ports_are_never_handed_out() {
+        let p = PortPool::new(16_250, 16_270, &[16_260, 16_265]);
+        let all: Vec<u16> = {
+            let mut p = p;
+            std::iter::from_fn(|| p.allocate()).map(|x| x.rtp).collect()
+        };
+        assert_eq!(all, vec![16_250, 16_252, 16_254, 16_256, 16_258, 16_262, 16_266, 16_268]);
+    }
+
     /// Allocating and releasing many times never loses or duplicates a pair.
     #[test]
     fn nothing_leaks_over_many_calls() {
-        let mut p = PortPool::new(20_000, 20_100);
+        let mut p = PortPool::new(20_000, 20_100, &[]);
         let total = p.free();
         for _ in 0..1000 {
             let got: Vec<PortPair> = std::iter::from_fn(|| p.allocate()).take(7).collect();

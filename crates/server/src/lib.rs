@@ -334,6 +334,7 @@ fn engine_settings(c: &Config, voicemail: Option<SocketAddr>) -> switchboard_eng
             port_min: c.media.port_min,
             port_max: c.media.port_max,
             advertise: c.media.advertise_ip(),
+            reserved: vec![c.sip.listen.port(), c.api.listen.port()],
         }),
     }
 }
