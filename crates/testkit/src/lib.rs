@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a test: failing loudly is its job
 
+pub mod call;
 pub mod client;
 pub mod daemon;
 pub mod sipp;
