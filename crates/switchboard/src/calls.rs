@@ -2,8 +2,8 @@
 
 use switchboard_storage::{CDR_LIST_MAX, Cdr, CdrFilter, Millis, Store};
 
-use crate::numbers::check_range;
 use crate::provision::{print_json, service_named, table};
+use switchboard_admin::check::check_range;
 
 pub async fn calls(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let list = store.list_active_calls().await?;

@@ -4,15 +4,18 @@
 //! `+61298765432` and `61298765432` are the same number everywhere. Errors name the flag they are about.
 
 use std::collections::HashMap;
-use std::net::Ipv6Addr;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use switchboard_routing::normalise_cli;
 use switchboard_storage::{DivertWhen, Gateway, NewGateway, NewNumber, Number, NumberUpdate, Service, Store};
 
 use crate::cli::{GatewayCmd, NumberAdd, NumberCmd, NumberEdit};
-use crate::provision::{check_name, friendly, print_json, service_named, table};
+use switchboard_admin::check::{
+    check_address, check_divert_to, check_divert_when, check_email, check_name, check_number, check_range,
+    check_transport,
+};
+
+use crate::provision::{friendly, print_json, service_named, table};
 
 /// Ring time before a no-answer divert when `--no-answer-secs` is not given.
 const DEFAULT_NO_ANSWER_SECS: i64 = switchboard_routing::DEFAULT_NO_ANSWER_SECS as i64;
@@ -291,129 +294,5 @@ fn when_str(w: DivertWhen) -> &'static str {
     match w {
         DivertWhen::NoAnswer => "no-answer",
         other => other.as_str(),
-    }
-}
-
-pub fn check_number(field: &str, v: &str) -> anyhow::Result<String> {
-    normalise_cli(v).with_context(|| {
-        format!("{field}: {v:?} is not a phone number we can host (national 0..., or E.164 such as +61298765432)")
-    })
-}
-
-pub fn check_divert_when(field: &str, v: &str) -> anyhow::Result<DivertWhen> {
-    // The routing crate owns the type and its spellings (`no-answer` and `no_answer`).
-    DivertWhen::parse(&v.to_ascii_lowercase())
-        .with_context(|| format!("{field}: {v:?} is not a divert rule (use never, no-answer, all or offline)"))
-}
-
-/// `voicemail`, or a number to divert to (E.164); never the number itself.
-pub fn check_divert_to(field: &str, v: &str, own: &str) -> anyhow::Result<String> {
-    if v.trim().eq_ignore_ascii_case("voicemail") {
-        return Ok("voicemail".to_owned());
-    }
-    let e164 = normalise_cli(v).with_context(|| format!("{field}: {v:?} must be voicemail or a phone number"))?;
-    if e164 == own {
-        bail!("{field}: {v:?} is the number itself; diverting to it would loop");
-    }
-    Ok(e164)
-}
-
-pub fn check_range(field: &str, v: i64, range: &std::ops::RangeInclusive<i64>) -> anyhow::Result<i64> {
-    if !range.contains(&v) {
-        bail!("{field}: {v} must be between {} and {}", range.start(), range.end());
-    }
-    Ok(v)
-}
-
-/// A plausible address: `local@domain.tld`, no spaces; deliverability is the mail system's problem.
-pub fn check_email(field: &str, v: &str) -> anyhow::Result<String> {
-    let label_ok = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    let ok = v.len() <= 254
-        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
-        && v.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && local.len() <= 64 && domain.contains('.') && domain.split('.').all(label_ok)
-        });
-    if !ok {
-        bail!("{field}: {v:?} is not an email address");
-    }
-    Ok(v.to_owned())
-}
-
-/// `host:port`: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port 1 to 65535.
-pub fn check_address(field: &str, v: &str) -> anyhow::Result<String> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    let ok = v.rsplit_once(':').is_some_and(|(host, port)| {
-        let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-        let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            Some(v6) => v6.parse::<Ipv6Addr>().is_ok(),
-            None => host.len() <= 253 && host.split('.').all(label_ok),
-        };
-        port_ok && host_ok
-    });
-    if !ok {
-        bail!("{field}: {v:?} must be HOST:PORT (a host name, IPv4 or [IPv6] address, and a port 1 to 65535)");
-    }
-    Ok(v.to_ascii_lowercase())
-}
-
-pub fn check_transport(field: &str, v: &str) -> anyhow::Result<String> {
-    let t = v.to_ascii_lowercase();
-    if t != "udp" && t != "tcp" {
-        bail!("{field}: {v:?} is not a transport (use udp or tcp)");
-    }
-    Ok(t)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_normalise_to_e164() {
-        assert_eq!(check_number("--number", "02 9876 5432").unwrap(), "+61298765432");
-        assert_eq!(check_number("--number", "+61298765432").unwrap(), "+61298765432");
-        assert_eq!(check_number("--number", "61298765432").unwrap(), "+61298765432");
-        assert!(check_number("--number", "000").unwrap_err().to_string().starts_with("--number"));
-        assert!(check_number("--number", "abc").is_err());
-    }
-
-    #[test]
-    fn divert_rules() {
-        assert_eq!(check_divert_when("--divert-when", "no-answer").unwrap(), DivertWhen::NoAnswer);
-        assert_eq!(check_divert_when("--divert-when", "no_answer").unwrap(), DivertWhen::NoAnswer);
-        assert_eq!(check_divert_when("--divert-when", "Offline").unwrap(), DivertWhen::Offline);
-        assert!(check_divert_when("--divert-when", "sometimes").unwrap_err().to_string().starts_with("--divert-when"));
-        assert_eq!(check_divert_to("--divert-to", "VoiceMail", "+61298765432").unwrap(), "voicemail");
-        assert_eq!(check_divert_to("--divert-to", "0412 345 678", "+61298765432").unwrap(), "+61412345678");
-        assert!(
-            check_divert_to("--divert-to", "02 9876 5432", "+61298765432").unwrap_err().to_string().contains("loop")
-        );
-        assert!(check_divert_to("--divert-to", "home", "+61298765432").is_err());
-    }
-
-    #[test]
-    fn emails_and_addresses() {
-        for ok in ["noc@example.net", "first.last+tag@sub.example.com.au"] {
-            assert_eq!(check_email("--offline-alert", ok).unwrap(), ok);
-        }
-        for bad in ["", "noc", "noc@", "@example.net", "noc@localhost", "a b@example.net", "a@b@example.net", "a@x..y"]
-        {
-            assert!(check_email("--offline-alert", bad).is_err(), "{bad:?}");
-        }
-        for ok in ["sip.carrier.example:5060", "203.0.113.9:5080", "[2001:db8::1]:5060", "GW1:5060"] {
-            assert!(check_address("--address", ok).is_ok(), "{ok:?}");
-        }
-        for bad in ["carrier", "carrier:", "carrier:0", "carrier:70000", ":5060", "2001:db8::1:5060", "a_b:5060"] {
-            assert!(check_address("--address", bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(check_transport("--transport", "TCP").unwrap(), "tcp");
-        assert!(check_transport("--transport", "tls").is_err());
-        assert!(check_range("--priority", 1001, &PRIORITY).is_err());
     }
 }

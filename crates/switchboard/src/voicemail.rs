@@ -4,7 +4,9 @@
 use switchboard_storage::Store;
 
 use crate::calls::{duration, utc};
-use crate::numbers::{check_range, number_named};
+use switchboard_admin::check::check_range;
+
+use crate::numbers::number_named;
 use crate::provision::{print_json, table};
 
 pub async fn list(store: &dyn Store, number: &str, json: bool) -> anyhow::Result<()> {
