@@ -272,7 +272,9 @@ fn a_thousand_calls_leave_no_socket_open() {
         let mut up: Vec<_> = (0..20u16)
             .map(|i| place(d.sip, NUMBER, &format!("many{round}x{i}"), &mut phone, "2001", media, WAIT))
             .collect();
-        assert!(sockets() >= before + 20 * 4, "each call up holds its four relay sockets");
+        // The relay binds a call's sockets on its own thread, moments after the SDP naming them went out.
+        let bound = switchboard_testkit::wait_until(WAIT, || sockets() >= before + 20 * 4);
+        assert!(bound, "each call up holds its four relay sockets: {} open, {before} before", sockets());
         for (i, call) in up.iter().enumerate() {
             let ssrc = u32::from(round) * 100 + u32::try_from(i).unwrap();
             for (from, to, relay) in
