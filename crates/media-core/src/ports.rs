@@ -89,11 +89,8 @@ mod tests {
     /// A range covering the daemon's own SIP port never hands out the pair holding it, RTP or RTCP side.
     #[test]
     fn reserved_ports_are_never_handed_out() {
-        let p = PortPool::new(16_250, 16_270, &[16_260, 16_265]);
-        let all: Vec<u16> = {
-            let mut p = p;
-            std::iter::from_fn(|| p.allocate()).map(|x| x.rtp).collect()
-        };
+        let mut p = PortPool::new(16_250, 16_270, &[16_260, 16_265]);
+        let all: Vec<u16> = std::iter::from_fn(|| p.allocate()).map(|x| x.rtp).collect();
         assert_eq!(all, vec![16_250, 16_252, 16_254, 16_256, 16_258, 16_262, 16_266, 16_268]);
     }
 
