@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use switchboard_sip_core::{HeaderName, Message};
-use switchboard_testkit::call::{Carrier, hang_up, header, place, relay_of, rtp, sdp};
+use switchboard_testkit::call::{Carrier, answer_with, hang_up, header, place, relay_of, rtp, sdp};
 use switchboard_testkit::client::SipClient;
 use switchboard_testkit::daemon::{Daemon, free_port};
 
@@ -166,18 +166,7 @@ fn a_call_on_hold_stays_up_in_silence_until_it_is_taken_off_hold() {
         assert!(body.contains(direction), "the phone is told the direction: {body}");
         let answer = sdp("127.0.0.1", phone_rtp.port())
             .replace("a=sendrecv", if direction == "a=sendonly" { "a=recvonly" } else { "a=sendrecv" });
-        let reply = format!(
-            "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cs}\r\n\
-             Contact: <{contact}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{answer}",
-            via = header(&relayed, HeaderName::Via),
-            from = header(&relayed, HeaderName::From),
-            to = header(&relayed, HeaderName::To),
-            cid = header(&relayed, HeaderName::CallId),
-            cs = header(&relayed, HeaderName::CSeq),
-            contact = phone.contact("2001"),
-            len = answer.len()
-        );
-        phone.send_raw(reply.as_bytes());
+        answer_with(phone, &relayed, "2001", None, &answer);
         let answered = loop {
             let r = carrier.recv_response(WAIT).expect("the re-INVITE is answered");
             if r.status() == Some(200) {

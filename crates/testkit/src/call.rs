@@ -88,17 +88,23 @@ impl Carrier {
 
 /// The phone answers `ring` (an INVITE it received) with 200 and an SDP naming `media`; `tag` is its To tag.
 pub fn answer(phone: &mut SipClient, ring: &Message, user: &str, tag: &str, media: SocketAddr) {
-    let answer = sdp(&media.ip().to_string(), media.port());
+    answer_with(phone, ring, user, Some(tag), &sdp(&media.ip().to_string(), media.port()));
+}
+
+/// The phone answers `request` (an INVITE or a re-INVITE it received) with 200 and `body` as its SDP. `tag`
+/// becomes its To tag on a new call; `None` inside a call, whose To already carries it.
+pub fn answer_with(phone: &mut SipClient, request: &Message, user: &str, tag: Option<&str>, body: &str) {
     let ok = format!(
-        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to};tag={tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq}\r\n\
-         Contact: <{contact}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{answer}",
-        via = header(ring, HeaderName::Via),
-        from = header(ring, HeaderName::From),
-        to = header(ring, HeaderName::To),
-        cid = header(ring, HeaderName::CallId),
-        cseq = header(ring, HeaderName::CSeq),
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to}{tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq}\r\n\
+         Contact: <{contact}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
+        via = header(request, HeaderName::Via),
+        from = header(request, HeaderName::From),
+        to = header(request, HeaderName::To),
+        tag = tag.map(|t| format!(";tag={t}")).unwrap_or_default(),
+        cid = header(request, HeaderName::CallId),
+        cseq = header(request, HeaderName::CSeq),
         contact = phone.contact(user),
-        len = answer.len()
+        len = body.len()
     );
     phone.send_raw(ok.as_bytes());
 }
