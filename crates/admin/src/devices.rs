@@ -65,7 +65,7 @@ impl DeviceChanges {
 
 /// A field that is present is `Some`, even when it is `null` (`Some(None)`: clear it); an absent one stays
 /// `None` through `#[serde(default)]`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod devices;
+pub mod numbers;
 
 /// How the caller names fields: the command line's flags, JSON's keys, or a file's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,19 +7,15 @@ use std::collections::HashMap;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use switchboard_storage::{DivertWhen, Gateway, NewGateway, NewNumber, Number, NumberUpdate, Service, Store};
+use switchboard_admin::Naming;
+use switchboard_admin::check::{check_address, check_name, check_number, check_range, check_transport};
+use switchboard_admin::numbers::{NumberChanges, NumberFields, new_number, number_update, spelling};
+use switchboard_storage::{Gateway, NewGateway, Number, NumberUpdate, Service, Store};
 
-use crate::cli::{GatewayCmd, NumberAdd, NumberCmd, NumberEdit};
-use switchboard_admin::check::{
-    check_address, check_divert_to, check_divert_when, check_email, check_name, check_number, check_range,
-    check_transport,
-};
+use crate::cli::{GatewayCmd, NumberCmd, NumberEdit};
 
 use crate::provision::{friendly, print_json, service_named, table};
 
-/// Ring time before a no-answer divert when `--no-answer-secs` is not given.
-const DEFAULT_NO_ANSWER_SECS: i64 = switchboard_routing::DEFAULT_NO_ANSWER_SECS as i64;
-const NO_ANSWER_SECS: std::ops::RangeInclusive<i64> = 5..=300;
 const PRIORITY: std::ops::RangeInclusive<i64> = 0..=1000;
 
 /// A number as `show --json` and `list --json` print it: the stored record plus the names it refers to.
@@ -31,43 +27,28 @@ struct NumberView {
     device: Option<String>,
 }
 
-/// The mailbox email address and keep flag given on the command line, checked.
-fn mailbox_email(address: Option<&str>, keep: Option<&str>) -> anyhow::Result<Option<(String, bool)>> {
-    let Some(address) = address else { return Ok(None) };
-    let address = address.trim();
-    let valid = address.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
-    }) && !address.contains([' ', '<', '>', ',', ';', '"']);
-    if !valid {
-        bail!("--voicemail-email: {address:?} is not an email address (name@example.com)");
-    }
-    let keep = match keep.unwrap_or("yes") {
-        "yes" => true,
-        "no" => false,
-        other => bail!("--voicemail-email-keep: {other:?} must be yes or no"),
-    };
-    Ok(Some((address.to_owned(), keep)))
-}
-
-/// The stored form of a PIN given on the command line, or an error naming the option.
-fn pin_hash(pin: &str) -> anyhow::Result<String> {
-    switchboard_voicemail::pin::hash_new(pin).map_err(|e| anyhow::anyhow!("--voicemail-pin: {e}"))
-}
-
 pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         NumberCmd::Add(add) => {
             let service = service_named(store, &add.service).await?;
-            let new = new_number(&add, &service, store).await?;
-            let pin = add.voicemail_pin.as_deref().map(pin_hash).transpose()?;
-            let email = mailbox_email(add.voicemail_email.as_deref(), add.voicemail_email_keep.as_deref())?;
-            let n = store.create_number(&new).await.map_err(friendly)?;
-            if let Some(hash) = pin {
-                store.set_mailbox_pin(n.id, Some(&hash)).await.map_err(friendly)?;
-            }
-            if let Some((address, keep)) = email {
-                store.set_mailbox_email(n.id, Some(&address), keep).await.map_err(friendly)?;
-            }
+            let device_id = match &add.device {
+                Some(name) => Some(device_in(store, &service, name).await?),
+                None => None,
+            };
+            let fields = NumberFields {
+                number: add.number,
+                device_id,
+                divert_when: Some(add.divert_when),
+                divert_to: add.divert_to,
+                no_answer_secs: add.no_answer_secs,
+                offline_alert: add.offline_alert,
+                voicemail_pin: add.voicemail_pin,
+                voicemail_email: add.voicemail_email,
+                voicemail_email_keep: add.voicemail_email_keep.as_deref().map(yes_no).transpose()?,
+            };
+            let planned = new_number(&fields, service.id, Naming::Flags)?;
+            let n = store.create_number(&planned.number).await.map_err(friendly)?;
+            planned.mailbox.apply(store, n.id).await.map_err(friendly)?;
             println!("number {} added to service {} (id {})", n.number, service.name, n.id);
         }
         NumberCmd::List { service, json } => {
@@ -125,30 +106,22 @@ pub async fn number(cmd: NumberCmd, store: &dyn Store) -> anyhow::Result<()> {
         }
         NumberCmd::Edit(edit) => {
             let n = number_named(store, &edit.number).await?;
-            let update = number_update(&edit, &n, store).await?;
-            let pin = edit.voicemail_pin.as_deref().map(pin_hash).transpose()?;
-            let pin_change = edit.clear_voicemail_pin || pin.is_some();
-            let email = mailbox_email(edit.voicemail_email.as_deref(), edit.voicemail_email_keep.as_deref())?;
-            let email_change = edit.clear_voicemail_email || email.is_some();
-            if update == NumberUpdate::default() && !pin_change && !email_change {
+            let changes = number_changes(edit, &n, store).await?;
+            if changes.is_empty() {
                 bail!(
                     "nothing to change: give at least one of --device, --clear-device, --divert-when, --divert-to, \
                      --clear-divert-to, --no-answer-secs, --offline-alert, --clear-offline-alert, --voicemail-pin, \
                      --clear-voicemail-pin, --voicemail-email, --clear-voicemail-email"
                 );
             }
+            let mailbox = store.mailbox(n.id).await?;
+            let (update, mailbox) = number_update(&changes, &n, mailbox.as_ref(), Naming::Flags)?;
             let n = if update == NumberUpdate::default() {
                 n
             } else {
                 store.update_number(n.id, &update).await.map_err(friendly)?
             };
-            if pin_change {
-                store.set_mailbox_pin(n.id, pin.as_deref()).await.map_err(friendly)?;
-            }
-            if email_change {
-                let (address, keep) = email.map_or((None, true), |(a, k)| (Some(a), k));
-                store.set_mailbox_email(n.id, address.as_deref(), keep).await.map_err(friendly)?;
-            }
+            mailbox.apply(store, n.id).await.map_err(friendly)?;
             println!("number {} updated", n.number);
         }
         NumberCmd::Remove { number } => {
@@ -201,28 +174,8 @@ fn gateway_row(g: &Gateway) -> Vec<String> {
     ]
 }
 
-async fn new_number(add: &NumberAdd, service: &Service, store: &dyn Store) -> anyhow::Result<NewNumber> {
-    let number = check_number("--number", &add.number)?;
-    let device_id = match &add.device {
-        Some(name) => Some(device_in(store, service, name).await?),
-        None => None,
-    };
-    let divert_when = check_divert_when("--divert-when", &add.divert_when)?;
-    let divert_to = add.divert_to.as_deref().map(|v| check_divert_to("--divert-to", v, &number)).transpose()?;
-    if divert_when != DivertWhen::Never && divert_to.is_none() {
-        bail!("--divert-to: required when --divert-when is {}", when_str(divert_when));
-    }
-    let no_answer_secs = match add.no_answer_secs {
-        Some(secs) => check_range("--no-answer-secs", secs, &NO_ANSWER_SECS)?,
-        None => DEFAULT_NO_ANSWER_SECS,
-    };
-    let offline_alert = add.offline_alert.as_deref().map(|v| check_email("--offline-alert", v)).transpose()?;
-    Ok(NewNumber { service_id: service.id, number, device_id, divert_when, divert_to, no_answer_secs, offline_alert })
-}
-
-/// The update `edit` asks for, checked against the number as it is: the result must still have somewhere to
-/// divert to unless it never diverts.
-async fn number_update(edit: &NumberEdit, current: &Number, store: &dyn Store) -> anyhow::Result<NumberUpdate> {
+/// The changes `edit` asks for, with the device named resolved within the number's service.
+async fn number_changes(edit: NumberEdit, current: &Number, store: &dyn Store) -> anyhow::Result<NumberChanges> {
     let device_id = match (&edit.device, edit.clear_device) {
         (_, true) => Some(None),
         (Some(name), false) => {
@@ -231,26 +184,29 @@ async fn number_update(edit: &NumberEdit, current: &Number, store: &dyn Store) -
         }
         (None, false) => None,
     };
-    let divert_when = edit.divert_when.as_deref().map(|v| check_divert_when("--divert-when", v)).transpose()?;
-    let divert_to = match (&edit.divert_to, edit.clear_divert_to) {
-        (_, true) => Some(None),
-        (Some(v), false) => Some(Some(check_divert_to("--divert-to", v, &current.number)?)),
-        (None, false) => None,
-    };
-    let when = divert_when.unwrap_or(current.divert_when);
-    let has_target = divert_to.as_ref().map_or(current.divert_to.is_some(), Option::is_some);
-    if when != DivertWhen::Never && !has_target {
-        let flag = if edit.clear_divert_to { "--clear-divert-to" } else { "--divert-to" };
-        bail!("{flag}: --divert-when {} needs a --divert-to (or set --divert-when never)", when_str(when));
+    Ok(NumberChanges {
+        device_id,
+        divert_when: edit.divert_when,
+        divert_to: set_or_clear(edit.divert_to, edit.clear_divert_to),
+        no_answer_secs: edit.no_answer_secs,
+        offline_alert: set_or_clear(edit.offline_alert, edit.clear_offline_alert),
+        voicemail_pin: set_or_clear(edit.voicemail_pin, edit.clear_voicemail_pin),
+        voicemail_email: set_or_clear(edit.voicemail_email, edit.clear_voicemail_email),
+        voicemail_email_keep: edit.voicemail_email_keep.as_deref().map(yes_no).transpose()?,
+    })
+}
+
+/// A `--x VALUE` / `--clear-x` pair (clap lets only one of them through) as a change.
+fn set_or_clear(value: Option<String>, clear: bool) -> Option<Option<String>> {
+    if clear { Some(None) } else { value.map(Some) }
+}
+
+fn yes_no(v: &str) -> anyhow::Result<bool> {
+    match v {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        other => bail!("--voicemail-email-keep: {other:?} must be yes or no"),
     }
-    let no_answer_secs =
-        edit.no_answer_secs.map(|secs| check_range("--no-answer-secs", secs, &NO_ANSWER_SECS)).transpose()?;
-    let offline_alert = match (&edit.offline_alert, edit.clear_offline_alert) {
-        (_, true) => Some(None),
-        (Some(v), false) => Some(Some(check_email("--offline-alert", v)?)),
-        (None, false) => None,
-    };
-    Ok(NumberUpdate { device_id, divert_when, divert_to, no_answer_secs, offline_alert })
 }
 
 /// Attaches service and device names, looking each table up once.
@@ -290,9 +246,6 @@ async fn device_in(store: &dyn Store, service: &Service, name: &str) -> anyhow::
 }
 
 /// The flag spelling of a divert rule (`no-answer`), as `--divert-when` takes it.
-fn when_str(w: DivertWhen) -> &'static str {
-    match w {
-        DivertWhen::NoAnswer => "no-answer",
-        other => other.as_str(),
-    }
+fn when_str(w: switchboard_storage::DivertWhen) -> &'static str {
+    spelling(w, Naming::Flags)
 }
