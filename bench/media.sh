@@ -55,6 +55,9 @@ done
 
 echo "== switchboard: every call anchored through the relay"
 cat > "$WORK/switchboard.toml" <<TOML
+[api]
+# the API runs as shipped, on any free port (not 8080, which may be taken)
+listen = "127.0.0.1:0"
 [sip]
 listen = "127.0.0.1:$PORT"
 [keepalive]

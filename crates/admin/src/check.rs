@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use switchboard_routing::normalise_cli;
-use switchboard_storage::{DigestMode, DivertWhen, IpNet};
+use switchboard_storage::{DigestMode, DivertWhen, IpNet, ServiceMode};
 
 use crate::Invalid;
 
@@ -200,6 +200,12 @@ pub fn check_address(field: &str, v: &str) -> Result<String, Invalid> {
         ));
     }
     Ok(v.to_ascii_lowercase())
+}
+
+/// `direct` or `trunk`.
+pub fn check_mode(field: &str, v: &str) -> Result<ServiceMode, Invalid> {
+    ServiceMode::parse(&v.to_ascii_lowercase())
+        .ok_or_else(|| Invalid::new(field, format!("{v:?} is not a mode (use direct or trunk)")))
 }
 
 pub fn check_transport(field: &str, v: &str) -> Result<String, Invalid> {

@@ -12,7 +12,7 @@ use crate::check::{
 use crate::{Error, Invalid, Naming};
 
 /// A new device's fields as given (command-line flags or a JSON body).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceFields {
     pub name: String,
@@ -38,7 +38,7 @@ pub struct DeviceFields {
 }
 
 /// Changes to a device. `None` leaves a field as it is; `Some(None)` (JSON `null`) clears it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceChanges {
     #[serde(default)]
@@ -123,9 +123,14 @@ pub fn new_device(
     Ok(Created { device, password, generated })
 }
 
-/// The update `c` makes to `current`. Networks for MD5 alone apply only to an `md5` device, so switching a
-/// device back to `modern` clears them.
-pub fn device_update(c: &DeviceChanges, current: &Device, n: Naming<'_>) -> Result<DeviceUpdate, Error> {
+/// The update `c` makes to `current`, a device of a service in `mode`. Networks for MD5 alone apply only to an
+/// `md5` device, so switching a device back to `modern` clears them.
+pub fn device_update(
+    c: &DeviceChanges,
+    current: &Device,
+    mode: ServiceMode,
+    n: Naming<'_>,
+) -> Result<DeviceUpdate, Error> {
     let clearable = |v: &Option<Option<String>>, check: &dyn Fn(&str) -> Result<String, Invalid>| match v {
         Some(Some(x)) => check(x).map(|x| Some(Some(x))),
         Some(None) => Ok(Some(None)),
@@ -135,7 +140,12 @@ pub fn device_update(c: &DeviceChanges, current: &Device, n: Naming<'_>) -> Resu
         name: c.name.as_deref().map(|v| check_name(&n.of("name"), v)).transpose()?,
         caller_id: clearable(&c.caller_id, &|v| check_caller_id(&n.of("caller_id"), v))?,
         call_types: c.call_types.as_deref().map(|v| check_call_types(&n.of("call_types"), v)).transpose()?,
-        max_contacts: c.max_contacts.map(|v| check_contacts(&n.of("max_contacts"), v)).transpose()?,
+        max_contacts: match (mode, c.max_contacts) {
+            (ServiceMode::Direct, Some(v)) if v != 1 => {
+                return Err(Invalid::new(n.of("max_contacts"), "a Direct Mode device holds exactly one contact").into());
+            }
+            (_, v) => v.map(|v| check_contacts(&n.of("max_contacts"), v)).transpose()?,
+        },
         credentials: None,
         digest: c.digest.as_deref().map(|v| check_digest(&n.of("digest"), v)).transpose()?,
         md5_from: match &c.md5_from {

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod devices;
 pub mod numbers;
+pub mod tokens;
 
 /// How the caller names fields: the command line's flags, JSON's keys, or a file's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ pub const DEFAULT_NO_ANSWER_SECS: i64 = switchboard_routing::DEFAULT_NO_ANSWER_S
 pub const NO_ANSWER_SECS: std::ops::RangeInclusive<i64> = 5..=300;
 
 /// A new number's fields as given.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NumberFields {
     /// National (`02 9876 5432`) or E.164 (`+61298765432`).
@@ -45,7 +45,7 @@ pub struct NumberFields {
 }
 
 /// Changes to a number. `None` leaves a field as it is; `Some(None)` (JSON `null`) clears it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NumberChanges {
     #[serde(default, deserialize_with = "present")]

@@ -668,3 +668,26 @@ pub struct Email {
     pub created_at: Millis,
     pub sent_at: Option<Millis>,
 }
+
+/// A management API token: an operator's (`customer_id` `None`: everything) or one customer's. The token itself
+/// is shown once when made; only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: i64,
+    /// Unique across the platform; says whose or what for.
+    pub name: String,
+    /// The customer it is limited to, if any.
+    pub customer_id: Option<i64>,
+    pub created_at: Millis,
+    /// Updated at most once a minute.
+    pub last_used_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiToken {
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    pub customer_id: Option<i64>,
+}

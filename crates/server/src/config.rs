@@ -414,13 +414,16 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// REST API and portal listen address (served from a later release; reserved now).
+    /// Management API listen address (HTTP). Loopback by default: put a TLS proxy in front to reach it from
+    /// elsewhere.
     pub listen: SocketAddr,
+    /// Serve the API from this node (`false`: SIP only; the CLI still works on the database).
+    pub enabled: bool,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        ApiConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), enabled: true }
     }
 }
 

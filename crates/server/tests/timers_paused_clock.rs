@@ -10,9 +10,9 @@ use switchboard_server::{Config, DeviceEvent};
 use switchboard_sip_core::digest::{Algorithm, Challenge, ClientAuth, ClientSecret, client_response, ha1};
 use switchboard_sip_core::{HeaderName, Limits, Message, parse_datagram};
 use switchboard_storage::{
-    ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Credentials, Customer, Device, DeviceState,
-    DeviceUpdate, Gateway, NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate, Service,
-    ServiceMode, Store, StoreError, Voicemail, VoicemailStatus,
+    ActiveCall, ActiveCallOp, ApiToken, Binding, BindingOp, Cdr, CdrFilter, Change, Credentials, Customer, Device,
+    DeviceState, DeviceUpdate, Gateway, NewCdr, NewDevice, NewGateway, NewNumber, NewService, Number, NumberUpdate,
+    Service, ServiceMode, Store, StoreError, Voicemail, VoicemailStatus,
 };
 use tokio::net::UdpSocket;
 
@@ -41,6 +41,9 @@ fn refused<T>() -> Result<T, StoreError> {
 impl Store for MemStore {
     async fn create_customer(&self, _: &str) -> Result<Customer, StoreError> {
         refused()
+    }
+    async fn customer(&self, _: i64) -> Result<Option<Customer>, StoreError> {
+        Ok(None)
     }
     async fn customer_by_name(&self, _: &str) -> Result<Option<Customer>, StoreError> {
         Ok(None)
@@ -135,6 +138,9 @@ impl Store for MemStore {
     }
     async fn bindings_for_device(&self, id: i64) -> Result<Vec<Binding>, StoreError> {
         Ok(self.bindings.lock().unwrap().iter().filter(|b| b.device_id == id).cloned().collect())
+    }
+    async fn bindings_for_service(&self, _: i64) -> Result<Vec<Binding>, StoreError> {
+        refused()
     }
     async fn purge_expired_bindings(&self, _: i64) -> Result<u64, StoreError> {
         Ok(0)
@@ -266,6 +272,21 @@ impl Store for MemStore {
     }
     async fn list_outbox(&self, _: i64) -> Result<Vec<switchboard_storage::Email>, StoreError> {
         Ok(vec![])
+    }
+    async fn create_api_token(&self, _: &switchboard_storage::NewApiToken) -> Result<ApiToken, StoreError> {
+        refused()
+    }
+    async fn api_token_by_hash(&self, _: &str) -> Result<Option<ApiToken>, StoreError> {
+        Ok(None)
+    }
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        Ok(vec![])
+    }
+    async fn revoke_api_token(&self, _: &str) -> Result<ApiToken, StoreError> {
+        refused()
+    }
+    async fn touch_api_token(&self, _: i64, _: i64) -> Result<(), StoreError> {
+        refused()
     }
 }
 

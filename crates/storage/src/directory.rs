@@ -70,6 +70,16 @@ impl SqlStore {
         })
     }
 
+    pub(crate) async fn customer(&self, id: i64) -> Result<Option<Customer>> {
+        with_pool!(self, pool => {
+            let row: Option<CustomerRow> = sqlx::query_as("SELECT id, name, created_at FROM customers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(Customer::from))
+        })
+    }
+
     pub(crate) async fn customer_by_name(&self, name: &str) -> Result<Option<Customer>> {
         with_pool!(self, pool => {
             let row: Option<CustomerRow> =

@@ -22,6 +22,7 @@ mod location;
 mod outbox;
 mod rows;
 mod store;
+mod tokens;
 mod voicemail;
 
 pub use backend::open;
@@ -54,6 +55,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Store: Send + Sync + std::fmt::Debug {
     // customers
     async fn create_customer(&self, name: &str) -> Result<Customer>;
+    async fn customer(&self, id: i64) -> Result<Option<Customer>>;
     async fn customer_by_name(&self, name: &str) -> Result<Option<Customer>>;
     async fn list_customers(&self) -> Result<Vec<Customer>>;
 
@@ -101,6 +103,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every stored binding, including expired ones not yet purged.
     async fn list_bindings(&self) -> Result<Vec<Binding>>;
     async fn bindings_for_device(&self, device_id: i64) -> Result<Vec<Binding>>;
+    /// The bindings of every device of service `service_id`, by device.
+    async fn bindings_for_service(&self, service_id: i64) -> Result<Vec<Binding>>;
     /// Deletes bindings with `expires_at <= now`; returns how many.
     async fn purge_expired_bindings(&self, now: Millis) -> Result<u64>;
 
@@ -181,4 +185,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>>;
     /// The newest change's seq (0 if none).
     async fn last_change(&self) -> Result<i64>;
+
+    // management API tokens
+    /// Conflict on `name` (or, never in practice, `token_hash`); NotFound when the customer does not exist.
+    async fn create_api_token(&self, new: &NewApiToken) -> Result<ApiToken>;
+    /// The live (not revoked) token with this hash.
+    async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    /// Every token, revoked ones too, oldest first.
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>>;
+    /// Revokes the live token named `name`; NotFound when there is none.
+    async fn revoke_api_token(&self, name: &str) -> Result<ApiToken>;
+    /// Records a use of token `id` at `at`.
+    async fn touch_api_token(&self, id: i64, at: Millis) -> Result<()>;
 }

@@ -170,6 +170,19 @@ impl SqlStore {
         })
     }
 
+    pub(crate) async fn bindings_for_service(&self, service_id: i64) -> Result<Vec<Binding>> {
+        with_pool!(self, pool => {
+            let rows: Vec<BindingRow> = sqlx::query_as(concat!(
+                "SELECT ", binding_columns!(), " FROM bindings \
+                 WHERE device_id IN (SELECT id FROM devices WHERE service_id = $1) ORDER BY device_id, contact"
+            ))
+            .bind(service_id)
+            .fetch_all(pool)
+            .await?;
+            convert_all(rows)
+        })
+    }
+
     pub(crate) async fn purge_expired_bindings(&self, now: Millis) -> Result<u64> {
         with_pool!(self, pool => {
             let purged = sqlx::query("DELETE FROM bindings WHERE expires_at <= $1")

@@ -1,19 +1,22 @@
 //! The [`Store`] trait, implemented by delegating to the SQL in `directory`, `location`, `cdrs`,
-//! `active_calls` and `voicemail`.
+//! `active_calls`, `voicemail`, `outbox` and `tokens`.
 
 use async_trait::async_trait;
 
 use crate::backend::SqlStore;
 use crate::{
-    ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth, DeviceState,
-    DeviceUpdate, Email, Gateway, Mailbox, Millis, NewCdr, NewDevice, NewEmail, NewGateway, NewNumber, NewService,
-    NewVoicemail, Number, NumberUpdate, Result, Service, Store, Voicemail, VoicemailStatus,
+    ActiveCall, ActiveCallOp, ApiToken, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth,
+    DeviceState, DeviceUpdate, Email, Gateway, Mailbox, Millis, NewApiToken, NewCdr, NewDevice, NewEmail, NewGateway,
+    NewNumber, NewService, NewVoicemail, Number, NumberUpdate, Result, Service, Store, Voicemail, VoicemailStatus,
 };
 
 #[async_trait]
 impl Store for SqlStore {
     async fn create_customer(&self, name: &str) -> Result<Customer> {
         SqlStore::create_customer(self, name).await
+    }
+    async fn customer(&self, id: i64) -> Result<Option<Customer>> {
+        SqlStore::customer(self, id).await
     }
     async fn customer_by_name(&self, name: &str) -> Result<Option<Customer>> {
         SqlStore::customer_by_name(self, name).await
@@ -98,6 +101,9 @@ impl Store for SqlStore {
     }
     async fn list_bindings(&self) -> Result<Vec<Binding>> {
         SqlStore::list_bindings(self).await
+    }
+    async fn bindings_for_service(&self, service_id: i64) -> Result<Vec<Binding>> {
+        SqlStore::bindings_for_service(self, service_id).await
     }
     async fn bindings_for_device(&self, device_id: i64) -> Result<Vec<Binding>> {
         SqlStore::bindings_for_device(self, device_id).await
@@ -198,5 +204,20 @@ impl Store for SqlStore {
     }
     async fn last_change(&self) -> Result<i64> {
         SqlStore::last_change(self).await
+    }
+    async fn create_api_token(&self, new: &NewApiToken) -> Result<ApiToken> {
+        SqlStore::create_api_token(self, new).await
+    }
+    async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
+        SqlStore::api_token_by_hash(self, token_hash).await
+    }
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        SqlStore::list_api_tokens(self).await
+    }
+    async fn revoke_api_token(&self, name: &str) -> Result<ApiToken> {
+        SqlStore::revoke_api_token(self, name).await
+    }
+    async fn touch_api_token(&self, id: i64, at: Millis) -> Result<()> {
+        SqlStore::touch_api_token(self, id, at).await
     }
 }

@@ -15,9 +15,9 @@ use harness::Ctx;
 use sqlx::Connection;
 use switchboard_storage::{
     ActiveCall, ActiveCallOp, Binding, BindingOp, Cdr, CdrDirection, CdrDisposition, CdrFilter, Credentials, Device,
-    DeviceAuth, DeviceState, DeviceUpdate, DigestMode, DivertReason, DivertWhen, Entity, NewCdr, NewDevice, NewEmail,
-    NewGateway, NewNumber, NewService, NewVoicemail, NumberUpdate, OutboxStatus, ServiceMode, Store, StoreError,
-    Voicemail, VoicemailStatus,
+    DeviceAuth, DeviceState, DeviceUpdate, DigestMode, DivertReason, DivertWhen, Entity, NewApiToken, NewCdr,
+    NewDevice, NewEmail, NewGateway, NewNumber, NewService, NewVoicemail, NumberUpdate, OutboxStatus, ServiceMode,
+    Store, StoreError, Voicemail, VoicemailStatus,
 };
 
 /// Generates `sqlite::$name` and `postgres::$name` tests for each contract function.
@@ -96,6 +96,8 @@ contract!(
     outbox_queue_claim_settle,
     outbox_claims_are_exclusive_and_lapse,
     outbox_dedupe_and_node_bound_rows,
+    api_tokens_create_find_revoke,
+    bindings_for_service_only_its_devices,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1703,7 +1705,8 @@ fn migrations_define_same_tables_and_columns() {
             "0006_cdr_end_reason.sql",
             "0007_voicemail.sql",
             "0008_mailboxes.sql",
-            "0009_outbox.sql"
+            "0009_outbox.sql",
+            "0010_api_tokens.sql",
         ]
     );
     assert_eq!(files("postgres"), names);
@@ -1721,6 +1724,7 @@ fn migrations_define_same_tables_and_columns() {
         tables,
         [
             "active_calls",
+            "api_tokens",
             "bindings",
             "cdrs",
             "change_log",
@@ -1825,4 +1829,50 @@ fn migrations_define_same_tables_and_columns() {
             "end_reason"
         ]
     );
+}
+
+async fn api_tokens_create_find_revoke(ctx: Ctx) {
+    let store = &*ctx.store;
+    let customer = store.create_customer("Acme").await.unwrap();
+    assert_eq!(store.customer(customer.id).await.unwrap(), Some(customer.clone()));
+    assert_eq!(store.customer(customer.id + 100).await.unwrap(), None);
+    let new =
+        |name: &str, hash: &str, customer_id| NewApiToken { name: name.into(), token_hash: hash.into(), customer_id };
+    let ops = store.create_api_token(&new("ops", "aa11", None)).await.unwrap();
+    let acme = store.create_api_token(&new("acme-portal", "bb22", Some(customer.id))).await.unwrap();
+    assert_eq!((ops.customer_id, acme.customer_id), (None, Some(customer.id)));
+    assert_conflict(store.create_api_token(&new("ops", "cc33", None)).await, "API token", "name", "ops");
+    assert_not_found(
+        store.create_api_token(&new("ghost", "dd44", Some(customer.id + 100))).await,
+        "customer",
+        &(customer.id + 100).to_string(),
+    );
+    assert_eq!(store.api_token_by_hash("bb22").await.unwrap(), Some(acme.clone()));
+    assert_eq!(store.api_token_by_hash("zz").await.unwrap(), None);
+    store.touch_api_token(acme.id, 1234).await.unwrap();
+    assert_eq!(store.api_token_by_hash("bb22").await.unwrap().unwrap().last_used_at, Some(1234));
+    let revoked = store.revoke_api_token("acme-portal").await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(store.api_token_by_hash("bb22").await.unwrap(), None, "a revoked token never authenticates");
+    assert_not_found(store.revoke_api_token("acme-portal").await, "API token", "acme-portal");
+    let names: Vec<String> = store.list_api_tokens().await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["ops", "acme-portal"], "revoked tokens stay listed as history");
+}
+
+async fn bindings_for_service_only_its_devices(ctx: Ctx) {
+    let s = &*ctx.store;
+    let one = service_fixture(s, "one").await;
+    let two = service_fixture(s, "two").await;
+    let a = s.create_device(&new_device(one, "desk", "alice")).await.unwrap().id;
+    let b = s.create_device(&new_device(one, "phone", "bob")).await.unwrap().id;
+    let c = s.create_device(&new_device(two, "desk", "carol")).await.unwrap().id;
+    let ops: Vec<_> = [(b, "sip:b@198.51.100.2"), (a, "sip:a@198.51.100.1"), (c, "sip:c@198.51.100.3")]
+        .into_iter()
+        .map(|(d, contact)| BindingOp::Upsert(binding(d, contact, 5000)))
+        .collect();
+    s.apply_bindings(&ops).await.unwrap();
+    let got: Vec<i64> = s.bindings_for_service(one).await.unwrap().iter().map(|b| b.device_id).collect();
+    assert_eq!(got, [a, b]);
+    assert_eq!(s.bindings_for_service(two).await.unwrap().len(), 1);
+    assert!(s.bindings_for_service(two + 100).await.unwrap().is_empty());
 }

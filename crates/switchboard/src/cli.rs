@@ -49,6 +49,9 @@ pub enum Command {
     /// Voicemail messages.
     #[command(subcommand)]
     Voicemail(VoicemailCmd),
+    /// Management API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// The email outbox, newest first: queued, sent, and failed with the reason.
     Outbox {
         /// At most this many, 1 to 10000.
@@ -78,6 +81,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Make a token and print it, once (only its hash is stored).
+    Create {
+        /// Unique; says whose token it is or what it is for.
+        #[arg(long)]
+        name: String,
+        /// Limit the token to this customer's records (by name); without it, an operator's token reaches all.
+        #[arg(long)]
+        customer: Option<String>,
+    },
+    /// List tokens (never the tokens themselves), revoked ones too.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token (by name): it stops working at once.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,9 +414,30 @@ fn redact(url: &str) -> String {
 async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
     let store = open_store(&config).await?;
+    let api = if config.api.enabled {
+        let settings = switchboard_api::Settings {
+            listen: config.api.listen,
+            realm: config.sip.domain.clone(),
+            trunk_max_contacts: config.registrar.trunk_max_contacts,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let tracker = tokio_util::task::TaskTracker::new();
+        switchboard_api::start(store.clone(), settings, shutdown.clone(), &tracker)
+            .await
+            .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
+        Some((shutdown, tracker))
+    } else {
+        None
+    };
     let running = switchboard_server::start(config, store).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
+    if let Some((shutdown, tracker)) = api {
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())

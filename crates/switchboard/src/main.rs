@@ -6,6 +6,7 @@ mod cli;
 mod numbers;
 mod provision;
 mod settings;
+mod tokens;
 mod voicemail;
 
 use std::process::ExitCode;

@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use switchboard_admin::Naming;
-use switchboard_admin::check::check_name;
+use switchboard_admin::check::{check_mode, check_name};
 use switchboard_admin::devices::{self, DeviceChanges, DeviceFields};
 use switchboard_server::Config;
-use switchboard_storage::{Device, DigestMode, NewDevice, NewService, Service, ServiceMode, Store, StoreError};
+use switchboard_storage::{Device, DigestMode, NewDevice, NewService, Service, Store, StoreError};
 
 use crate::cli::{Command, CustomerCmd, DeviceCmd, ServiceCmd, VoicemailCmd};
 
@@ -29,9 +29,9 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
             }
         }
         Command::Service(ServiceCmd::Add { customer, name, mode, region }) => {
-            let mode = ServiceMode::parse(&mode)
-                .with_context(|| format!("--mode: {mode:?} is not a mode (use direct or trunk)"))?;
+            let mode = check_mode("--mode", &mode)?;
             let name = check_name("--name", &name)?;
+            let region = region.map(|r| check_name("--region", &r)).transpose()?;
             let cust = store
                 .customer_by_name(&customer)
                 .await?
@@ -77,6 +77,7 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
         Command::Gateway(g) => crate::numbers::gateway(g, store).await?,
         Command::Calls { json } => crate::calls::calls(store, json).await?,
         Command::Voicemail(VoicemailCmd::List { number, json }) => crate::voicemail::list(store, &number, json).await?,
+        Command::Token(t) => crate::tokens::token(t, store).await?,
         Command::Outbox { limit, json } => crate::voicemail::outbox(store, limit, json).await?,
         Command::Cdr { service, limit, json } => crate::calls::cdrs(store, service.as_deref(), limit, json).await?,
         Command::Run { .. } | Command::Config => unreachable_command()?,
@@ -168,7 +169,8 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
                      --clear-md5-from"
                 );
             }
-            let update = devices::device_update(&changes, &d, Naming::Flags)?;
+            let service = store.service(d.service_id).await?.context("the device's service is gone")?;
+            let update = devices::device_update(&changes, &d, service.mode, Naming::Flags)?;
             let d = store.update_device(d.id, &update).await.map_err(friendly)?;
             println!("device {} updated", d.auth_id);
         }

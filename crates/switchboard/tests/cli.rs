@@ -259,6 +259,7 @@ fn every_provisioning_error_names_the_bad_field_and_exits_1() {
         (vec!["device", "edit", "d1"], &["nothing to change"]),
         (vec!["device", "edit", "d1", "--caller-id", "x"], &["--caller-id"]),
         (vec!["device", "edit", "d1", "--max-contacts", "0"], &["--max-contacts"]),
+        (vec!["device", "edit", "d1", "--max-contacts", "2"], &["--max-contacts", "Direct Mode"]),
         (vec!["device", "edit", "ghost", "--name", "x"], &["ghost"]),
         (vec!["device", "reset-password", "d1", "--password", "tiny"], &["--password"]),
         (vec!["device", "remove", "ghost"], &["ghost"]),

@@ -13,6 +13,8 @@ pub struct Daemon {
     /// `None`: SQLite in the temporary directory.
     database_url: Option<String>,
     pub sip: SocketAddr,
+    /// The management API's address (its own free port, so parallel tests never meet).
+    pub api: SocketAddr,
     child: Option<Child>,
     starts: u32,
 }
@@ -67,7 +69,8 @@ impl Daemon {
         }
         std::fs::write(dir.path().join("switchboard.toml"), config).expect("write config");
         let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        Daemon { bin: bin.into(), dir, sip, child: None, starts: 0, database_url: None }
+        let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Daemon { bin: bin.into(), dir, sip, api, child: None, starts: 0, database_url: None }
     }
 
     /// Provisions customer `Acme` with the Direct Mode service `acme` and one device per `(auth_id, password,
@@ -121,6 +124,7 @@ impl Daemon {
                     .unwrap_or_else(|| format!("sqlite://{}", self.dir.path().join("sb.db").display())),
             )
             .env("SWITCHBOARD_SIP_LISTEN", self.sip.to_string())
+            .env("SWITCHBOARD_API_LISTEN", self.api.to_string())
             .env_remove("RUST_LOG");
         c
     }
@@ -186,6 +190,20 @@ impl Daemon {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A client of the daemon's API with `token` (or none).
+    pub fn http(&self, token: Option<&str>) -> crate::http::Http {
+        crate::http::Http::new(self.api, token)
+    }
+
+    /// A new API token made with the CLI (`--customer NAME` when given).
+    pub fn token(&self, name: &str, customer: Option<&str>) -> String {
+        let mut args = vec!["token", "create", "--name", name];
+        if let Some(c) = customer {
+            args.extend_from_slice(&["--customer", c]);
+        }
+        self.cli_ok(&args).trim().to_owned()
     }
 
     /// `registrations --json`, parsed.

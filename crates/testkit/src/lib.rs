@@ -7,6 +7,7 @@
 pub mod call;
 pub mod client;
 pub mod daemon;
+pub mod http;
 pub mod sipp;
 pub mod smtp;
 
