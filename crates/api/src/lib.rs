@@ -35,6 +35,16 @@ pub struct Settings {
     pub trunk_max_contacts: u32,
     /// The daemon's version, for `/healthz`.
     pub version: String,
+    /// This node's name: it serves the recordings it made.
+    pub node: String,
+    /// Where this node keeps voicemail recordings (`voicemail.dir`).
+    pub voicemail_dir: std::path::PathBuf,
+}
+
+/// What the API tells the running daemon of (the change log carries the rest).
+pub trait Hooks: Send + Sync + std::fmt::Debug {
+    /// Number `number` (E.164) now holds `new` unheard and `saved` kept messages.
+    fn mailbox_changed(&self, number: &str, new: u32, saved: u32);
 }
 
 /// Shared by every handler.
@@ -43,6 +53,7 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) tokens: Arc<auth::UseLog>,
+    pub(crate) hooks: Option<Arc<dyn Hooks>>,
 }
 
 #[derive(OpenApi)]
@@ -56,8 +67,8 @@ pub(crate) struct AppState {
     ),
     modifiers(&BearerScheme),
     tags(
-        (name = "customers"), (name = "services"), (name = "devices"), (name = "numbers"), (name = "gateways"),
-        (name = "health")
+        (name = "customers"), (name = "services"), (name = "devices"), (name = "numbers"), (name = "voicemail"),
+        (name = "gateways"), (name = "activity"), (name = "health")
     )
 )]
 struct ApiDoc;
@@ -73,8 +84,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The API's routes on `store`.
-pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
-    let state = AppState { store, settings: Arc::new(settings), tokens: Arc::new(auth::UseLog::default()) };
+pub fn router(store: Arc<dyn Store>, settings: Settings, hooks: Option<Arc<dyn Hooks>>) -> Router {
+    let state = AppState { store, settings: Arc::new(settings), tokens: Arc::new(auth::UseLog::default()), hooks };
     let (api, doc) = documented().split_for_parts();
     let doc = Arc::new(doc);
     api.route(
@@ -92,12 +103,13 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
 pub async fn start(
     store: Arc<dyn Store>,
     settings: Settings,
+    hooks: Option<Arc<dyn Hooks>>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
-    let app = router(store, settings);
+    let app = router(store, settings, hooks);
     tracker.spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         if let Err(e) = served {
@@ -132,18 +144,30 @@ mod tests {
             "DELETE /api/v1/devices/{id}",
             "DELETE /api/v1/gateways/{id}",
             "DELETE /api/v1/numbers/{id}",
+            "DELETE /api/v1/voicemails/{id}",
+            "GET /api/v1/calls",
+            "GET /api/v1/cdrs",
             "GET /api/v1/customers",
             "GET /api/v1/customers/{id}",
             "GET /api/v1/devices/{id}",
             "GET /api/v1/gateways",
             "GET /api/v1/numbers/{id}",
+            "GET /api/v1/numbers/{id}/voicemails",
+            "GET /api/v1/outbox",
+            "GET /api/v1/registrations",
             "GET /api/v1/services",
             "GET /api/v1/services/{id}",
+            "GET /api/v1/services/{id}/calls",
+            "GET /api/v1/services/{id}/cdrs",
             "GET /api/v1/services/{id}/devices",
             "GET /api/v1/services/{id}/numbers",
+            "GET /api/v1/services/{id}/registrations",
+            "GET /api/v1/voicemails/{id}",
+            "GET /api/v1/voicemails/{id}/audio",
             "GET /healthz",
             "PATCH /api/v1/devices/{id}",
             "PATCH /api/v1/numbers/{id}",
+            "PATCH /api/v1/voicemails/{id}",
             "POST /api/v1/customers",
             "POST /api/v1/devices/{id}/password",
             "POST /api/v1/gateways",
@@ -169,6 +193,7 @@ mod tests {
             "NumberChanges",
             "NumberFields",
             "ResetBody",
+            "VoicemailChangesBody",
         ];
         assert_eq!(bodies, want);
     }

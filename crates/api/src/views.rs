@@ -2,7 +2,9 @@
 //! documented for the OpenAPI document. Times are Unix milliseconds.
 
 use serde::Serialize;
-use switchboard_storage::{Binding, Customer, Device, DeviceState, Gateway, Mailbox, Number, Service};
+use switchboard_storage::{
+    ActiveCall, Binding, Cdr, Customer, Device, DeviceState, Email, Gateway, Mailbox, Number, Service, Voicemail,
+};
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -234,4 +236,153 @@ pub(crate) struct Health {
     /// `ok` when the database answers.
     pub status: String,
     pub version: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ActiveCallView {
+    pub call_id: String,
+    /// The node handling the call.
+    pub node: String,
+    /// `inbound`, `outbound` or `on_net`.
+    pub direction: String,
+    pub service_id: Option<i64>,
+    pub device_id: Option<i64>,
+    pub caller: String,
+    pub callee: String,
+    /// `ringing` or `answered`.
+    pub state: String,
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+}
+
+impl From<ActiveCall> for ActiveCallView {
+    fn from(c: ActiveCall) -> Self {
+        ActiveCallView {
+            call_id: c.call_id,
+            node: c.node,
+            direction: c.direction.as_str().to_owned(),
+            service_id: c.service_id,
+            device_id: c.device_id,
+            caller: c.caller,
+            callee: c.callee,
+            state: c.state,
+            started_at: c.started_at,
+            answered_at: c.answered_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CdrView {
+    pub id: i64,
+    pub call_id: String,
+    /// `inbound`, `outbound` or `on_net`.
+    pub direction: String,
+    pub service_id: Option<i64>,
+    pub device_id: Option<i64>,
+    pub caller: String,
+    pub callee: String,
+    /// `local`, `mobile`, ... when routing classified the call.
+    pub call_type: Option<String>,
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// `answered`, `busy`, `no_answer`, `failed`, `cancelled`, `barred`, ...
+    pub disposition: String,
+    pub sip_status: Option<u16>,
+    pub divert_reason: Option<String>,
+    pub diverted_to: Option<String>,
+    pub gateway: Option<String>,
+    pub node: String,
+    pub end_reason: Option<String>,
+}
+
+impl From<Cdr> for CdrView {
+    fn from(c: Cdr) -> Self {
+        CdrView {
+            id: c.id,
+            call_id: c.call_id,
+            direction: c.direction.as_str().to_owned(),
+            service_id: c.service_id,
+            device_id: c.device_id,
+            caller: c.caller,
+            callee: c.callee,
+            call_type: c.call_type,
+            started_at: c.started_at,
+            answered_at: c.answered_at,
+            ended_at: c.ended_at,
+            disposition: c.disposition.as_str().to_owned(),
+            sip_status: c.sip_status,
+            divert_reason: c.divert_reason.map(|r| r.as_str().to_owned()),
+            diverted_to: c.diverted_to,
+            gateway: c.gateway,
+            node: c.node,
+            end_reason: c.end_reason,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EmailView {
+    pub id: i64,
+    /// `voicemail`, `offline`, `online`, ...
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub attachment_name: Option<String>,
+    /// `queued`, `sent` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+impl From<Email> for EmailView {
+    fn from(e: Email) -> Self {
+        EmailView {
+            id: e.id,
+            kind: e.kind,
+            recipient: e.recipient,
+            subject: e.subject,
+            attachment_name: e.attachment_name,
+            status: e.status.as_str().to_owned(),
+            attempts: e.attempts,
+            next_attempt_at: e.next_attempt_at,
+            last_error: e.last_error,
+            created_at: e.created_at,
+            sent_at: e.sent_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VoicemailView {
+    pub id: i64,
+    pub number_id: i64,
+    /// Who called: E.164, or what the caller's From held.
+    pub caller: String,
+    pub caller_name: Option<String>,
+    pub received_at: i64,
+    pub duration_ms: i64,
+    /// `recording`, `new` or `saved`.
+    pub status: String,
+    /// The node holding the recording.
+    pub node: String,
+}
+
+impl From<Voicemail> for VoicemailView {
+    fn from(v: Voicemail) -> Self {
+        VoicemailView {
+            id: v.id,
+            number_id: v.number_id,
+            caller: v.caller,
+            caller_name: v.caller_name,
+            received_at: v.received_at,
+            duration_ms: v.duration_ms,
+            status: v.status.as_str().to_owned(),
+            node: v.node,
+        }
+    }
 }

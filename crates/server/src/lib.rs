@@ -37,6 +37,19 @@ pub enum ServerError {
     Random(String),
 }
 
+/// Tells the running daemon a mailbox's counts changed outside a call (the API deleted or saved a message): it
+/// updates the message-waiting lamp of the number's devices. Sends nothing once the daemon has stopped.
+#[derive(Debug, Clone)]
+pub struct Mailboxes(mpsc::UnboundedSender<switchboard_voicemail::service::MailboxCounts>);
+
+impl Mailboxes {
+    pub fn changed(&self, number: &str, new: u32, saved: u32) {
+        let counts =
+            switchboard_voicemail::service::MailboxCounts { number: number.to_owned(), new, saved, initial: false };
+        let _ = self.0.send(counts);
+    }
+}
+
 /// A started daemon. Dropping it does not stop it: call [`Running::shutdown`].
 #[derive(Debug)]
 pub struct Running {
@@ -46,9 +59,15 @@ pub struct Running {
     writer: tokio::task::JoinHandle<()>,
     events: broadcast::Sender<DeviceEvent>,
     transport: Arc<Transport>,
+    mailboxes: mpsc::UnboundedSender<switchboard_voicemail::service::MailboxCounts>,
 }
 
 impl Running {
+    /// A handle that tells the daemon of mailbox changes made outside a call.
+    pub fn mailboxes(&self) -> Mailboxes {
+        Mailboxes(self.mailboxes.clone())
+    }
+
     /// The address SIP is bound to (UDP and TCP).
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip_addr
@@ -154,7 +173,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     let (sent_tx, sent_rx) = mpsc::unbounded_channel();
     let mail = start_mail(&config, store.clone(), sent_tx, shutdown.clone(), &tracker)?;
     let mail_waker = mail.clone();
-    let links = switchboard_voicemail::service::Links { counts: counts_tx, mail, emailed: sent_rx };
+    let links = switchboard_voicemail::service::Links { counts: counts_tx.clone(), mail, emailed: sent_rx };
     let voicemail = match config.calls.voicemail_addr().map_err(ServerError::Config)? {
         Some(external) => Some(external),
         None if config.voicemail.enabled => {
@@ -213,7 +232,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     let feeds = event_loop::Feeds { inbound: inbound_rx, changes: updates_rx, media: media_rx, mailboxes: counts_rx };
     tracker.spawn(event_loop::run(driver, feeds, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
-    Ok(Running { sip_addr, shutdown, tracker, writer, events, transport })
+    Ok(Running { sip_addr, shutdown, tracker, writer, events, transport, mailboxes: counts_tx })
 }
 
 /// The email sender, when `[smtp]` names a server.

@@ -414,33 +414,50 @@ fn redact(url: &str) -> String {
 async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
     let store = open_store(&config).await?;
-    let api = if config.api.enabled {
-        let settings = switchboard_api::Settings {
-            listen: config.api.listen,
-            realm: config.sip.domain.clone(),
-            trunk_max_contacts: config.registrar.trunk_max_contacts,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        };
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let tracker = tokio_util::task::TaskTracker::new();
-        switchboard_api::start(store.clone(), settings, shutdown.clone(), &tracker)
-            .await
-            .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
-        Some((shutdown, tracker))
-    } else {
-        None
+    let api_config = config.api.clone();
+    let api_settings = switchboard_api::Settings {
+        listen: config.api.listen,
+        realm: config.sip.domain.clone(),
+        trunk_max_contacts: config.registrar.trunk_max_contacts,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        node: config.node.name.clone(),
+        voicemail_dir: config.voicemail.dir.clone().into(),
     };
-    let running = switchboard_server::start(config, store).await?;
+    let running = switchboard_server::start(config, store.clone()).await?;
+    let api_shutdown = tokio_util::sync::CancellationToken::new();
+    let api_tasks = tokio_util::task::TaskTracker::new();
+    if api_config.enabled {
+        let hooks: Arc<dyn switchboard_api::Hooks> = Arc::new(DaemonHooks(running.mailboxes()));
+        let started = switchboard_api::start(store, api_settings, Some(hooks), api_shutdown.clone(), &api_tasks).await;
+        if let Err(e) = started {
+            running.shutdown().await;
+            bail!("api.listen: cannot listen on {}: {e}", api_config.listen);
+        }
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
-    if let Some((shutdown, tracker)) = api {
-        shutdown.cancel();
-        tracker.close();
-        tracker.wait().await;
+    // The API finishes the requests under way, for a while; SIP state is flushed after it either way.
+    api_shutdown.cancel();
+    api_tasks.close();
+    if tokio::time::timeout(API_DRAIN, api_tasks.wait()).await.is_err() {
+        tracing::warn!("API requests still open after {API_DRAIN:?}; stopping without them");
     }
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long a stopping daemon waits for API requests under way.
+const API_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The API's way to tell the running daemon what the change log does not carry.
+#[derive(Debug)]
+struct DaemonHooks(switchboard_server::Mailboxes);
+
+impl switchboard_api::Hooks for DaemonHooks {
+    fn mailbox_changed(&self, number: &str, new: u32, saved: u32) {
+        self.0.changed(number, new, saved);
+    }
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {

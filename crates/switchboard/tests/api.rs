@@ -197,6 +197,15 @@ fn a_device_made_by_the_api_registers_with_the_running_daemon() {
     let device = expect(&http.get(&format!("/api/v1/devices/{id}")), 200);
     assert_eq!(device["status"]["online"], true, "{device}");
     assert_eq!(device["status"]["registrations"][0]["transport"], "udp");
+    let listed = expect(&http.get(&format!("/api/v1/services/{service}/registrations")), 200);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(expect(&http.get("/api/v1/registrations"), 200).as_array().unwrap().len(), 1);
+    assert_eq!(expect(&http.get("/api/v1/calls"), 200), json!([]));
+    assert_eq!(expect(&http.get(&format!("/api/v1/services/{service}/cdrs?limit=5")), 200), json!([]));
+    let r = http.get("/api/v1/cdrs?limit=0");
+    assert_eq!(refused(&r, 400).as_deref(), Some("limit"));
+    assert_eq!(refused(&http.get("/api/v1/cdrs?bogus=1"), 400), None);
+    assert_eq!(expect(&http.get("/api/v1/outbox"), 200), json!([]));
 
     expect(&http.post(&format!("/api/v1/devices/{id}/password"), &json!({"password": "second-password-2"})), 200);
     assert_eq!(register_until(&d, "live-1", "second-password-2", 200), 200);
@@ -269,6 +278,10 @@ fn a_customer_reaches_only_its_own_records() {
         ("POST", format!("/api/v1/services/{a_service}/devices")),
         ("GET", format!("/api/v1/services/{a_service}/numbers")),
         ("POST", format!("/api/v1/services/{a_service}/numbers")),
+        ("GET", format!("/api/v1/services/{a_service}/registrations")),
+        ("GET", format!("/api/v1/services/{a_service}/calls")),
+        ("GET", format!("/api/v1/services/{a_service}/cdrs")),
+        ("GET", format!("/api/v1/numbers/{number}/voicemails")),
         ("GET", format!("/api/v1/devices/{device}")),
         ("PATCH", format!("/api/v1/devices/{device}")),
         ("DELETE", format!("/api/v1/devices/{device}")),
@@ -302,6 +315,9 @@ fn a_customer_reaches_only_its_own_records() {
     assert_eq!(refused(&b.post("/api/v1/services", &svc), 403), None);
     assert_eq!(refused(&b.get("/api/v1/gateways"), 403), None);
     assert_eq!(refused(&b.delete(&format!("/api/v1/gateways/{gateway}")), 403), None);
+    for path in ["/api/v1/registrations", "/api/v1/calls", "/api/v1/cdrs", "/api/v1/outbox"] {
+        assert_eq!(refused(&b.get(path), 403), None, "{path}");
+    }
     // Lists show B only its own.
     let customers = expect(&b.get("/api/v1/customers"), 200);
     assert_eq!(customers.as_array().unwrap().len(), 1);

@@ -502,3 +502,74 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The mailbox over the management API: the message is listed, its recording plays (the same bytes as the file),
+/// marking it saved and deleting it relight the phone's lamp, the file goes with it, and another customer's
+/// token finds none of it.
+#[test]
+fn the_api_plays_saves_and_deletes_a_message_and_the_lamp_follows() {
+    let d = world();
+    let api = d.http(Some(&d.token("ops", None)));
+    d.cli_ok(&["customer", "add", "Other"]);
+    let stranger = d.http(Some(&d.token("other", Some("Other"))));
+    let mut phone = SipClient::udp(d.sip);
+    let reg = phone.register("2001", &[&format!("Contact: <{}>", phone.contact("2001"))]);
+    assert_eq!(phone.request_with_auth(reg, "2001", "pass-2001", Some("SHA-256")).status(), Some(200));
+    let mut next_summary = || {
+        let n = phone.recv_request(WAIT).expect("a NOTIFY");
+        phone.send(&switchboard_sip_core::validate::response_to(&n.headers, 200, "OK", Some("p1")));
+        String::from_utf8(n.body).unwrap()
+    };
+    assert!(next_summary().starts_with("Messages-Waiting: no\r\n"));
+    leave_message(&d, "vm-api");
+    assert!(next_summary().contains("Voice-Message: 1/0"));
+    let stored = wait_for_messages(&d, 1);
+
+    let service = api.get("/api/v1/services").json()[0]["id"].as_i64().unwrap();
+    let number = api.get(&format!("/api/v1/services/{service}/numbers")).json()[0]["id"].as_i64().unwrap();
+    let list = api.get(&format!("/api/v1/numbers/{number}/voicemails")).json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!((list[0]["status"].as_str(), list[0]["caller"].as_str()), (Some("new"), Some("+61400000001")));
+    assert!(list[0].get("file").is_none(), "the server's file path is not shown");
+    let id = list[0]["id"].as_i64().unwrap();
+    // The call that left it is on record (written behind the call).
+    let cdrs = |api: &switchboard_testkit::http::Http| api.get(&format!("/api/v1/services/{service}/cdrs")).json();
+    assert!(wait_until(WAIT, || cdrs(&api).as_array().is_some_and(|a| !a.is_empty())));
+    let cdr = &cdrs(&api)[0];
+    assert_eq!((cdr["callee"].as_str(), cdr["divert_reason"].as_str()), (Some(NUMBER), Some("all")), "{cdr}");
+    assert_eq!((cdr["diverted_to"].as_str(), cdr["direction"].as_str()), (Some("voicemail"), Some("inbound")));
+
+    let path = d.dir().join("data/voicemail").join(stored[0]["file"].as_str().unwrap());
+    let audio = api.get(&format!("/api/v1/voicemails/{id}/audio"));
+    assert_eq!((audio.status, audio.header("content-type")), (200, Some("audio/wav")));
+    assert_eq!(audio.body, std::fs::read(&path).unwrap(), "the recording as stored");
+    let download = api.get(&format!("/api/v1/voicemails/{id}/audio?download=true"));
+    assert!(download.header("content-disposition").unwrap().starts_with("attachment; filename=\"voicemail-"));
+
+    for (method, p) in [
+        ("GET", format!("/api/v1/numbers/{number}/voicemails")),
+        ("GET", format!("/api/v1/voicemails/{id}")),
+        ("GET", format!("/api/v1/voicemails/{id}/audio")),
+        ("PATCH", format!("/api/v1/voicemails/{id}")),
+        ("DELETE", format!("/api/v1/voicemails/{id}")),
+    ] {
+        let body = (method == "PATCH").then(|| serde_json::json!({"status": "saved"}));
+        let r = stranger.request(method, &p, body.as_ref());
+        assert_eq!(r.status, 404, "{method} {p}: {}", r.text());
+    }
+    assert_eq!(messages(&d)[0]["status"], "new", "the stranger changed nothing");
+
+    let bad = api.patch(&format!("/api/v1/voicemails/{id}"), &serde_json::json!({"status": "recording"}));
+    assert_eq!((bad.status, bad.json()["field"].as_str()), (422, Some("status")));
+    let saved = api.patch(&format!("/api/v1/voicemails/{id}"), &serde_json::json!({"status": "saved"}));
+    assert_eq!(saved.json()["status"], "saved");
+    let lamp = next_summary();
+    assert!(lamp.starts_with("Messages-Waiting: no\r\n") && lamp.contains("Voice-Message: 0/1"), "{lamp}");
+
+    assert_eq!(api.delete(&format!("/api/v1/voicemails/{id}")).status, 204);
+    let lamp = next_summary();
+    assert!(lamp.contains("Voice-Message: 0/0"), "{lamp}");
+    assert!(!path.exists(), "the recording went with the message");
+    assert!(messages(&d).is_empty());
+    assert_eq!(api.get(&format!("/api/v1/voicemails/{id}/audio")).status, 404);
+}

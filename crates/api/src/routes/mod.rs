@@ -1,9 +1,11 @@
 //! The routes of `/api/v1` and `/healthz`, grouped by what they manage.
 
+mod activity;
 mod devices;
 mod directory;
 mod gateways;
 mod numbers;
+mod voicemail;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -21,7 +23,9 @@ pub(crate) fn v1() -> OpenApiRouter<AppState> {
         .merge(directory::routes())
         .merge(devices::routes())
         .merge(numbers::routes())
+        .merge(voicemail::routes())
         .merge(gateways::routes())
+        .merge(activity::routes())
 }
 
 pub(crate) fn health() -> OpenApiRouter<AppState> {
