@@ -138,3 +138,42 @@ impl Modify for BearerScheme {
         doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new("token", Vec::<String>::new())]);
     }
 }
+
+/// Documents the answers every route can give besides its own: 401 (no or bad token), 403 (an operator's route
+/// called with a customer's token), 400 for a bad id or query, 404 where the path names a record, and 415 where a
+/// JSON body is expected. `/healthz` needs no token and is left alone.
+#[derive(Debug)]
+pub(crate) struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |why: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+            ResponseBuilder::new().description(why).content("application/json", content).build()
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                let mut add = vec![
+                    ("400", "The id, query string or body is malformed"),
+                    ("401", "No token, or not a valid one"),
+                    ("403", "Operators only"),
+                ];
+                if path.contains('{') {
+                    add.push(("404", "No such record (or not the caller's)"));
+                }
+                if op.request_body.is_some() {
+                    add.push(("415", "The body is not application/json"));
+                    add.push(("422", "A field's value is refused"));
+                }
+                for (status, why) in add {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(why).into());
+                }
+            }
+        }
+    }
+}

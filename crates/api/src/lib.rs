@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use auth::BearerScheme;
+use auth::{BearerScheme, CommonResponses};
 pub use error::ApiError;
 
 /// What the API needs to know of the daemon's configuration.
@@ -80,14 +80,20 @@ fn documented() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented().into_openapi()
+    finished(documented().into_openapi())
+}
+
+/// The document with what every route shares, once all routes are in it.
+fn finished(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    utoipa::Modify::modify(&CommonResponses, &mut doc);
+    doc
 }
 
 /// The API's routes on `store`.
 pub fn router(store: Arc<dyn Store>, settings: Settings, hooks: Option<Arc<dyn Hooks>>) -> Router {
     let state = AppState { store, settings: Arc::new(settings), tokens: Arc::new(auth::UseLog::default()), hooks };
     let (api, doc) = documented().split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = Arc::new(finished(doc));
     api.route(
         "/api/v1/openapi.json",
         axum::routing::get(move || {

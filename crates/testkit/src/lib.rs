@@ -54,6 +54,12 @@ pub fn in_ci() -> bool {
 /// Reports that an external program is missing: panics in CI, otherwise prints a loud skip line and returns
 /// false so the test can return early.
 pub fn require_program(name: &str, package: &str) -> bool {
+    require_tool(name, &format!("apt-get install {package}"))
+}
+
+/// Whether `name` is on PATH; when it is not, a loud skip line saying how to get it (`install`), or a panic in CI.
+/// `./scripts/test` installs every tool the tests use when it can.
+pub fn require_tool(name: &str, install: &str) -> bool {
     let found = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {name}"))
@@ -62,9 +68,9 @@ pub fn require_program(name: &str, package: &str) -> bool {
         .unwrap_or(false);
     if !found {
         if in_ci() {
-            panic!("{name} is required in CI but not installed (Debian package {package})");
+            panic!("{name} is required in CI but not installed ({install})");
         }
-        eprintln!("SKIPPED: {name} not installed (apt-get install {package}); this test does not run here");
+        eprintln!("SKIPPED: {name} not installed ({install}); this test does not run here");
     }
     found
 }
