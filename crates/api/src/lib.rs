@@ -45,6 +45,8 @@ pub struct Settings {
 pub trait Hooks: Send + Sync + std::fmt::Debug {
     /// Number `number` (E.164) now holds `new` unheard and `saved` kept messages.
     fn mailbox_changed(&self, number: &str, new: u32, saved: u32);
+    /// The daemon's metric families, for `/metrics`.
+    fn metrics(&self) -> Vec<switchboard_model::metrics::Family>;
 }
 
 /// Shared by every handler.
@@ -54,6 +56,7 @@ pub(crate) struct AppState {
     pub(crate) settings: Arc<Settings>,
     pub(crate) tokens: Arc<auth::UseLog>,
     pub(crate) hooks: Option<Arc<dyn Hooks>>,
+    pub(crate) http: Arc<routes::metrics::HttpCounts>,
 }
 
 #[derive(OpenApi)]
@@ -91,7 +94,13 @@ fn finished(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 
 /// The API's routes on `store`.
 pub fn router(store: Arc<dyn Store>, settings: Settings, hooks: Option<Arc<dyn Hooks>>) -> Router {
-    let state = AppState { store, settings: Arc::new(settings), tokens: Arc::new(auth::UseLog::default()), hooks };
+    let state = AppState {
+        store,
+        settings: Arc::new(settings),
+        tokens: Arc::new(auth::UseLog::default()),
+        hooks,
+        http: Arc::default(),
+    };
     let (api, doc) = documented().split_for_parts();
     let doc = Arc::new(finished(doc));
     api.route(
@@ -101,6 +110,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings, hooks: Option<Arc<dyn H
             async move { axum::Json(doc.as_ref().clone()) }
         }),
     )
+    .route_layer(axum::middleware::from_fn_with_state(state.clone(), routes::metrics::count))
     .fallback(routes::not_found)
     .with_state(state)
 }
@@ -140,7 +150,7 @@ mod tests {
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 ops.push(format!("{} {path}", method.to_uppercase()));
-                let public = path == "/healthz";
+                let public = path == "/healthz" || path == "/metrics";
                 let security = op.get("security").or(doc.get("security")).unwrap();
                 assert_eq!(security.as_array().unwrap().iter().all(|s| s == &serde_json::json!({})), public, "{path}");
             }
@@ -171,6 +181,7 @@ mod tests {
             "GET /api/v1/voicemails/{id}",
             "GET /api/v1/voicemails/{id}/audio",
             "GET /healthz",
+            "GET /metrics",
             "PATCH /api/v1/devices/{id}",
             "PATCH /api/v1/numbers/{id}",
             "PATCH /api/v1/voicemails/{id}",

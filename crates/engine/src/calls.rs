@@ -116,6 +116,13 @@ struct GatewayState {
     up: bool,
 }
 
+impl CallTable {
+    /// Each gateway's name and whether its last health check passed.
+    pub(crate) fn gateway_health(&self) -> Vec<(String, bool)> {
+        self.gateways.iter().map(|g| (g.gw.name.clone(), g.up)).collect()
+    }
+}
+
 /// Every live call, indexed by what finds it: its token (from our tags), the caller's INVITE transaction (for
 /// CANCEL) and each client transaction it started.
 #[derive(Debug)]
@@ -278,6 +285,7 @@ impl Engine {
             |_| false,
             now,
         );
+        self.counters.on_auth(&outcome, false);
         match outcome {
             AuthOutcome::Authenticated(d, algorithm) => {
                 self.note_auth(&d, algorithm, msg, peer.addr, now);

@@ -117,7 +117,7 @@ pub(crate) enum Reply {
 }
 
 /// Counters for the periodic status line (and metrics later).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     pub devices: usize,
     pub bindings: usize,
@@ -132,6 +132,11 @@ pub struct Stats {
     pub media_port_pairs: usize,
     /// Message-waiting subscriptions held.
     pub mwi_subscriptions: usize,
+    /// Devices with at least one live binding that answers.
+    pub devices_online: usize,
+    /// Each gateway's name and whether its last health check passed.
+    pub gateways: Vec<(String, bool)>,
+    pub counters: crate::counters::Counters,
 }
 
 pub struct Engine {
@@ -148,6 +153,7 @@ pub struct Engine {
     pub(crate) media: Option<crate::media::Media>,
     pub(crate) mwi: crate::mwi::Mwi,
     pub(crate) alerts: crate::alerts::Alerts,
+    pub(crate) counters: crate::counters::Counters,
     /// Keys the hash behind To tags of stateless responses.
     tag_key: u64,
     /// What each recent stateless answer was, so a retransmission gets it again.
@@ -186,6 +192,7 @@ impl Engine {
             media: settings.media.as_ref().map(crate::media::Media::new),
             mwi: crate::mwi::Mwi::default(),
             alerts: crate::alerts::Alerts::new(settings.alerts),
+            counters: crate::counters::Counters::default(),
             tag_key: rng.next_u64(),
             rng,
             // Timer J's 64*T1, bounded in count: at full load it still spans the first retransmissions.
@@ -231,6 +238,9 @@ impl Engine {
             shed_requests: self.overload.shed(),
             media_port_pairs: self.media.as_ref().map_or(0, crate::media::Media::in_use),
             mwi_subscriptions: self.mwi.subscriptions(),
+            devices_online: self.registrar.online_count(),
+            gateways: self.calls.gateway_health(),
+            counters: self.counters.clone(),
         }
     }
 
@@ -447,6 +457,7 @@ impl Engine {
             |d| registrar.bindings(d.device.id).iter().any(|b| b.call_id == ess.call_id && b.cseq == ess.cseq.seq),
             now,
         );
+        self.counters.on_auth(&outcome, true);
         let device = match outcome {
             AuthOutcome::Authenticated(d, algorithm) => {
                 self.note_auth(&d, algorithm, msg, peer.addr, now);
@@ -476,13 +487,19 @@ impl Engine {
         };
         let contacts = match contacts(&msg.headers) {
             Ok(c) => c,
-            Err(e) => return self.reply(key, msg, 400, &e.to_string(), Vec::new(), now),
+            Err(e) => {
+                self.counters.registration("refused");
+                return self.reply(key, msg, 400, &e.to_string(), Vec::new(), now);
+            }
         };
         let expires = match msg.headers.get(&HeaderName::Expires) {
             None => None,
             Some(v) => match parse_delta_seconds(v) {
                 Some(e) => Some(e),
-                None => return self.reply(key, msg, 400, "Malformed Expires Header", Vec::new(), now),
+                None => {
+                    self.counters.registration("refused");
+                    return self.reply(key, msg, 400, "Malformed Expires Header", Vec::new(), now);
+                }
             },
         };
         let path: Vec<String> = msg.headers.get_list(&HeaderName::Path).map(str::to_owned).collect();
@@ -502,14 +519,19 @@ impl Engine {
         };
         match self.registrar.on_register(req, now) {
             RegisterResult::Ok(_) => {
+                self.counters.registration("ok");
                 let extra = self.binding_headers(device.device.id, &msg.headers, now);
                 self.reply(key, msg, 200, "OK", extra, now);
             }
             RegisterResult::IntervalTooBrief(min) => {
+                self.counters.registration("refused");
                 let extra = vec![(HeaderName::MinExpires, min.to_string())];
                 self.reply(key, msg, 423, "Interval Too Brief", extra, now);
             }
-            RegisterResult::Rejected { code, reason } => self.reply(key, msg, code, reason, Vec::new(), now),
+            RegisterResult::Rejected { code, reason } => {
+                self.counters.registration("refused");
+                self.reply(key, msg, code, reason, Vec::new(), now);
+            }
         }
     }
 
@@ -620,6 +642,9 @@ impl Engine {
     }
 
     pub(crate) fn persist(&mut self, p: Persist) {
+        if let Persist::Cdr(cdr) = &p {
+            self.counters.on_cdr(cdr);
+        }
         self.out.push(Output::Persist(p));
     }
 

@@ -18,6 +18,7 @@
 pub mod alerts;
 pub mod auth;
 mod calls;
+pub mod counters;
 pub use switchboard_model::date;
 pub mod directory;
 mod dispatch;

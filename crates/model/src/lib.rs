@@ -6,6 +6,7 @@
 pub mod date;
 mod digest;
 mod divert;
+pub mod metrics;
 mod net;
 pub mod records;
 

@@ -124,6 +124,11 @@ impl Registrar {
         self.devices.get(&device_id).is_some_and(|d| d.online)
     }
 
+    /// Devices online now.
+    pub fn online_count(&self) -> usize {
+        self.devices.values().filter(|d| d.online).count()
+    }
+
     /// Total bindings held.
     pub fn binding_count(&self) -> usize {
         self.devices.values().map(|d| d.bindings.len()).sum()

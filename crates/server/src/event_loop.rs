@@ -34,6 +34,8 @@ pub(crate) struct Driver {
     pub store: Arc<dyn switchboard_storage::Store>,
     /// Wakes the email sender (`None`: this node sends no email).
     pub mail: Option<switchboard_notify::Waker>,
+    /// Where the metrics snapshot goes.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What the engine learns of the network: our address as each peer sees it (a route lookup, cached), and the
@@ -97,6 +99,8 @@ pub(crate) async fn run(mut d: Driver, feeds: Feeds, shutdown: CancellationToken
     stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut active_calls = tokio::time::interval(std::time::Duration::from_millis(500));
     active_calls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut metrics = tokio::time::interval(std::time::Duration::from_secs(1));
+    metrics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         // The database is behind: wait for room before taking more work (see the writer module).
         if d.writer.is_backed_up() {
@@ -126,6 +130,7 @@ pub(crate) async fn run(mut d: Driver, feeds: Feeds, shutdown: CancellationToken
             _ = sleep_until(deadline) => d.engine.on_timeout(d.clock.now()),
             _ = stats.tick() => d.log_stats(),
             _ = active_calls.tick() => d.engine.flush_active_calls(),
+            _ = metrics.tick() => d.publish_metrics(),
         }
         d.carry_out();
     }
@@ -184,6 +189,17 @@ impl Driver {
                 }
             }
         }
+    }
+
+    fn publish_metrics(&self) {
+        let families = crate::metrics::families(crate::metrics::Sources {
+            stats: self.engine.stats(),
+            transport: &self.transport,
+            write_queue: self.writer.depth(),
+            write_stalls: self.writer.stalls(),
+            relay: self.relay.as_ref(),
+        });
+        self.metrics.publish(families);
     }
 
     /// A periodic summary of what the engine holds, for operators and capacity planning.

@@ -9,6 +9,7 @@ pub mod config;
 mod clock;
 mod devices;
 mod event_loop;
+mod metrics;
 mod writer;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::Config;
+pub use metrics::Metrics;
 pub use switchboard_engine::DeviceEvent;
 pub use switchboard_engine::date::civil_from_days;
 pub use switchboard_engine::directory::CachedDevice;
@@ -60,9 +62,15 @@ pub struct Running {
     events: broadcast::Sender<DeviceEvent>,
     transport: Arc<Transport>,
     mailboxes: mpsc::UnboundedSender<switchboard_voicemail::service::MailboxCounts>,
+    metrics: Metrics,
 }
 
 impl Running {
+    /// The daemon's metrics, refreshed every second.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
     /// A handle that tells the daemon of mailbox changes made outside a call.
     pub fn mailboxes(&self) -> Mailboxes {
         Mailboxes(self.mailboxes.clone())
@@ -218,6 +226,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         Box::new(event_loop::SocketView::new(transport.clone())),
     );
     engine.restore_outages(&offline, clock.now());
+    let metrics = Metrics::default();
     let driver = event_loop::Driver {
         engine,
         transport: transport.clone(),
@@ -228,11 +237,12 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         relay,
         store: store.clone(),
         mail: mail_waker,
+        metrics: metrics.clone(),
     };
     let feeds = event_loop::Feeds { inbound: inbound_rx, changes: updates_rx, media: media_rx, mailboxes: counts_rx };
     tracker.spawn(event_loop::run(driver, feeds, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
-    Ok(Running { sip_addr, shutdown, tracker, writer, events, transport, mailboxes: counts_tx })
+    Ok(Running { sip_addr, shutdown, tracker, writer, events, transport, mailboxes: counts_tx, metrics })
 }
 
 /// The email sender, when `[smtp]` names a server.

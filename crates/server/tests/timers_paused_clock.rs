@@ -273,6 +273,9 @@ impl Store for MemStore {
     async fn list_outbox(&self, _: i64) -> Result<Vec<switchboard_storage::Email>, StoreError> {
         Ok(vec![])
     }
+    async fn outbox_counts(&self) -> Result<Vec<(switchboard_storage::OutboxStatus, i64)>, StoreError> {
+        Ok(vec![])
+    }
     async fn create_api_token(&self, _: &switchboard_storage::NewApiToken) -> Result<ApiToken, StoreError> {
         refused()
     }

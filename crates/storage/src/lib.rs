@@ -179,6 +179,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn email_failed(&self, id: i64, error: &str, retry_at: Option<Millis>) -> Result<()>;
     /// The newest emails, any status, at most `limit` (1 to 10,000).
     async fn list_outbox(&self, limit: i64) -> Result<Vec<Email>>;
+    /// How many emails stand in each status (statuses with none are left out).
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>>;
 
     // change log
     /// Changes with `seq > after`, oldest first, at most `limit`.

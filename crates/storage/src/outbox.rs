@@ -3,7 +3,7 @@
 
 use crate::backend::{SqlStore, now_ms, with_pool};
 use crate::rows::{EmailRow, convert_all, email_columns};
-use crate::{Email, Millis, NewEmail, Result, StoreError};
+use crate::{Email, Millis, NewEmail, OutboxStatus, Result, StoreError};
 
 const INSERT: &str = concat!(
     "INSERT INTO outbox (kind, recipient, subject, body, attachment, attachment_name, voicemail_id, node, dedupe, \
@@ -29,6 +29,22 @@ fn not_found(id: i64) -> StoreError {
 }
 
 impl SqlStore {
+    pub(crate) async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>> {
+        with_pool!(self, pool => {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")
+                    .fetch_all(pool)
+                    .await?;
+            rows.into_iter()
+                .map(|(status, n)| {
+                    OutboxStatus::parse(&status)
+                        .map(|s| (s, n))
+                        .ok_or_else(|| crate::rows::corrupt(format!("outbox.status {status:?}")))
+                })
+                .collect()
+        })
+    }
+
     pub(crate) async fn enqueue_email(&self, new: &NewEmail) -> Result<Option<Email>> {
         with_pool!(self, pool => {
             let row: Option<EmailRow> = sqlx::query_as(INSERT)

@@ -578,6 +578,6 @@ fn decode_list(column: &str, text: &str) -> Result<Vec<String>> {
 }
 
 /// A stored value we did not write (or a schema drift): reported as a decode error.
-fn corrupt(what: String) -> StoreError {
+pub(crate) fn corrupt(what: String) -> StoreError {
     StoreError::Database(sqlx::Error::Decode(what.into()))
 }

@@ -7,7 +7,8 @@ use crate::backend::SqlStore;
 use crate::{
     ActiveCall, ActiveCallOp, ApiToken, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth,
     DeviceState, DeviceUpdate, Email, Gateway, Mailbox, Millis, NewApiToken, NewCdr, NewDevice, NewEmail, NewGateway,
-    NewNumber, NewService, NewVoicemail, Number, NumberUpdate, Result, Service, Store, Voicemail, VoicemailStatus,
+    NewNumber, NewService, NewVoicemail, Number, NumberUpdate, OutboxStatus, Result, Service, Store, Voicemail,
+    VoicemailStatus,
 };
 
 #[async_trait]
@@ -198,6 +199,9 @@ impl Store for SqlStore {
     }
     async fn list_outbox(&self, limit: i64) -> Result<Vec<Email>> {
         SqlStore::list_outbox(self, limit).await
+    }
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>> {
+        SqlStore::outbox_counts(self).await
     }
     async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
         SqlStore::changes_since(self, after, limit).await

@@ -1621,6 +1621,9 @@ async fn outbox_queue_claim_settle(ctx: Ctx) {
     assert_eq!((b.status, b.attempts, b.last_error.as_deref()), (OutboxStatus::Failed, 2, Some("550 no such user")));
     assert!(s.claim_emails("n1", now + 10_000_000, 60_000, 10).await.unwrap().is_empty(), "failed rows stay");
     assert_not_found(s.email_sent(424_242, 1).await, "email", "424242");
+    let counts = s.outbox_counts().await.unwrap();
+    assert_eq!(counts.iter().map(|(st, _)| *st).collect::<Vec<_>>(), [OutboxStatus::Failed, OutboxStatus::Sent]);
+    assert!(counts.iter().all(|(_, n)| *n == 1), "{counts:?}");
 }
 
 async fn outbox_claims_are_exclusive_and_lapse(ctx: Ctx) {

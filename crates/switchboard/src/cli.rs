@@ -427,7 +427,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let api_shutdown = tokio_util::sync::CancellationToken::new();
     let api_tasks = tokio_util::task::TaskTracker::new();
     if api_config.enabled {
-        let hooks: Arc<dyn switchboard_api::Hooks> = Arc::new(DaemonHooks(running.mailboxes()));
+        let hooks: Arc<dyn switchboard_api::Hooks> = Arc::new(DaemonHooks(running.mailboxes(), running.metrics()));
         let started = switchboard_api::start(store, api_settings, Some(hooks), api_shutdown.clone(), &api_tasks).await;
         if let Err(e) = started {
             running.shutdown().await;
@@ -452,11 +452,15 @@ const API_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The API's way to tell the running daemon what the change log does not carry.
 #[derive(Debug)]
-struct DaemonHooks(switchboard_server::Mailboxes);
+struct DaemonHooks(switchboard_server::Mailboxes, switchboard_server::Metrics);
 
 impl switchboard_api::Hooks for DaemonHooks {
     fn mailbox_changed(&self, number: &str, new: u32, saved: u32) {
         self.0.changed(number, new, saved);
+    }
+
+    fn metrics(&self) -> Vec<switchboard_model::metrics::Family> {
+        self.1.families()
     }
 }
 

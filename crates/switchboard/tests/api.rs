@@ -373,3 +373,44 @@ fn schemathesis_finds_nothing_as_operator_or_customer() {
     let log = d.log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// `/metrics` needs no token and counts what happened: registrations by outcome, devices online, bindings and
+/// the API's own requests by route pattern (never an id).
+#[test]
+fn metrics_count_registrations_and_api_requests() {
+    use switchboard_testkit::http::metric;
+    let (d, http) = world();
+    let (_, service) = customer_with_service(&http, "Acme", "acme");
+    let body = json!({"name": "Desk", "auth_id": "m-1", "password": "metric-password-1"});
+    expect(&http.post(&format!("/api/v1/services/{service}/devices"), &body), 201);
+    // Attempts before the daemon has read the new device fail too: count from after the first success.
+    assert_eq!(register_until(&d, "m-1", "metric-password-1", 200), 200);
+    let page = || {
+        let r = d.http(None).get("/metrics");
+        assert_eq!(r.status, 200);
+        assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+        r.text()
+    };
+    let failed = |p: &str| metric(p, "switchboard_registrations_total{outcome=\"failed\"}").unwrap();
+    let online = switchboard_testkit::wait_until(Duration::from_secs(3), || {
+        metric(&page(), "switchboard_devices_online") == Some(1.0)
+    });
+    assert!(online, "{}", page());
+    let before = page();
+    assert_ne!(register(&d, "m-1", "wrong-password-1"), 200);
+    let counted = switchboard_testkit::wait_until(Duration::from_secs(3), || failed(&page()) == failed(&before) + 1.0);
+    let p = page();
+    assert!(counted, "{p}");
+    let auth = |p: &str| metric(p, "switchboard_auth_failures_total").unwrap();
+    assert_eq!(auth(&p), auth(&before) + 1.0);
+    assert!(metric(&p, "switchboard_registrations_total{outcome=\"ok\"}").unwrap() >= 1.0, "{p}");
+    assert!(metric(&p, "switchboard_registrations_total{outcome=\"challenged\"}").unwrap() >= 2.0, "{p}");
+    assert_eq!(metric(&p, "switchboard_bindings"), Some(1.0));
+    assert_eq!(metric(&p, "switchboard_devices"), Some(1.0));
+    let created =
+        "switchboard_http_requests_total{route=\"/api/v1/services/{id}/devices\",method=\"POST\",status=\"201\"}";
+    assert_eq!(metric(&p, created), Some(1.0), "{p}");
+    assert_eq!(metric(&p, "switchboard_outbox_emails{status=\"queued\"}"), Some(0.0));
+    assert_eq!(metric(&p, "switchboard_voicemail_messages{status=\"new\"}"), Some(0.0));
+    assert!(p.contains("# TYPE switchboard_calls_total counter"));
+}

@@ -114,3 +114,8 @@ fn unchunk(mut data: &[u8]) -> Option<Vec<u8>> {
         data = data.get(line_end + 4 + size..)?;
     }
 }
+
+/// The value of `series` (a metric name with its labels as rendered, `name{a="b"}`) in a Prometheus text page.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}

@@ -4,6 +4,7 @@ mod activity;
 mod devices;
 mod directory;
 mod gateways;
+pub(crate) mod metrics;
 mod numbers;
 mod voicemail;
 
@@ -29,7 +30,7 @@ pub(crate) fn v1() -> OpenApiRouter<AppState> {
 }
 
 pub(crate) fn health() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz))
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics::metrics))
 }
 
 /// For load balancers: 200 when the database answers, 503 when it does not. No token needed.
