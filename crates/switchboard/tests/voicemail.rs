@@ -538,9 +538,12 @@ fn the_api_plays_saves_and_deletes_a_message_and_the_lamp_follows() {
     let cdr = &cdrs(&api)[0];
     assert_eq!((cdr["callee"].as_str(), cdr["divert_reason"].as_str()), (Some(NUMBER), Some("all")), "{cdr}");
     assert_eq!((cdr["diverted_to"].as_str(), cdr["direction"].as_str()), (Some("voicemail"), Some("inbound")));
-    let metrics = d.http(None).get("/metrics").text();
+    // The daemon's figures are published once a second.
+    let page = || d.http(None).get("/metrics").text();
+    let diverts = |p: &str| switchboard_testkit::http::metric(p, "switchboard_diverts_total{reason=\"all\"}");
+    assert!(wait_until(WAIT, || diverts(&page()) == Some(1.0)), "{}", page());
+    let metrics = page();
     let metric = |series: &str| switchboard_testkit::http::metric(&metrics, series);
-    assert_eq!(metric("switchboard_diverts_total{reason=\"all\"}"), Some(1.0), "{metrics}");
     assert_eq!(metric("switchboard_voicemail_messages{status=\"new\"}"), Some(1.0));
     assert_eq!(metric("switchboard_gateway_up{gateway=\"gw1\"}"), Some(1.0));
     assert!(metric("switchboard_media_packets_relayed_total").unwrap() > 50.0, "the message's audio was relayed");
