@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod devices;
+pub mod logins;
 pub mod numbers;
 pub mod tokens;
 
@@ -53,4 +54,7 @@ pub enum Error {
     /// The machine has no randomness to make a password with (ours).
     #[error("no randomness available: {0}")]
     NoRandomness(String),
+    /// The database refused or failed.
+    #[error(transparent)]
+    Store(#[from] switchboard_storage::StoreError),
 }

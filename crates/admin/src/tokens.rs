@@ -17,6 +17,15 @@ pub fn generate() -> Result<(String, String), Error> {
     Ok((token, hash))
 }
 
+/// A bare secret (64 hex digits, 256 bits: a session id or a one-time link) and its stored hash.
+pub fn secret() -> Result<(String, String), Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::NoRandomness(e.to_string()))?;
+    let secret = hex(&bytes);
+    let hash = hash(&secret);
+    Ok((secret, hash))
+}
+
 /// The stored form of `token`.
 pub fn hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))

@@ -67,6 +67,7 @@ impl From<switchboard_admin::Error> for ApiError {
                 tracing::error!(why, "no randomness for a password or token");
                 ApiError::internal()
             }
+            switchboard_admin::Error::Store(e) => e.into(),
         }
     }
 }

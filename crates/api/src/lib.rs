@@ -9,6 +9,7 @@
 mod auth;
 mod error;
 mod json;
+pub mod portal;
 mod routes;
 mod views;
 
@@ -39,6 +40,7 @@ pub struct Settings {
     pub node: String,
     /// Where this node keeps voicemail recordings (`voicemail.dir`).
     pub voicemail_dir: std::path::PathBuf,
+    pub portal: portal::PortalSettings,
 }
 
 /// What the API tells the running daemon of (the change log carries the rest).
@@ -57,6 +59,7 @@ pub(crate) struct AppState {
     pub(crate) tokens: Arc<auth::UseLog>,
     pub(crate) hooks: Option<Arc<dyn Hooks>>,
     pub(crate) http: Arc<routes::metrics::HttpCounts>,
+    pub(crate) portal: Arc<portal::PortalState>,
 }
 
 #[derive(OpenApi)]
@@ -96,6 +99,7 @@ fn finished(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 pub fn router(store: Arc<dyn Store>, settings: Settings, hooks: Option<Arc<dyn Hooks>>) -> Router {
     let state = AppState {
         store,
+        portal: Arc::new(portal::PortalState::new(settings.portal.clone())),
         settings: Arc::new(settings),
         tokens: Arc::new(auth::UseLog::default()),
         hooks,
@@ -103,16 +107,19 @@ pub fn router(store: Arc<dyn Store>, settings: Settings, hooks: Option<Arc<dyn H
     };
     let (api, doc) = documented().split_for_parts();
     let doc = Arc::new(finished(doc));
-    api.route(
-        "/api/v1/openapi.json",
-        axum::routing::get(move || {
-            let doc = doc.clone();
-            async move { axum::Json(doc.as_ref().clone()) }
-        }),
-    )
-    .route_layer(axum::middleware::from_fn_with_state(state.clone(), routes::metrics::count))
-    .fallback(routes::not_found)
-    .with_state(state)
+    let app = api
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .merge(portal::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), routes::metrics::count))
+        .fallback(portal::not_found)
+        .with_state(state);
+    portal::secure_headers(app)
 }
 
 /// Binds `settings.listen` and serves until `shutdown`; returns the bound address.
@@ -127,6 +134,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let app = router(store, settings, hooks);
     tracker.spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         if let Err(e) = served {
             tracing::error!(error = %e, "the API server stopped");

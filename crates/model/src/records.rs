@@ -691,3 +691,72 @@ pub struct NewApiToken {
     pub token_hash: String,
     pub customer_id: Option<i64>,
 }
+
+/// A customer portal login: an email address and (once set) an argon2 password hash. An operator links it to a
+/// customer; until then it reaches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    pub id: i64,
+    /// Lower-case; unique.
+    pub email: String,
+    /// PHC string (`$argon2id$...`); `None` until the owner sets a password from an emailed link.
+    #[serde(skip_serializing)]
+    pub password_hash: Option<String>,
+    pub customer_id: Option<i64>,
+    pub created_at: Millis,
+    pub password_changed_at: Option<Millis>,
+}
+
+/// A signed-in portal session. Only the SHA-256 of its id is stored: the id itself lives in the browser's cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id_hash: String,
+    pub login_id: i64,
+    pub created_at: Millis,
+    pub last_seen_at: Millis,
+    /// Idle expiry, pushed on by use, never past `created_at` plus the absolute lifetime.
+    pub expires_at: Millis,
+}
+
+/// What an emailed one-time link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenPurpose {
+    /// "Having trouble signing in": set a new password.
+    Reset,
+    /// An operator's invitation, or a self-registration confirming its address: set the first password.
+    Welcome,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Reset => "reset",
+            TokenPurpose::Welcome => "welcome",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenPurpose> {
+        match s {
+            "reset" => Some(TokenPurpose::Reset),
+            "welcome" => Some(TokenPurpose::Welcome),
+            _ => None,
+        }
+    }
+}
+
+/// A one-time link's token, as stored: its SHA-256, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLoginToken {
+    pub token_hash: String,
+    pub login_id: i64,
+    pub purpose: TokenPurpose,
+    pub expires_at: Millis,
+}
+
+/// A one-time link, spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentToken {
+    pub login_id: i64,
+    pub purpose: TokenPurpose,
+}

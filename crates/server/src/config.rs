@@ -419,11 +419,44 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Serve the API from this node (`false`: SIP only; the CLI still works on the database).
     pub enabled: bool,
+    /// Where customers reach the portal (`https://portal.example.net`): emailed links start with it. Empty:
+    /// `http://` and `listen`.
+    pub public_url: String,
+    /// A portal session ends after this long unused...
+    pub session_idle_mins: u64,
+    /// ...and after this long in any case.
+    pub session_max_hours: u64,
+    /// How long an emailed sign-in link (register, invitation, password reset) works.
+    pub link_mins: u64,
+    /// Failed portal sign-ins from one address for one email before that pair waits `login_window_mins`
+    /// (five times as many from one address for any email).
+    pub login_failures: u32,
+    pub login_window_mins: u64,
+    /// The regions customers choose from, each with the SIP server address their phones point at. Empty: this
+    /// node's region with `sip.domain`.
+    pub regions: Vec<RegionConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub name: String,
+    pub sip_address: String,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), enabled: true }
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            enabled: true,
+            public_url: String::new(),
+            session_idle_mins: 30,
+            session_max_hours: 12,
+            link_mins: 60,
+            login_failures: 5,
+            login_window_mins: 15,
+            regions: Vec::new(),
+        }
     }
 }
 
@@ -484,6 +517,23 @@ impl Config {
         }
         if self.keepalive.timeout_ms == 0 || self.keepalive.timeout_ms > self.keepalive.interval_secs * 1000 {
             return Err("keepalive.timeout_ms must be between 1 and keepalive.interval_secs * 1000".into());
+        }
+        let a = &self.api;
+        let url = a.public_url.trim_end_matches('/');
+        let scheme = url.starts_with("https://") || url.starts_with("http://");
+        if (!url.is_empty() && !scheme) || url.contains(['?', '#', ' ']) {
+            return Err(format!("api.public_url must be http(s)://HOST[:PORT][/PATH], not {:?}", a.public_url));
+        }
+        if a.session_idle_mins == 0 || a.session_max_hours == 0 || a.link_mins == 0 || a.login_window_mins == 0 {
+            return Err(
+                "api.session_idle_mins, session_max_hours, link_mins and login_window_mins must be at least 1".into()
+            );
+        }
+        if a.login_failures == 0 {
+            return Err("api.login_failures must be at least 1".into());
+        }
+        if a.regions.iter().any(|r| r.name.trim().is_empty() || r.sip_address.trim().is_empty()) {
+            return Err("api.regions: every region needs a name and a sip_address".into());
         }
         let m = &self.media;
         if m.anchor != "always" && m.anchor != "never" {
@@ -619,6 +669,20 @@ mod tests {
         assert!(with_gateways(sctp).unwrap_err().starts_with("gateway[0].transport"));
         let typo = with_gateways("[[gateway]]\nname = \"a\"\nadress = \"192.0.2.1:5060\"\n").unwrap_err();
         assert!(typo.contains("adress"), "{typo}");
+    }
+
+    #[test]
+    fn portal_settings_are_validated() {
+        assert!(with_gateways("[api]\npublic_url = \"https://portal.example.net/\"\n").is_ok());
+        for bad in ["portal.example.net", "ftp://x", "https://x/?next=y"] {
+            let e = with_gateways(&format!("[api]\npublic_url = \"{bad}\"\n")).unwrap_err();
+            assert!(e.starts_with("api.public_url"), "{e}");
+        }
+        assert!(with_gateways("[api]\nlink_mins = 0\n").unwrap_err().contains("link_mins"));
+        let region = "[api]\n[[api.regions]]\nname = \"syd\"\nsip_address = \"\"\n";
+        assert!(with_gateways(region).unwrap_err().starts_with("api.regions"));
+        let shipped: Config = toml::from_str(include_str!("../../../config/switchboard.toml")).unwrap();
+        assert_eq!(shipped.api, ApiConfig::default(), "the shipped file says the defaults");
     }
 
     #[test]

@@ -54,6 +54,14 @@ impl Store for MemStore {
     async fn create_service(&self, _: &NewService) -> Result<Service, StoreError> {
         refused()
     }
+    async fn update_service(
+        &self,
+        _: i64,
+        _: switchboard_storage::ServiceMode,
+        _: Option<&str>,
+    ) -> Result<Service, StoreError> {
+        refused()
+    }
     async fn service_by_name(&self, _: &str) -> Result<Option<Service>, StoreError> {
         Ok(None)
     }
@@ -275,6 +283,51 @@ impl Store for MemStore {
     }
     async fn outbox_counts(&self) -> Result<Vec<(switchboard_storage::OutboxStatus, i64)>, StoreError> {
         Ok(vec![])
+    }
+    async fn create_login(&self, _: &str, _: Option<i64>) -> Result<switchboard_storage::Login, StoreError> {
+        refused()
+    }
+    async fn login(&self, _: i64) -> Result<Option<switchboard_storage::Login>, StoreError> {
+        Ok(None)
+    }
+    async fn login_by_email(&self, _: &str) -> Result<Option<switchboard_storage::Login>, StoreError> {
+        Ok(None)
+    }
+    async fn list_logins(&self) -> Result<Vec<switchboard_storage::Login>, StoreError> {
+        Ok(vec![])
+    }
+    async fn link_login(&self, _: i64, _: Option<i64>) -> Result<switchboard_storage::Login, StoreError> {
+        refused()
+    }
+    async fn set_login_password(&self, _: i64, _: &str, _: i64) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn delete_login(&self, _: i64) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn create_session(&self, _: &switchboard_storage::Session) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn session(&self, _: &str, _: i64) -> Result<Option<switchboard_storage::Session>, StoreError> {
+        Ok(None)
+    }
+    async fn touch_session(&self, _: &str, _: i64, _: i64) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn delete_session(&self, _: &str) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn purge_portal(&self, _: i64, _: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn create_login_token(&self, _: &switchboard_storage::NewLoginToken) -> Result<(), StoreError> {
+        refused()
+    }
+    async fn spend_login_token(&self, _: &str, _: i64) -> Result<Option<switchboard_storage::SpentToken>, StoreError> {
+        Ok(None)
+    }
+    async fn login_token_live(&self, _: &str, _: i64) -> Result<bool, StoreError> {
+        Ok(false)
     }
     async fn create_api_token(&self, _: &switchboard_storage::NewApiToken) -> Result<ApiToken, StoreError> {
         refused()

@@ -9,7 +9,7 @@ use crate::rows::{
 };
 use crate::{
     Customer, Device, DeviceUpdate, Entity, Gateway, NewDevice, NewGateway, NewNumber, NewService, Number,
-    NumberUpdate, Result, Service, StoreError,
+    NumberUpdate, Result, Service, ServiceMode, StoreError,
 };
 
 const INSERT_SERVICE: &str = concat!(
@@ -116,6 +116,28 @@ impl SqlStore {
                     WriteCtx::new("service", &[("name", &new.name)]).parent("customer", new.customer_id).error(e)
                 })?;
             let service = Service::try_from(row)?;
+            log_change!(tx, Entity::Service, service.id, now);
+            tx.commit().await?;
+            Ok(service)
+        })
+    }
+
+    pub(crate) async fn update_service(&self, id: i64, mode: ServiceMode, region: Option<&str>) -> Result<Service> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let row: Option<ServiceRow> = sqlx::query_as(concat!(
+                "UPDATE services SET mode = $2, region = $3 WHERE id = $1 RETURNING ",
+                service_columns!()
+            ))
+            .bind(id)
+            .bind(mode.as_str())
+            .bind(region)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let service = row
+                .ok_or_else(|| StoreError::NotFound { entity: "service", key: id.to_string() })
+                .and_then(Service::try_from)?;
             log_change!(tx, Entity::Service, service.id, now);
             tx.commit().await?;
             Ok(service)

@@ -20,6 +20,7 @@ mod directory;
 mod errors;
 mod location;
 mod outbox;
+mod portal;
 mod rows;
 mod store;
 mod tokens;
@@ -63,6 +64,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_service(&self, new: &NewService) -> Result<Service>;
     async fn service_by_name(&self, name: &str) -> Result<Option<Service>>;
     async fn service(&self, id: i64) -> Result<Option<Service>>;
+    /// Sets the service's operating mode and region.
+    async fn update_service(&self, id: i64, mode: ServiceMode, region: Option<&str>) -> Result<Service>;
     /// All services, or those of one customer.
     async fn list_services(&self, customer_id: Option<i64>) -> Result<Vec<Service>>;
 
@@ -199,4 +202,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn revoke_api_token(&self, name: &str) -> Result<ApiToken>;
     /// Records a use of token `id` at `at`.
     async fn touch_api_token(&self, id: i64, at: Millis) -> Result<()>;
+
+    // customer portal
+    /// A login for `email` (stored lower-case), linked to `customer_id` if given; Conflict on `email`.
+    async fn create_login(&self, email: &str, customer_id: Option<i64>) -> Result<Login>;
+    async fn login(&self, id: i64) -> Result<Option<Login>>;
+    async fn login_by_email(&self, email: &str) -> Result<Option<Login>>;
+    async fn list_logins(&self) -> Result<Vec<Login>>;
+    /// Links the login to a customer (or unlinks it with `None`).
+    async fn link_login(&self, id: i64, customer_id: Option<i64>) -> Result<Login>;
+    /// Sets the password hash, and ends every session and unused link of the login.
+    async fn set_login_password(&self, id: i64, password_hash: &str, at: Millis) -> Result<()>;
+    async fn delete_login(&self, id: i64) -> Result<()>;
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    /// The session with this id hash, if it has not expired at `now`.
+    async fn session(&self, id_hash: &str, now: Millis) -> Result<Option<Session>>;
+    async fn touch_session(&self, id_hash: &str, at: Millis, expires_at: Millis) -> Result<()>;
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
+    /// Deletes sessions expired at `now` and links spent or expired before `before`; how many rows went.
+    async fn purge_portal(&self, now: Millis, before: Millis) -> Result<u64>;
+    async fn create_login_token(&self, token: &NewLoginToken) -> Result<()>;
+    /// Spends a one-time link: `None` when unknown, used or expired at `now`; never twice.
+    async fn spend_login_token(&self, token_hash: &str, now: Millis) -> Result<Option<SpentToken>>;
+    /// Whether the link is unused and unexpired at `now` (without spending it).
+    async fn login_token_live(&self, token_hash: &str, now: Millis) -> Result<bool>;
 }

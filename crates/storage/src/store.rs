@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use crate::backend::SqlStore;
 use crate::{
     ActiveCall, ActiveCallOp, ApiToken, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth,
-    DeviceState, DeviceUpdate, Email, Gateway, Mailbox, Millis, NewApiToken, NewCdr, NewDevice, NewEmail, NewGateway,
-    NewNumber, NewService, NewVoicemail, Number, NumberUpdate, OutboxStatus, Result, Service, Store, Voicemail,
-    VoicemailStatus,
+    DeviceState, DeviceUpdate, Email, Gateway, Login, Mailbox, Millis, NewApiToken, NewCdr, NewDevice, NewEmail,
+    NewGateway, NewLoginToken, NewNumber, NewService, NewVoicemail, Number, NumberUpdate, OutboxStatus, Result,
+    Service, ServiceMode, Session, SpentToken, Store, Voicemail, VoicemailStatus,
 };
 
 #[async_trait]
@@ -28,6 +28,9 @@ impl Store for SqlStore {
 
     async fn create_service(&self, new: &NewService) -> Result<Service> {
         SqlStore::create_service(self, new).await
+    }
+    async fn update_service(&self, id: i64, mode: ServiceMode, region: Option<&str>) -> Result<Service> {
+        SqlStore::update_service(self, id, mode, region).await
     }
     async fn service_by_name(&self, name: &str) -> Result<Option<Service>> {
         SqlStore::service_by_name(self, name).await
@@ -223,5 +226,50 @@ impl Store for SqlStore {
     }
     async fn touch_api_token(&self, id: i64, at: Millis) -> Result<()> {
         SqlStore::touch_api_token(self, id, at).await
+    }
+    async fn create_login(&self, email: &str, customer_id: Option<i64>) -> Result<Login> {
+        SqlStore::create_login(self, email, customer_id).await
+    }
+    async fn login(&self, id: i64) -> Result<Option<Login>> {
+        SqlStore::login(self, id).await
+    }
+    async fn login_by_email(&self, email: &str) -> Result<Option<Login>> {
+        SqlStore::login_by_email(self, email).await
+    }
+    async fn list_logins(&self) -> Result<Vec<Login>> {
+        SqlStore::list_logins(self).await
+    }
+    async fn link_login(&self, id: i64, customer_id: Option<i64>) -> Result<Login> {
+        SqlStore::link_login(self, id, customer_id).await
+    }
+    async fn set_login_password(&self, id: i64, password_hash: &str, at: Millis) -> Result<()> {
+        SqlStore::set_login_password(self, id, password_hash, at).await
+    }
+    async fn delete_login(&self, id: i64) -> Result<()> {
+        SqlStore::delete_login(self, id).await
+    }
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        SqlStore::create_session(self, session).await
+    }
+    async fn session(&self, id_hash: &str, now: Millis) -> Result<Option<Session>> {
+        SqlStore::session(self, id_hash, now).await
+    }
+    async fn touch_session(&self, id_hash: &str, at: Millis, expires_at: Millis) -> Result<()> {
+        SqlStore::touch_session(self, id_hash, at, expires_at).await
+    }
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        SqlStore::delete_session(self, id_hash).await
+    }
+    async fn purge_portal(&self, now: Millis, before: Millis) -> Result<u64> {
+        SqlStore::purge_portal(self, now, before).await
+    }
+    async fn create_login_token(&self, token: &NewLoginToken) -> Result<()> {
+        SqlStore::create_login_token(self, token).await
+    }
+    async fn spend_login_token(&self, token_hash: &str, now: Millis) -> Result<Option<SpentToken>> {
+        SqlStore::spend_login_token(self, token_hash, now).await
+    }
+    async fn login_token_live(&self, token_hash: &str, now: Millis) -> Result<bool> {
+        SqlStore::login_token_live(self, token_hash, now).await
     }
 }

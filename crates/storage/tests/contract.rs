@@ -98,6 +98,7 @@ contract!(
     outbox_dedupe_and_node_bound_rows,
     api_tokens_create_find_revoke,
     bindings_for_service_only_its_devices,
+    portal_logins_sessions_and_links,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1710,6 +1711,7 @@ fn migrations_define_same_tables_and_columns() {
             "0008_mailboxes.sql",
             "0009_outbox.sql",
             "0010_api_tokens.sql",
+            "0011_portal.sql",
         ]
     );
     assert_eq!(files("postgres"), names);
@@ -1736,9 +1738,12 @@ fn migrations_define_same_tables_and_columns() {
             "device_states",
             "devices",
             "gateways",
+            "login_tokens",
+            "logins",
             "mailboxes",
             "numbers",
             "outbox",
+            "portal_sessions",
             "services",
             "voicemails"
         ]
@@ -1878,4 +1883,76 @@ async fn bindings_for_service_only_its_devices(ctx: Ctx) {
     assert_eq!(got, [a, b]);
     assert_eq!(s.bindings_for_service(two).await.unwrap().len(), 1);
     assert!(s.bindings_for_service(two + 100).await.unwrap().is_empty());
+}
+
+async fn portal_logins_sessions_and_links(ctx: Ctx) {
+    use switchboard_storage::{NewLoginToken, Session, TokenPurpose};
+    let s = &*ctx.store;
+    let acme = s.create_customer("Acme").await.unwrap();
+    let login = s.create_login("Ann@Example.com", None).await.unwrap();
+    assert_eq!((login.email.as_str(), login.customer_id, login.password_hash.clone()), ("ann@example.com", None, None));
+    assert_conflict(s.create_login("ANN@example.com", None).await, "login", "email", "ann@example.com");
+    assert_not_found(
+        s.create_login("bob@example.com", Some(acme.id + 100)).await,
+        "customer",
+        &(acme.id + 100).to_string(),
+    );
+    assert_eq!(s.login_by_email("ann@EXAMPLE.com").await.unwrap().map(|l| l.id), Some(login.id));
+    let svc = service_fixture(s, "portal-svc").await;
+    let changed = s.update_service(svc, ServiceMode::Direct, Some("syd")).await.unwrap();
+    assert_eq!((changed.mode, changed.region.as_deref()), (ServiceMode::Direct, Some("syd")));
+    assert_eq!(s.service(svc).await.unwrap(), Some(changed));
+    assert!(s.changes_since(0, 1000).await.unwrap().iter().any(|c| c.entity == Entity::Service && c.entity_id == svc));
+    assert_not_found(s.update_service(svc + 100, ServiceMode::Trunk, None).await, "service", &(svc + 100).to_string());
+    let linked = s.link_login(login.id, Some(acme.id)).await.unwrap();
+    assert_eq!(linked.customer_id, Some(acme.id));
+    assert_not_found(s.link_login(login.id + 100, None).await, "login", &(login.id + 100).to_string());
+
+    let session = |id: &str, expires_at| Session {
+        id_hash: id.into(),
+        login_id: login.id,
+        created_at: 1_000,
+        last_seen_at: 1_000,
+        expires_at,
+    };
+    s.create_session(&session("s1", 10_000)).await.unwrap();
+    s.create_session(&session("s2", 5_000)).await.unwrap();
+    assert_eq!(s.session("s1", 9_999).await.unwrap(), Some(session("s1", 10_000)));
+    assert_eq!(s.session("s1", 10_000).await.unwrap(), None, "expired at its expiry");
+    s.touch_session("s1", 9_000, 20_000).await.unwrap();
+    assert_eq!(s.session("s1", 10_000).await.unwrap().unwrap().expires_at, 20_000);
+
+    let link = |hash: &str, purpose| NewLoginToken {
+        token_hash: hash.into(),
+        login_id: login.id,
+        purpose,
+        expires_at: 50_000,
+    };
+    s.create_login_token(&link("t1", TokenPurpose::Welcome)).await.unwrap();
+    s.create_login_token(&link("t2", TokenPurpose::Reset)).await.unwrap();
+    assert!(s.login_token_live("t1", 49_999).await.unwrap());
+    assert!(!s.login_token_live("t1", 50_000).await.unwrap(), "expired");
+    let spent = s.spend_login_token("t1", 2_000).await.unwrap().unwrap();
+    assert_eq!((spent.login_id, spent.purpose), (login.id, TokenPurpose::Welcome));
+    assert_eq!(s.spend_login_token("t1", 2_001).await.unwrap(), None, "a link works once");
+    assert_eq!(s.spend_login_token("t2", 50_000).await.unwrap(), None, "not after it expired");
+    assert_eq!(s.spend_login_token("nope", 1).await.unwrap(), None);
+
+    // A password change ends every session and every unused link.
+    s.create_login_token(&link("t3", TokenPurpose::Reset)).await.unwrap();
+    s.set_login_password(login.id, "$argon2id$v=19$stub", 3_000).await.unwrap();
+    let after = s.login(login.id).await.unwrap().unwrap();
+    assert_eq!((after.password_hash.as_deref(), after.password_changed_at), (Some("$argon2id$v=19$stub"), Some(3_000)));
+    assert_eq!(s.session("s1", 3_001).await.unwrap(), None);
+    assert!(!s.login_token_live("t3", 3_001).await.unwrap());
+
+    s.create_session(&session("s4", 4_000)).await.unwrap();
+    assert_eq!(
+        s.purge_portal(4_000, 100_000).await.unwrap(),
+        3,
+        "the expired session, the spent link and the expired one"
+    );
+    s.delete_login(login.id).await.unwrap();
+    assert!(s.list_logins().await.unwrap().is_empty());
+    assert_not_found(s.delete_login(login.id).await, "login", &login.id.to_string());
 }

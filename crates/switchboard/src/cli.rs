@@ -52,6 +52,9 @@ pub enum Command {
     /// Management API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Customer portal logins.
+    #[command(subcommand)]
+    Login(LoginCmd),
     /// The email outbox, newest first: queued, sent, and failed with the reason.
     Outbox {
         /// At most this many, 1 to 10000.
@@ -80,6 +83,43 @@ pub enum Command {
         limit: i64,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoginCmd {
+    /// Make a login for a customer and email it a link to choose its password (through the outbox).
+    Invite {
+        #[arg(long)]
+        email: String,
+        /// The customer it reaches (by name).
+        #[arg(long)]
+        customer: String,
+        /// Also print the link (it works once, for api.link_mins), to hand over another way.
+        #[arg(long)]
+        print_link: bool,
+    },
+    /// List logins: email, customer, whether a password is set.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link a login (one that registered itself) to a customer.
+    Link {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        customer: String,
+    },
+    /// Unlink a login from its customer: it reaches nothing until linked again.
+    Unlink {
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove a login and end its sessions.
+    Remove {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -422,6 +462,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         node: config.node.name.clone(),
         voicemail_dir: config.voicemail.dir.clone().into(),
+        portal: portal_settings(&config),
     };
     let running = switchboard_server::start(config, store.clone()).await?;
     let api_shutdown = tokio_util::sync::CancellationToken::new();
@@ -445,6 +486,35 @@ async fn run(config: Config) -> anyhow::Result<()> {
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The portal's settings from `[api]`.
+pub(crate) fn portal_settings(c: &Config) -> switchboard_api::portal::PortalSettings {
+    let a = &c.api;
+    let public_url = match a.public_url.trim_end_matches('/') {
+        "" => format!("http://{}", a.listen),
+        url => url.to_owned(),
+    };
+    let regions = if a.regions.is_empty() {
+        let port = c.sip.listen.port();
+        let sip_address = if port == 5060 { c.sip.domain.clone() } else { format!("{}:{port}", c.sip.domain) };
+        vec![switchboard_api::portal::Region { name: c.node.region.clone(), sip_address }]
+    } else {
+        a.regions
+            .iter()
+            .map(|r| switchboard_api::portal::Region { name: r.name.clone(), sip_address: r.sip_address.clone() })
+            .collect()
+    };
+    let mins = |m: u64| i64::try_from(m.saturating_mul(60_000)).unwrap_or(i64::MAX);
+    switchboard_api::portal::PortalSettings {
+        public_url,
+        idle_ms: mins(a.session_idle_mins),
+        absolute_ms: mins(a.session_max_hours.saturating_mul(60)),
+        link_ms: mins(a.link_mins),
+        login_failures: a.login_failures,
+        login_window_ms: a.login_window_mins.saturating_mul(60_000),
+        regions,
+    }
 }
 
 /// How long a stopping daemon waits for API requests under way.

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct Http {
     pub addr: SocketAddr,
     pub token: Option<String>,
+    /// The address connections come from (`None`: whatever the kernel picks, 127.0.0.1 on loopback).
+    pub from: Option<std::net::IpAddr>,
 }
 
 /// A response: status, headers (names lower-cased) and body.
@@ -36,7 +38,44 @@ impl Reply {
 
 impl Http {
     pub fn new(addr: SocketAddr, token: Option<&str>) -> Http {
-        Http { addr, token: token.map(str::to_owned) }
+        Http { addr, token: token.map(str::to_owned), from: None }
+    }
+
+    /// The same server, connecting from `ip` (another 127.0.0.0/8 address: another client).
+    pub fn from_ip(&self, ip: &str) -> Http {
+        Http { from: Some(ip.parse().expect("an IP address")), ..self.clone() }
+    }
+
+    /// A form post (`application/x-www-form-urlencoded`) with extra headers (a cookie, Origin, ...).
+    pub fn form(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Reply {
+        let body: String =
+            fields.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&");
+        let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        self.send("POST", path, &all, body.as_bytes())
+    }
+
+    /// A GET with extra headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send("GET", path, headers, b"")
+    }
+
+    /// Any request: `headers` as given (plus Host, Connection and Content-Length), then `body`.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            head.push_str(&format!("Host: {}\r\n", self.addr));
+        }
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(body);
+        self.raw(&raw)
     }
 
     /// The same server with another token (or none).
@@ -77,7 +116,15 @@ impl Http {
 
     /// Sends `bytes` as they are and reads the whole answer (the server closes after it).
     pub fn raw(&self, bytes: &[u8]) -> Reply {
-        let mut s = TcpStream::connect(self.addr).expect("connect to the API");
+        let mut s = match self.from {
+            None => TcpStream::connect(self.addr).expect("connect to the API"),
+            Some(ip) => {
+                let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+                sock.bind(&SocketAddr::new(ip, 0).into()).expect("bind the source address");
+                sock.connect(&self.addr.into()).expect("connect to the API");
+                sock.into()
+            }
+        };
         s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
         s.write_all(bytes).expect("send request");
         let mut buf = Vec::new();
@@ -112,6 +159,28 @@ fn unchunk(mut data: &[u8]) -> Option<Vec<u8>> {
         }
         out.extend_from_slice(data.get(line_end + 2..line_end + 2 + size)?);
         data = data.get(line_end + 4 + size..)?;
+    }
+}
+
+/// `v` percent-encoded for a form body.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            b' ' => "+".to_owned(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+impl Reply {
+    /// The value a `Set-Cookie` header gives cookie `name`, with the header's attributes.
+    pub fn cookie(&self, name: &str) -> Option<(String, String)> {
+        self.headers.iter().filter(|(n, _)| n == "set-cookie").find_map(|(_, v)| {
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (n, value) = pair.split_once('=')?;
+            (n.trim() == name).then(|| (value.trim().to_owned(), attrs.trim().to_owned()))
+        })
     }
 }
 
