@@ -44,12 +44,19 @@ pub fn check_password(field: &str, v: &str, auth_id: &str) -> Result<String, Inv
     Ok(v.to_owned())
 }
 
+/// A phone number as people write it: digits with an optional leading `+`; spaces, dashes, dots and brackets
+/// between them are dropped (`02 9876-5432` is stored as `0298765432`).
 pub fn check_caller_id(field: &str, v: &str) -> Result<String, Invalid> {
-    let digits = v.strip_prefix('+').unwrap_or(v);
+    let trimmed = v.trim();
+    let (plus, rest) = match trimmed.strip_prefix('+') {
+        Some(rest) => ("+", rest),
+        None => ("", trimmed),
+    };
+    let digits: String = rest.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
     if digits.len() < 3 || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Invalid::new(field, format!("{v:?} must be a phone number (3 to 16 digits, optional leading +)")));
     }
-    Ok(v.to_owned())
+    Ok(format!("{plus}{digits}"))
 }
 
 /// `modern` or `md5`.
@@ -219,6 +226,15 @@ pub fn check_transport(field: &str, v: &str) -> Result<String, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caller_ids_lose_their_separators() {
+        assert_eq!(check_caller_id("c", " 02 9876-5432 ").unwrap(), "0298765432");
+        assert_eq!(check_caller_id("c", "+61 (2) 9876.5432").unwrap(), "+61298765432");
+        assert!(check_caller_id("c", "+ 61").is_err());
+        assert!(check_caller_id("c", "12ab").is_err());
+        assert!(check_caller_id("c", "0298+765432").is_err());
+    }
 
     #[test]
     fn validation_names_the_field() {

@@ -132,6 +132,7 @@ pub async fn start(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
+    tracker.spawn(purge_portal(store.clone(), shutdown.clone()));
     let app = router(store, settings, hooks);
     tracker.spawn(async move {
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -221,5 +222,23 @@ mod tests {
             "VoicemailChangesBody",
         ];
         assert_eq!(bodies, want);
+    }
+}
+
+/// Every ten minutes, deletes expired portal sessions and one-time links spent or expired a day ago.
+async fn purge_portal(store: Arc<dyn Store>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                let now = routes::now_ms();
+                match store.purge_portal(now, now - 86_400_000).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "portal: purged expired sessions and links"),
+                    Err(e) => tracing::warn!(error = %e, "portal: cannot purge expired sessions"),
+                }
+            }
+        }
     }
 }
