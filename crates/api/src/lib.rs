@@ -145,6 +145,24 @@ pub async fn start(
     Ok(addr)
 }
 
+/// Every ten minutes, deletes expired portal sessions and one-time links spent or expired a day ago.
+async fn purge_portal(store: Arc<dyn Store>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                let now = routes::now_ms();
+                match store.purge_portal(now, now - 86_400_000).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "portal: purged expired sessions and links"),
+                    Err(e) => tracing::warn!(error = %e, "portal: cannot purge expired sessions"),
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -222,23 +240,5 @@ mod tests {
             "VoicemailChangesBody",
         ];
         assert_eq!(bodies, want);
-    }
-}
-
-/// Every ten minutes, deletes expired portal sessions and one-time links spent or expired a day ago.
-async fn purge_portal(store: Arc<dyn Store>, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => {
-                let now = routes::now_ms();
-                match store.purge_portal(now, now - 86_400_000).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(rows = n, "portal: purged expired sessions and links"),
-                    Err(e) => tracing::warn!(error = %e, "portal: cannot purge expired sessions"),
-                }
-            }
-        }
     }
 }
