@@ -26,7 +26,9 @@ BIN = os.environ["SWITCHBOARD_BIN"]
 SHOTS = os.environ["SCREENSHOTS"]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+NUMBER = "+61290000001"
 
 
 def free_port():
@@ -113,6 +115,9 @@ def main():
     d.cli("customer", "add", "Beta")
     d.cli("service", "add", "--customer", "Beta", "--name", "beta-main", "--mode", "trunk")
     d.cli("device", "add", "--service", "beta-main", "--name", "Beta PBX", "--auth-id", "beta-pbx")
+    d.cli("number", "add", "--service", "acme-main", "--number", NUMBER, "--divert-when", "never")
+    gw_port = free_port()
+    d.cli("gateway", "add", "--name", "carrier", "--address", f"127.0.0.2:{gw_port}")
     d.start()
     last = {}
 
@@ -122,6 +127,7 @@ def main():
 
     try:
         with sync_playwright() as p:
+          try:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             print("chromium", browser.version, flush=True)
             dialogs = []
@@ -199,12 +205,62 @@ def main():
             assert new_password != password
             page.click("#done")
 
+            step("set a divert: all calls to voicemail, with a PIN")
+            page.goto(f"{d.base}/portal/")
+            page.click("text=Phone Numbers")
+            page.click("#numbers >> text=Configure")
+            page.select_option("#divert_when", "all")
+            page.check("#to_voicemail")
+            page.fill("#voicemail_pin", "2468")
+            page.fill("#voicemail_email", "ann@acme.example")
+            shot(page, "12-phone-number")
+            page.click("#save-number")
+            table = page.text_content("#numbers")
+            assert "All calls: voicemail" in table and "PIN set" in table, table
+            shot(page, "13-phone-numbers")
+
+            step("a caller leaves a message (SIPp as the carrier), and the owner plays it in the browser")
+            sipp = subprocess.run(
+                ["sipp", "-sf", os.path.join(ROOT, "tests/sipp/uac_voicemail.xml"), "-s", NUMBER,
+                 "-key", "caller", "+61400000001", "-d", "12000", "-i", "127.0.0.2", "-p", str(gw_port),
+                 "-mi", "127.0.0.2", "-m", "1", "-l", "1", "-timeout", "60s", "-nostdin",
+                 f"127.0.0.1:{d.sip_port}"],
+                cwd=d.dir, capture_output=True, text=True)
+            assert sipp.returncode == 0, f"sipp left no message: {sipp.stdout[-2000:]} {sipp.stderr[-2000:]}"
+            page.click("#numbers a:has-text('Voicemail')")
+            deadline = time.time() + 10
+            while "+61400000001" not in page.content() and time.time() < deadline:
+                time.sleep(0.3)
+                page.reload()
+            assert "+61400000001" in page.text_content("#messages"), page.content()
+            audio_id = page.get_attribute("audio", "id")
+            played = page.eval_on_selector("audio", """a => new Promise((ok, fail) => {
+                a.addEventListener('error', () => fail('the audio did not load: ' + (a.error && a.error.code)));
+                a.play().then(() => setTimeout(() => ok({time: a.currentTime, duration: a.duration}), 1500), fail);
+            })""")
+            assert played["time"] > 0.5 and played["duration"] > 3, played
+            shot(page, "14-voicemail")
+            wav = page.request.get(f"{d.base}/portal/voicemails/{audio_id.split('-')[1]}/audio?download=1")
+            assert wav.status == 200 and wav.body()[:4] == b"RIFF", wav.status
+            assert "attachment" in wav.headers["content-disposition"]
+            page.click("button.keep")
+            assert "new" not in page.text_content("#messages")
+            page.click("button.delete")
+            assert page.text_content("#empty") == "No messages."
+
+            step("calls: the message's call is on record")
+            page.goto(f"{d.base}/portal/")
+            page.click("text=Calls")
+            calls = page.text_content("#calls")
+            assert "+61400000001" in calls and "diverted (all) to voicemail" in calls, calls
+            shot(page, "15-calls")
+
             step("another customer's device is not found")
             beta = re.search(r'"id":\s*(\d+)', d.cli("device", "show", "beta-pbx", "--json")).group(1)
             response = page.goto(f"{d.base}/portal/devices/{beta}")
             assert response.status == 404, response.status
             assert "Beta PBX" not in page.content()
-            shot(page, "12-not-found")
+            shot(page, "16-not-found")
             ctx.close()
 
             step("a cross-site form post is refused")
@@ -232,7 +288,7 @@ def main():
             with page.expect_navigation():
                 page.click("#go")
             assert "sent from another site" in page.content(), page.content()
-            shot(page, "13-cross-site-refused")
+            shot(page, "17-cross-site-refused")
             evil.shutdown()
             ctx.close()
 
@@ -253,18 +309,18 @@ def main():
             assert page.url.endswith("/portal/"), page.url
             response = page.goto(link)
             assert response.status == 404, "a link works once"
-            shot(page, "14-link-used")
+            shot(page, "18-link-used")
             ctx.close()
 
             assert not dialogs, f"a page ran script: {dialogs}"
             browser.close()
+          except Exception:
+            page = last.get("page")
+            if page is not None and not page.is_closed():
+                page.screenshot(path=os.path.join(SHOTS, "failure.png"), full_page=True)
+                print("the page at the failure:", page.url, flush=True)
+            raise
         print("all portal browser steps passed", flush=True)
-    except Exception:
-        page = last.get("page")
-        if page is not None and not page.is_closed():
-            page.screenshot(path=os.path.join(SHOTS, "failure.png"), full_page=True)
-            print("the page at the failure:", page.url, page.content()[:3000], flush=True)
-        raise
     finally:
         d.stop()
         smtp.stop()

@@ -1,5 +1,6 @@
 //! The customer portal in a real browser: runs `tests/browser/portal.py` (Python Playwright driving Debian's
-//! Chromium, with an aiosmtpd sink for the emails) against this build's binary. Screenshots of every screen go to
+//! Chromium, with an aiosmtpd sink for the emails and SIPp as the carrier leaving a voicemail) against this
+//! build's binary. Screenshots of every screen go to
 //! `artifacts/portal/` in the repository (kept as test artifacts, not committed).
 //!
 //! Needs `/usr/bin/chromium` (Debian `chromium`) and a Python with `playwright` and `aiosmtpd`
@@ -30,7 +31,9 @@ fn python() -> Option<String> {
 
 #[test]
 fn the_portal_works_in_chromium() {
-    if !switchboard_testkit::require_program("chromium", "chromium chromium-driver") {
+    if !switchboard_testkit::require_program("chromium", "chromium chromium-driver")
+        || !switchboard_testkit::require_program("sipp", "sip-tester")
+    {
         return;
     }
     let Some(python) = python() else { return };
@@ -50,5 +53,5 @@ fn the_portal_works_in_chromium() {
     let pngs = std::fs::read_dir(&shots)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png"));
-    assert!(pngs.count() >= 14, "a screenshot of each screen in {}", shots.display());
+    assert!(pngs.count() >= 18, "a screenshot of each screen in {}", shots.display());
 }

@@ -341,3 +341,78 @@ fn devices_are_added_edited_reset_and_deleted_and_the_password_shows_once() {
     assert_eq!(deleted.status, 303);
     assert!(!d.cli_ok(&["device", "list"]).contains("acme-101"));
 }
+
+#[test]
+fn numbers_are_configured_with_clear_refusals_and_another_customers_stay_out_of_reach() {
+    let (d, _sink, http) = world();
+    invited(&d, &http, "ops@acme.example", "acme-password-1");
+    d.cli_ok(&["device", "add", "--service", "acme", "--name", "desk", "--auth-id", "acme-201"]);
+    d.cli_ok(&["number", "add", "--service", "acme", "--number", "+61299990001", "--divert-when", "never"]);
+    d.cli_ok(&["customer", "add", "Other"]);
+    d.cli_ok(&["service", "add", "--customer", "Other", "--name", "other", "--mode", "direct"]);
+    d.cli_ok(&["device", "add", "--service", "other", "--name", "theirs", "--auth-id", "other-201"]);
+    d.cli_ok(&["number", "add", "--service", "other", "--number", "+61299990002", "--divert-when", "never"]);
+    let session = sign_in(&http, "ops@acme.example", "acme-password-1");
+    let numbers: serde_json::Value = serde_json::from_str(&d.cli_ok(&["number", "list", "--json"])).unwrap();
+    let id_of = |n: &str| numbers.as_array().unwrap().iter().find(|v| v["number"] == n).unwrap()["id"].clone();
+    let (mine, theirs) = (id_of("+61299990001"), id_of("+61299990002"));
+    let devices: serde_json::Value = serde_json::from_str(&d.cli_ok(&["device", "list", "--json"])).unwrap();
+    let their_device =
+        devices.as_array().unwrap().iter().find(|v| v["auth_id"] == "other-201").unwrap()["id"].to_string();
+    let path = format!("/portal/numbers/{mine}");
+
+    let refused = |fields: &[(&str, &str)], words: &str| {
+        let r = post(&http, &path, &session, fields);
+        assert_eq!(r.status, 422, "{fields:?}: {}", r.text());
+        assert!(r.text().contains(words), "{fields:?}: {}", r.text());
+    };
+    refused(&[("divert_when", "all"), ("divert_to", "number"), ("divert_number", "")], "Divert to:");
+    refused(&[("divert_when", "no_answer"), ("no_answer_secs", "2")], "Ring time:");
+    refused(&[("divert_when", "never"), ("voicemail_pin", "12")], "Voicemail PIN:");
+    refused(&[("divert_when", "never"), ("offline_alert", "not-an-address")], "Offline alert email:");
+    refused(&[("divert_when", "never"), ("device", &their_device)], "Choose one of this service");
+    refused(&[("divert_when", "sometimes")], "Divert when:");
+
+    let saved = post(
+        &http,
+        &path,
+        &session,
+        &[
+            ("divert_when", "no_answer"),
+            ("no_answer_secs", "25"),
+            ("divert_to", "number"),
+            ("divert_number", "0412 345 678"),
+            ("voicemail_pin", "2468"),
+            ("voicemail_email", "vm@acme.example"),
+        ],
+    );
+    assert_eq!(saved.status, 303, "{}", saved.text());
+    let shown = d.cli_ok(&["number", "show", "+61299990001"]);
+    for words in
+        ["no-answer", "+61412345678", "25s", "voicemail PIN:  set", "vm@acme.example (messages deleted once sent)"]
+    {
+        assert!(shown.contains(words), "{words}: {shown}");
+    }
+    let table = page(&http, &format!("/portal/services/{}/numbers", numbers[0]["service_id"]), &session).text();
+    assert!(
+        table.contains("No answer after 25 s: +61412345678") && table.contains("PIN set; emailed to vm@acme.example")
+    );
+
+    for (method, p) in [
+        ("GET", format!("/portal/numbers/{theirs}")),
+        ("POST", format!("/portal/numbers/{theirs}")),
+        ("GET", format!("/portal/numbers/{theirs}/voicemail")),
+    ] {
+        let r = if method == "GET" {
+            page(&http, &p, &session)
+        } else {
+            post(&http, &p, &session, &[("divert_when", "all")])
+        };
+        assert_eq!(r.status, 404, "{method} {p}");
+    }
+    assert!(d.cli_ok(&["number", "show", "+61299990002"]).contains("divert when:    never"));
+    for p in ["/portal/voicemails/1/audio", "/portal/voicemails/1/keep", "/portal/voicemails/1/delete"] {
+        let r = if p.ends_with("audio") { page(&http, p, &session) } else { post(&http, p, &session, &[]) };
+        assert_eq!(r.status, 404, "{p}");
+    }
+}

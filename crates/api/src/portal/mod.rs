@@ -10,6 +10,7 @@
 //! throttled per email and address, and per address, without touching SIP.
 
 mod auth;
+mod numbers;
 mod pages;
 mod session;
 
@@ -103,6 +104,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/portal/devices/{id}", get(pages::device_page).post(pages::edit_device))
         .route("/portal/devices/{id}/delete", post(pages::delete_device))
         .route("/portal/devices/{id}/password", post(pages::reset_device_password))
+        .route("/portal/services/{id}/numbers", get(numbers::numbers))
+        .route("/portal/numbers/{id}", get(numbers::number).post(numbers::edit_number))
+        .route("/portal/numbers/{id}/voicemail", get(numbers::voicemail))
+        .route("/portal/voicemails/{id}/audio", get(numbers::audio))
+        .route("/portal/voicemails/{id}/keep", post(numbers::keep_message))
+        .route("/portal/voicemails/{id}/delete", post(numbers::delete_message))
+        .route("/portal/services/{id}/calls", get(numbers::calls))
         .route("/portal/static/portal.css", get(css))
         .layer(CsrfLayer::new().with_rejection_response(|_| {
             page_error(StatusCode::FORBIDDEN, "This form was sent from another site, so it was refused.")

@@ -6,7 +6,7 @@ mod directory;
 mod gateways;
 pub(crate) mod metrics;
 mod numbers;
-mod voicemail;
+pub(crate) mod voicemail;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};

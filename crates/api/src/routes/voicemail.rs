@@ -81,12 +81,18 @@ async fn update_voicemail(
             return Err(ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "status", message));
         }
     };
+    set_status(&s, &m, &number, status).await?;
+    Ok(Json(Voicemail { status, ..m }.into()))
+}
+
+/// Marks a message saved or new, and relights the lamp.
+pub(crate) async fn set_status(s: &AppState, m: &Voicemail, number: &Number, status: VoicemailStatus) -> ApiResult<()> {
     if m.status == VoicemailStatus::Recording {
         return Err(ApiError::new(StatusCode::CONFLICT, "the caller is still leaving this message"));
     }
     s.store.set_voicemail_status(m.id, status).await?;
-    mailbox_changed(&s, &number).await;
-    Ok(Json(Voicemail { status, ..m }.into()))
+    mailbox_changed(s, number).await;
+    Ok(())
 }
 
 /// Deletes a message and its recording.
@@ -94,19 +100,25 @@ async fn update_voicemail(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_voicemail(caller: Caller, State(s): State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
     let (m, number) = caller.voicemail(s.store.as_ref(), id).await?;
+    delete_message(&s, &m, &number).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a message with its recording (when this node holds it) and relights the lamp.
+pub(crate) async fn delete_message(s: &AppState, m: &Voicemail, number: &Number) -> ApiResult<()> {
     if m.status == VoicemailStatus::Recording {
         return Err(ApiError::new(StatusCode::CONFLICT, "the caller is still leaving this message"));
     }
     s.store.delete_voicemail(m.id).await?;
     if m.node == s.settings.node
-        && let Some(path) = recording(&s, &m)
+        && let Some(path) = recording(s, m)
         && let Err(e) = tokio::fs::remove_file(&path).await
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(error = %e, file = %path.display(), "cannot remove a deleted message's recording");
     }
-    mailbox_changed(&s, &number).await;
-    Ok(StatusCode::NO_CONTENT)
+    mailbox_changed(s, number).await;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -129,6 +141,11 @@ async fn audio(
     Params(q): Params<AudioQuery>,
 ) -> ApiResult<Response> {
     let (m, _) = caller.voicemail(s.store.as_ref(), id).await?;
+    recording_response(&s, &m, q.download.unwrap_or(false)).await
+}
+
+/// The message's recording as a WAV answer: to play (`inline`) or to save (`attachment`).
+pub(crate) async fn recording_response(s: &AppState, m: &Voicemail, download: bool) -> ApiResult<Response> {
     if m.status == VoicemailStatus::Recording {
         return Err(ApiError::new(StatusCode::CONFLICT, "the caller is still leaving this message"));
     }
@@ -136,7 +153,7 @@ async fn audio(
         let message = format!("the recording is held by node {}; ask that node's API", m.node);
         return Err(ApiError::new(StatusCode::NOT_FOUND, message));
     }
-    let path = recording(&s, &m).ok_or_else(|| ApiError::not_found("recording"))?;
+    let path = recording(s, m).ok_or_else(|| ApiError::not_found("recording"))?;
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ApiError::not_found("recording")),
@@ -145,7 +162,7 @@ async fn audio(
             return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the recording (logged)"));
         }
     };
-    let disposition = if q.download.unwrap_or(false) { "attachment" } else { "inline" };
+    let disposition = if download { "attachment" } else { "inline" };
     let mut r = bytes.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
@@ -164,7 +181,7 @@ fn recording(s: &AppState, m: &Voicemail) -> Option<std::path::PathBuf> {
 }
 
 /// Counts the number's mailbox and tells the daemon (the message-waiting lamp).
-async fn mailbox_changed(s: &AppState, number: &Number) {
+pub(crate) async fn mailbox_changed(s: &AppState, number: &Number) {
     let Some(hooks) = &s.hooks else { return };
     match s.store.list_voicemails(number.id).await {
         Ok(list) => {
