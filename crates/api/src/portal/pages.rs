@@ -268,10 +268,14 @@ async fn devices_page(
         Err(e) => return failure(e),
     };
     let states: std::collections::HashMap<i64, DeviceState> = states.into_iter().map(|s| (s.device_id, s)).collect();
+    let mut by_device: std::collections::HashMap<i64, Vec<Binding>> = std::collections::HashMap::new();
+    for b in bindings {
+        by_device.entry(b.device_id).or_default().push(b);
+    }
     let devices = list
         .into_iter()
         .map(|d| {
-            let own: Vec<Binding> = bindings.iter().filter(|b| b.device_id == d.id).cloned().collect();
+            let own = by_device.remove(&d.id).unwrap_or_default();
             let state = states.get(&d.id);
             row(d, state, &own)
         })

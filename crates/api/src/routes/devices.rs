@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use switchboard_admin::Naming;
 use switchboard_admin::devices::{self, DeviceChanges, DeviceFields};
-use switchboard_storage::{Device, Store};
+use switchboard_storage::{Binding, Device, DeviceState, Store};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,15 +33,17 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 async fn list_devices(caller: Caller, State(s): State<AppState>, Id(id): Id) -> ApiResult<Json<Vec<DeviceView>>> {
     let service = caller.service(s.store.as_ref(), id).await?;
     let devices = s.store.list_devices(Some(service.id)).await?;
-    let states = s.store.device_states().await?;
-    let mut bindings = s.store.bindings_for_service(service.id).await?;
+    let states: std::collections::HashMap<i64, DeviceState> =
+        s.store.device_states().await?.into_iter().map(|st| (st.device_id, st)).collect();
+    let mut bindings: std::collections::HashMap<i64, Vec<Binding>> = std::collections::HashMap::new();
+    for b in s.store.bindings_for_service(service.id).await? {
+        bindings.entry(b.device_id).or_default().push(b);
+    }
     let views = devices
         .into_iter()
         .map(|d| {
-            let state = states.iter().find(|st| st.device_id == d.id);
-            let (own, rest): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut bindings).into_iter().partition(|b| b.device_id == d.id);
-            bindings = rest;
+            let own = bindings.remove(&d.id).unwrap_or_default();
+            let state = states.get(&d.id);
             DeviceView::new(d, state, own)
         })
         .collect();
