@@ -416,3 +416,26 @@ fn numbers_are_configured_with_clear_refusals_and_another_customers_stay_out_of_
         assert_eq!(r.status, 404, "{p}");
     }
 }
+
+/// Nobody can flood an inbox through "having trouble signing in": three link emails an hour per address; more
+/// asks get the same page and no email.
+#[test]
+fn link_emails_are_limited_so_nobody_floods_an_inbox() {
+    let (d, sink, http) = world();
+    d.cli_ok(&["login", "invite", "--email", "target@example.com", "--customer", "Acme"]);
+    let pages: Vec<String> =
+        (0..5).map(|_| http.form("/portal/recover", &[("email", "target@example.com")], &[]).text()).collect();
+    assert!(pages.iter().all(|p| *p == pages[0]), "the same page every time");
+    let resets = || {
+        sink.mails()
+            .iter()
+            .filter(|m| m.header("Subject").is_some_and(|s| s.contains("Reset your portal password")))
+            .count()
+    };
+    assert!(switchboard_testkit::wait_until(Duration::from_secs(15), || resets() == 3), "{}", resets());
+    // The outbox is polled every 5 s: a fourth would have come by now.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(resets(), 3);
+    let outbox = d.cli_ok(&["outbox"]);
+    assert_eq!(outbox.matches("target@example.com").count(), 4, "one invitation and three resets: {outbox}");
+}

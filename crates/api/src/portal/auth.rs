@@ -171,10 +171,17 @@ struct Notice<'a> {
 const SENT: &str = "If this address can be used, a link is on its way to it. The link works once, for 60 minutes. \
                     Nothing arrived? Check the spam folder, or ask again in a few minutes.";
 
-pub(crate) async fn register(State(s): State<AppState>, form: Form) -> Response {
+pub(crate) async fn register(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form: Form,
+) -> Response {
     let Some(email) = checked_email(&form) else {
         return render(&EmailForm { error: Some("That is not an email address."), ..REGISTER });
     };
+    if !may_email(&s, &email, peer) {
+        return render(&Notice { title: "Check your email", message: SENT, signed_in: false });
+    }
     tokio::spawn(async move {
         if let Err(e) = register_behind(&s, &email).await {
             tracing::error!(error = %e, "portal: a registration failed");
@@ -183,16 +190,39 @@ pub(crate) async fn register(State(s): State<AppState>, form: Form) -> Response 
     render(&Notice { title: "Check your email", message: SENT, signed_in: false })
 }
 
-pub(crate) async fn recover(State(s): State<AppState>, form: Form) -> Response {
+pub(crate) async fn recover(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form: Form,
+) -> Response {
     let Some(email) = checked_email(&form) else {
         return render(&EmailForm { error: Some("That is not an email address."), ..RECOVER });
     };
+    if !may_email(&s, &email, peer) {
+        return render(&Notice { title: "Check your email", message: SENT, signed_in: false });
+    }
     tokio::spawn(async move {
         if let Err(e) = recover_behind(&s, &email).await {
             tracing::error!(error = %e, "portal: a recovery failed");
         }
     });
     render(&Notice { title: "Check your email", message: SENT, signed_in: false })
+}
+
+/// Whether another link email may go to `email` at the request of `peer`: a few an hour per address asked for
+/// and per address asking, so nobody can flood an inbox with our mail. Over the limit the page is the same and
+/// nothing is sent.
+fn may_email(s: &AppState, email: &str, peer: SocketAddr) -> bool {
+    let now = u64::try_from(now_ms()).unwrap_or_default();
+    let Ok(mut t) = s.portal.mailings.lock() else { return false };
+    let (to, from) = (format!("to:{email}"), format!("from:{}", peer.ip()));
+    if t.0.is_blocked(&to, now) || t.1.is_blocked(&from, now) {
+        tracing::info!(%peer, "portal: link email withheld (too many asked for)");
+        return false;
+    }
+    t.0.record_failure(&to, now);
+    t.1.record_failure(&from, now);
+    true
 }
 
 fn checked_email(form: &Form) -> Option<String> {

@@ -69,6 +69,8 @@ pub(crate) struct PortalState {
     pub(crate) settings: PortalSettings,
     /// Failed sign-ins by `email|address`, and by address (five times as many).
     pub(crate) throttle: Mutex<(FailureThrottle, FailureThrottle)>,
+    /// Link emails asked for, by address asked for (3 an hour) and by address asking (20 an hour).
+    pub(crate) mailings: Mutex<(FailureThrottle, FailureThrottle)>,
 }
 
 impl PortalState {
@@ -77,7 +79,9 @@ impl PortalState {
         let pair = FailureThrottle::new(s.login_failures, s.login_window_ms, s.login_window_ms, 100_000);
         let address =
             FailureThrottle::new(s.login_failures.saturating_mul(5), s.login_window_ms, s.login_window_ms, 100_000);
-        PortalState { throttle: Mutex::new((pair, address)), settings }
+        const HOUR: u64 = 3_600_000;
+        let mailings = (FailureThrottle::new(3, HOUR, HOUR, 100_000), FailureThrottle::new(20, HOUR, HOUR, 100_000));
+        PortalState { throttle: Mutex::new((pair, address)), mailings: Mutex::new(mailings), settings }
     }
 }
 
