@@ -74,7 +74,7 @@ pub(crate) struct AppState {
     modifiers(&BearerScheme),
     tags(
         (name = "customers"), (name = "services"), (name = "devices"), (name = "numbers"), (name = "voicemail"),
-        (name = "gateways"), (name = "activity"), (name = "health")
+        (name = "gateways"), (name = "activity"), (name = "logins"), (name = "health")
     )
 )]
 struct ApiDoc;
@@ -186,6 +186,7 @@ mod tests {
         let want = [
             "DELETE /api/v1/devices/{id}",
             "DELETE /api/v1/gateways/{id}",
+            "DELETE /api/v1/logins/{id}",
             "DELETE /api/v1/numbers/{id}",
             "DELETE /api/v1/voicemails/{id}",
             "GET /api/v1/calls",
@@ -194,6 +195,7 @@ mod tests {
             "GET /api/v1/customers/{id}",
             "GET /api/v1/devices/{id}",
             "GET /api/v1/gateways",
+            "GET /api/v1/logins",
             "GET /api/v1/numbers/{id}",
             "GET /api/v1/numbers/{id}/voicemails",
             "GET /api/v1/outbox",
@@ -210,11 +212,13 @@ mod tests {
             "GET /healthz",
             "GET /metrics",
             "PATCH /api/v1/devices/{id}",
+            "PATCH /api/v1/logins/{id}",
             "PATCH /api/v1/numbers/{id}",
             "PATCH /api/v1/voicemails/{id}",
             "POST /api/v1/customers",
             "POST /api/v1/devices/{id}/password",
             "POST /api/v1/gateways",
+            "POST /api/v1/logins",
             "POST /api/v1/services",
             "POST /api/v1/services/{id}/devices",
             "POST /api/v1/services/{id}/numbers",
@@ -231,6 +235,8 @@ mod tests {
         let want = [
             "DeviceChanges",
             "DeviceFields",
+            "InviteBody",
+            "LinkBody",
             "NewCustomerBody",
             "NewGatewayBody",
             "NewServiceBody",

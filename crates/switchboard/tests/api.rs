@@ -171,6 +171,25 @@ fn an_operator_manages_the_directory_and_errors_name_their_field() {
     assert_eq!(refused(&bad, 422).as_deref(), Some("address"));
     assert_eq!(http.delete(&format!("/api/v1/gateways/{}", g["id"])).status, 204);
     assert_eq!(expect(&http.get("/api/v1/gateways"), 200), json!([]));
+
+    // Portal logins: invited (an email is queued with a link), linked, unlinked, removed.
+    let customer = expect(&http.get("/api/v1/customers"), 200)[0]["id"].clone();
+    let login =
+        expect(&http.post("/api/v1/logins", &json!({"email": "Ann@Acme.example", "customer_id": customer})), 201);
+    assert_eq!((login["email"].as_str(), login["password_set"].as_bool()), (Some("ann@acme.example"), Some(false)));
+    let dup = http.post("/api/v1/logins", &json!({"email": "ann@acme.example", "customer_id": customer}));
+    assert_eq!(refused(&dup, 409).as_deref(), Some("email"));
+    let nobody = http.post("/api/v1/logins", &json!({"email": "bob@acme.example", "customer_id": 999}));
+    assert_eq!(refused(&nobody, 422).as_deref(), Some("customer_id"));
+    let outbox = expect(&http.get("/api/v1/outbox"), 200);
+    assert_eq!(
+        (outbox[0]["recipient"].as_str(), outbox[0]["kind"].as_str()),
+        (Some("ann@acme.example"), Some("login"))
+    );
+    let lpath = format!("/api/v1/logins/{}", login["id"]);
+    assert_eq!(expect(&http.patch(&lpath, &json!({"customer_id": null})), 200)["customer_id"], Value::Null);
+    assert_eq!(http.delete(&lpath).status, 204);
+    assert_eq!(refused(&http.delete(&lpath), 404), None);
 }
 
 /// The API writes through the same database as the CLI: the running daemon picks the device up from the change
@@ -315,7 +334,7 @@ fn a_customer_reaches_only_its_own_records() {
     assert_eq!(refused(&b.post("/api/v1/services", &svc), 403), None);
     assert_eq!(refused(&b.get("/api/v1/gateways"), 403), None);
     assert_eq!(refused(&b.delete(&format!("/api/v1/gateways/{gateway}")), 403), None);
-    for path in ["/api/v1/registrations", "/api/v1/calls", "/api/v1/cdrs", "/api/v1/outbox"] {
+    for path in ["/api/v1/registrations", "/api/v1/calls", "/api/v1/cdrs", "/api/v1/outbox", "/api/v1/logins"] {
         assert_eq!(refused(&b.get(path), 403), None, "{path}");
     }
     // Lists show B only its own.

@@ -4,6 +4,7 @@ mod activity;
 mod devices;
 mod directory;
 mod gateways;
+mod logins;
 pub(crate) mod metrics;
 mod numbers;
 pub(crate) mod voicemail;
@@ -27,6 +28,7 @@ pub(crate) fn v1() -> OpenApiRouter<AppState> {
         .merge(voicemail::routes())
         .merge(gateways::routes())
         .merge(activity::routes())
+        .merge(logins::routes())
 }
 
 pub(crate) fn health() -> OpenApiRouter<AppState> {
