@@ -38,13 +38,10 @@ pub async fn token(cmd: TokenCmd, store: &dyn Store) -> anyhow::Result<()> {
                 let rows = list
                     .iter()
                     .map(|t| {
-                        let scope = match t.customer_id {
-                            None => "operator".to_owned(),
-                            Some(id) => customers
-                                .iter()
-                                .find(|c| c.id == id)
-                                .map_or_else(|| format!("customer {id}"), |c| format!("customer {}", c.name)),
-                        };
+                        let scope = t.customer_id.map_or_else(
+                            || "operator".to_owned(),
+                            |id| format!("customer {}", name_of(&customers, id)),
+                        );
                         vec![t.name.clone(), scope, utc(t.created_at), used(t), state(t)]
                     })
                     .collect();
@@ -122,6 +119,11 @@ pub async fn login(cmd: LoginCmd, store: &dyn Store, config: &switchboard_server
         }
     }
     Ok(())
+}
+
+/// Customer `id`'s name, or the id when it is gone.
+fn name_of(customers: &[switchboard_storage::Customer], id: i64) -> String {
+    customers.iter().find(|c| c.id == id).map_or_else(|| id.to_string(), |c| c.name.clone())
 }
 
 async fn login_named(store: &dyn Store, email: &str) -> anyhow::Result<switchboard_storage::Login> {

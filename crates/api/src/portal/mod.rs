@@ -178,6 +178,16 @@ struct ErrorPage<'a> {
     signed_in: bool,
 }
 
+/// A path id, or a "no such page" answer.
+pub(crate) fn path_id(raw: &str) -> Result<i64, Response> {
+    raw.parse().map_err(|_| page_error(StatusCode::NOT_FOUND, "There is no such page."))
+}
+
+/// "There is no such WHAT": also the answer for another customer's records.
+pub(crate) fn no_such(what: &str) -> Response {
+    page_error(StatusCode::NOT_FOUND, &format!("There is no such {what}."))
+}
+
 /// A page that says what went wrong, with its status.
 pub(crate) fn page_error(status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");

@@ -12,31 +12,23 @@ use switchboard_admin::numbers::{self, NumberChanges};
 use switchboard_storage::{CdrFilter, Device, Number, Service, Voicemail, VoicemailStatus};
 
 use super::session::Customer;
-use super::{Form, failure, page_error, render};
+use super::{Form, failure, no_such, page_error, path_id, render};
 use crate::AppState;
 use crate::auth::Caller;
 
-fn id(raw: &str) -> Result<i64, Response> {
-    raw.parse().map_err(|_| page_error(StatusCode::NOT_FOUND, "There is no such page."))
-}
-
-fn not_found(what: &str) -> Response {
-    page_error(StatusCode::NOT_FOUND, &format!("There is no such {what}."))
-}
-
 async fn service_of(s: &AppState, c: &Customer, raw: &str) -> Result<Service, Response> {
-    let id = id(raw)?;
-    Caller::Customer(c.customer_id).service(s.store.as_ref(), id).await.map_err(|_| not_found("service"))
+    let id = path_id(raw)?;
+    Caller::Customer(c.customer_id).service(s.store.as_ref(), id).await.map_err(|_| no_such("service"))
 }
 
 async fn number_of(s: &AppState, c: &Customer, raw: &str) -> Result<(Number, Service), Response> {
-    let id = id(raw)?;
-    Caller::Customer(c.customer_id).number(s.store.as_ref(), id).await.map_err(|_| not_found("number"))
+    let id = path_id(raw)?;
+    Caller::Customer(c.customer_id).number(s.store.as_ref(), id).await.map_err(|_| no_such("number"))
 }
 
 async fn message_of(s: &AppState, c: &Customer, raw: &str) -> Result<(Voicemail, Number), Response> {
-    let id = id(raw)?;
-    Caller::Customer(c.customer_id).voicemail(s.store.as_ref(), id).await.map_err(|_| not_found("message"))
+    let id = path_id(raw)?;
+    Caller::Customer(c.customer_id).voicemail(s.store.as_ref(), id).await.map_err(|_| no_such("message"))
 }
 
 fn when_label(w: &str) -> &'static str {

@@ -12,29 +12,18 @@ use switchboard_admin::devices::{self, DeviceChanges, DeviceFields};
 use switchboard_storage::{Binding, Device, DeviceState, Service, ServiceMode};
 
 use super::session::Customer;
-use super::{Form, Region, failure, page_error, render};
+use super::{Form, Region, failure, no_such, path_id, render};
 use crate::AppState;
 use crate::auth::Caller;
 
-/// A path id, or a "no such page" answer.
-fn id(raw: &str) -> Result<i64, Response> {
-    raw.parse().map_err(|_| page_error(StatusCode::NOT_FOUND, "There is no such page."))
-}
-
 /// The customer's service `id`, or "not found".
 async fn service_of(s: &AppState, c: &Customer, id: i64) -> Result<Service, Response> {
-    Caller::Customer(c.customer_id)
-        .service(s.store.as_ref(), id)
-        .await
-        .map_err(|_| page_error(StatusCode::NOT_FOUND, "There is no such service."))
+    Caller::Customer(c.customer_id).service(s.store.as_ref(), id).await.map_err(|_| no_such("service"))
 }
 
 /// The customer's device `id` with its service, or "not found".
 async fn device_of(s: &AppState, c: &Customer, id: i64) -> Result<(Device, Service), Response> {
-    Caller::Customer(c.customer_id)
-        .device(s.store.as_ref(), id)
-        .await
-        .map_err(|_| page_error(StatusCode::NOT_FOUND, "There is no such device."))
+    Caller::Customer(c.customer_id).device(s.store.as_ref(), id).await.map_err(|_| no_such("device"))
 }
 
 /// A service as My Services lists it.
@@ -97,7 +86,7 @@ struct SetupPage<'a> {
 }
 
 pub(crate) async fn setup_page(State(s): State<AppState>, c: Customer, Path(raw): Path<String>) -> Response {
-    let service = match async { service_of(&s, &c, id(&raw)?).await }.await {
+    let service = match async { service_of(&s, &c, path_id(&raw)?).await }.await {
         Ok(svc) => svc,
         Err(r) => return r,
     };
@@ -117,7 +106,7 @@ pub(crate) async fn setup_page(State(s): State<AppState>, c: Customer, Path(raw)
 }
 
 pub(crate) async fn setup(State(s): State<AppState>, c: Customer, Path(raw): Path<String>, form: Form) -> Response {
-    let service = match async { service_of(&s, &c, id(&raw)?).await }.await {
+    let service = match async { service_of(&s, &c, path_id(&raw)?).await }.await {
         Ok(svc) => svc,
         Err(r) => return r,
     };
@@ -245,7 +234,7 @@ struct DevicesPage<'a> {
 }
 
 pub(crate) async fn devices(State(s): State<AppState>, c: Customer, Path(raw): Path<String>) -> Response {
-    let service = match async { service_of(&s, &c, id(&raw)?).await }.await {
+    let service = match async { service_of(&s, &c, path_id(&raw)?).await }.await {
         Ok(svc) => svc,
         Err(r) => return r,
     };
@@ -300,7 +289,7 @@ pub(crate) async fn add_device(
     Path(raw): Path<String>,
     form: Form,
 ) -> Response {
-    let service = match async { service_of(&s, &c, id(&raw)?).await }.await {
+    let service = match async { service_of(&s, &c, path_id(&raw)?).await }.await {
         Ok(svc) => svc,
         Err(r) => return r,
     };
@@ -373,7 +362,7 @@ struct DevicePage<'a> {
 }
 
 pub(crate) async fn device_page(State(s): State<AppState>, c: Customer, Path(raw): Path<String>) -> Response {
-    let (device, service) = match async { device_of(&s, &c, id(&raw)?).await }.await {
+    let (device, service) = match async { device_of(&s, &c, path_id(&raw)?).await }.await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -392,7 +381,7 @@ pub(crate) async fn edit_device(
     Path(raw): Path<String>,
     form: Form,
 ) -> Response {
-    let (device, service) = match async { device_of(&s, &c, id(&raw)?).await }.await {
+    let (device, service) = match async { device_of(&s, &c, path_id(&raw)?).await }.await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -427,7 +416,7 @@ pub(crate) async fn edit_device(
 }
 
 pub(crate) async fn delete_device(State(s): State<AppState>, c: Customer, Path(raw): Path<String>) -> Response {
-    let (device, service) = match async { device_of(&s, &c, id(&raw)?).await }.await {
+    let (device, service) = match async { device_of(&s, &c, path_id(&raw)?).await }.await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -438,7 +427,7 @@ pub(crate) async fn delete_device(State(s): State<AppState>, c: Customer, Path(r
 }
 
 pub(crate) async fn reset_device_password(State(s): State<AppState>, c: Customer, Path(raw): Path<String>) -> Response {
-    let (device, service) = match async { device_of(&s, &c, id(&raw)?).await }.await {
+    let (device, service) = match async { device_of(&s, &c, path_id(&raw)?).await }.await {
         Ok(x) => x,
         Err(r) => return r,
     };
