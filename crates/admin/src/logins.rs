@@ -41,7 +41,10 @@ impl Links {
 
     /// Queues `letter` to the login's address (with a fresh link where it carries one).
     pub async fn send(&self, store: &dyn Store, login: &Login, letter: Letter) -> Result<(), Error> {
-        let minutes = self.ttl_ms / 60_000;
+        let minutes = match self.ttl_ms {
+            ms if ms % 60_000 == 0 => format!("{} minutes", ms / 60_000),
+            ms => format!("{} seconds", ms / 1000),
+        };
         let (subject, body) = match letter {
             Letter::Welcome => {
                 let link = self.link(store, login, TokenPurpose::Welcome).await?;
@@ -49,7 +52,7 @@ impl Links {
                     "Choose your portal password",
                     format!(
                         "Welcome to the Business SIP portal.\n\nChoose your password with this link; it works once, \
-                         for {minutes} minutes:\n\n{link}\n\nYour provider then links your login to your \
+                         for {minutes}:\n\n{link}\n\nYour provider then links your login to your \
                          services.\n\nIf it was not you, ignore this email.\n"
                     ),
                 )
@@ -61,7 +64,7 @@ impl Links {
                     format!(
                         "Your provider made you a login for the Business SIP portal, where you manage your phones, \
                          numbers and voicemail.\n\nChoose your password with this link; it works once, for \
-                         {minutes} minutes:\n\n{link}\n"
+                         {minutes}:\n\n{link}\n"
                     ),
                 )
             }
@@ -71,7 +74,7 @@ impl Links {
                     "Reset your portal password",
                     format!(
                         "Someone (we hope you) asked to reset the password of your Business SIP portal login.\n\n\
-                         Choose a new password with this link; it works once, for {minutes} minutes:\n\n{link}\n\n\
+                         Choose a new password with this link; it works once, for {minutes}:\n\n{link}\n\n\
                          If it was not you, ignore this email: your password stays as it is.\n"
                     ),
                 )
@@ -83,7 +86,7 @@ impl Links {
                     format!(
                         "Someone (we hope you) asked to register {} for the Business SIP portal, but this address \
                          already has a login.\n\nSign in at {}/portal/login\n\nForgot the password? This link \
-                         sets a new one; it works once, for {minutes} minutes:\n\n{link}\n\nIf it was not you, \
+                         sets a new one; it works once, for {minutes}:\n\n{link}\n\nIf it was not you, \
                          ignore this email.\n",
                         login.email, self.public_url
                     ),

@@ -423,15 +423,15 @@ pub struct ApiConfig {
     /// `http://` and `listen`.
     pub public_url: String,
     /// A portal session ends after this long unused...
-    pub session_idle_mins: u64,
+    pub session_idle_secs: u64,
     /// ...and after this long in any case.
-    pub session_max_hours: u64,
+    pub session_max_secs: u64,
     /// How long an emailed sign-in link (register, invitation, password reset) works.
-    pub link_mins: u64,
-    /// Failed portal sign-ins from one address for one email before that pair waits `login_window_mins`
+    pub link_secs: u64,
+    /// Failed portal sign-ins from one address for one email before that pair waits `login_window_secs`
     /// (five times as many from one address for any email).
     pub login_failures: u32,
-    pub login_window_mins: u64,
+    pub login_window_secs: u64,
     /// The regions customers choose from, each with the SIP server address their phones point at. Empty: this
     /// node's region with `sip.domain`.
     pub regions: Vec<RegionConfig>,
@@ -450,11 +450,11 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             enabled: true,
             public_url: String::new(),
-            session_idle_mins: 30,
-            session_max_hours: 12,
-            link_mins: 60,
+            session_idle_secs: 1800,
+            session_max_secs: 43_200,
+            link_secs: 3600,
             login_failures: 5,
-            login_window_mins: 15,
+            login_window_secs: 900,
             regions: Vec::new(),
         }
     }
@@ -524,9 +524,9 @@ impl Config {
         if (!url.is_empty() && !scheme) || url.contains(['?', '#', ' ']) {
             return Err(format!("api.public_url must be http(s)://HOST[:PORT][/PATH], not {:?}", a.public_url));
         }
-        if a.session_idle_mins == 0 || a.session_max_hours == 0 || a.link_mins == 0 || a.login_window_mins == 0 {
+        if a.session_idle_secs == 0 || a.session_max_secs == 0 || a.link_secs == 0 || a.login_window_secs == 0 {
             return Err(
-                "api.session_idle_mins, session_max_hours, link_mins and login_window_mins must be at least 1".into()
+                "api.session_idle_secs, session_max_secs, link_secs and login_window_secs must be at least 1".into()
             );
         }
         if a.login_failures == 0 {
@@ -678,7 +678,7 @@ mod tests {
             let e = with_gateways(&format!("[api]\npublic_url = \"{bad}\"\n")).unwrap_err();
             assert!(e.starts_with("api.public_url"), "{e}");
         }
-        assert!(with_gateways("[api]\nlink_mins = 0\n").unwrap_err().contains("link_mins"));
+        assert!(with_gateways("[api]\nlink_secs = 0\n").unwrap_err().contains("link_secs"));
         let region = "[api]\n[[api.regions]]\nname = \"syd\"\nsip_address = \"\"\n";
         assert!(with_gateways(region).unwrap_err().starts_with("api.regions"));
         let shipped: Config = toml::from_str(include_str!("../../../config/switchboard.toml")).unwrap();

@@ -95,7 +95,7 @@ pub enum LoginCmd {
         /// The customer it reaches (by name).
         #[arg(long)]
         customer: String,
-        /// Also print the link (it works once, for api.link_mins), to hand over another way.
+        /// Also print the link (it works once, for api.link_secs), to hand over another way.
         #[arg(long)]
         print_link: bool,
     },
@@ -505,14 +505,14 @@ pub(crate) fn portal_settings(c: &Config) -> switchboard_api::portal::PortalSett
             .map(|r| switchboard_api::portal::Region { name: r.name.clone(), sip_address: r.sip_address.clone() })
             .collect()
     };
-    let mins = |m: u64| i64::try_from(m.saturating_mul(60_000)).unwrap_or(i64::MAX);
+    let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     switchboard_api::portal::PortalSettings {
         public_url,
-        idle_ms: mins(a.session_idle_mins),
-        absolute_ms: mins(a.session_max_hours.saturating_mul(60)),
-        link_ms: mins(a.link_mins),
+        idle_ms: ms(a.session_idle_secs),
+        absolute_ms: ms(a.session_max_secs),
+        link_ms: ms(a.link_secs),
         login_failures: a.login_failures,
-        login_window_ms: a.login_window_mins.saturating_mul(60_000),
+        login_window_ms: a.login_window_secs.saturating_mul(1000),
         regions,
     }
 }

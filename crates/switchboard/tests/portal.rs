@@ -119,6 +119,13 @@ fn a_customer_registers_sets_a_password_from_the_emailed_link_and_signs_in() {
     assert!(set.text().contains("Your password is set"));
     assert!(set.cookie(COOKIE).is_none(), "no automatic sign-in from a link");
     assert_eq!(http.get(&path).status, 404, "a link works once");
+    // What the database keeps: an argon2id hash, and only the SHA-256 of each link's token.
+    let token = path.rsplit('/').next().unwrap();
+    let stored = sql(&d, "SELECT password_hash FROM logins WHERE email = 'ann@example.com'");
+    assert!(stored.starts_with("$argon2id$") && !stored.contains("ann-password-1"), "{stored}");
+    let hashes = sql(&d, "SELECT token_hash FROM login_tokens");
+    assert!(!hashes.contains(token), "the token itself is never stored");
+    assert!(!hashes.is_empty() && hashes.lines().all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())));
     let replay = http.form(&path, &[("password", "other-password-1"), ("again", "other-password-1")], &[]);
     assert_eq!(replay.status, 404);
     assert_eq!(http.get(&format!("/portal/password/{}", "0".repeat(64))).status, 404);
@@ -438,4 +445,42 @@ fn link_emails_are_limited_so_nobody_floods_an_inbox() {
     assert_eq!(resets(), 3);
     let outbox = d.cli_ok(&["outbox"]);
     assert_eq!(outbox.matches("target@example.com").count(), 4, "one invitation and three resets: {outbox}");
+}
+
+/// The session and link timers for real, with short values: an idle session ends, and so does an unused link.
+#[test]
+fn an_idle_session_and_an_unused_link_expire_on_time() {
+    let mut d = Daemon::new(BIN, "[api]\nsession_idle_secs = 2\nlink_secs = 2\n");
+    d.cli_ok(&["customer", "add", "Acme"]);
+    d.launch();
+    let http = d.http(None);
+    let link = |email: &str| {
+        let out = d.cli_ok(&["login", "invite", "--email", email, "--customer", "Acme", "--print-link"]);
+        let url = out.lines().last().unwrap().trim().to_owned();
+        url.split_once("/portal/").map(|(_, p)| format!("/portal/{p}")).unwrap()
+    };
+    let first = link("early@example.com");
+    let set = http.form(&first, &[("password", "early-password-1"), ("again", "early-password-1")], &[]);
+    assert_eq!(set.status, 200);
+    let session = sign_in(&http, "early@example.com", "early-password-1");
+    // Used within the idle limit, the session lives on past it.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(page(&http, "/portal/", &session).status, 200, "used, so not idle");
+    }
+    let unused = link("late@example.com");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(page(&http, "/portal/", &session).header("location"), Some("/portal/login"), "idle past 2 s");
+    assert_eq!(http.get(&unused).status, 404, "the link is 2.5 s old");
+}
+
+/// One query against the daemon's SQLite database (Python's sqlite3: no extra tool), the rows one per line.
+fn sql(d: &Daemon, query: &str) -> String {
+    let script = "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):\n    print('|'.join(map(str, row)))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, d.dir().join("sb.db").to_str().unwrap(), query])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

@@ -168,8 +168,8 @@ struct Notice<'a> {
 }
 
 /// The one answer to register and recover, whatever the address.
-const SENT: &str = "If this address can be used, a link is on its way to it. The link works once, for 60 minutes. \
-                    Nothing arrived? Check the spam folder, or ask again in a few minutes.";
+const SENT: &str = "If this address can be used, a link is on its way to it. The link works once, for a limited \
+                    time. Nothing arrived? Check the spam folder, or ask again in a few minutes.";
 
 pub(crate) async fn register(
     State(s): State<AppState>,
@@ -267,8 +267,8 @@ fn token_ok(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-const DEAD_LINK: &str = "This link does not work: it was used already, it is more than 60 minutes old, or a newer one replaced it. \
-     Ask for a new one from \"Having trouble signing in\".";
+const DEAD_LINK: &str = "This link does not work: it was used already, it is too old, or the password was changed \
+                         since. Ask for a new one from \"Having trouble signing in\".";
 
 pub(crate) async fn password_page(State(s): State<AppState>, Path(token): Path<String>) -> Response {
     let live = token_ok(&token)

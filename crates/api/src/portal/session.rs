@@ -77,8 +77,9 @@ impl FromRequestParts<AppState> for Signed {
             Err(e) => return Err(crate::portal::failure(e)),
         };
         let p = &s.portal.settings;
-        // Written at most once a minute per session; never past the absolute lifetime.
-        if now - session.last_seen_at >= 60_000 {
+        // Written at most once a minute per session (sooner for short idle limits); never past the absolute
+        // lifetime.
+        if now - session.last_seen_at >= (p.idle_ms / 2).min(60_000) {
             let expires = (now + p.idle_ms).min(session.created_at + p.absolute_ms);
             if let Err(e) = s.store.touch_session(&hash, now, expires).await {
                 tracing::warn!(error = %e, "portal: cannot extend a session");
