@@ -760,3 +760,15 @@ pub struct SpentToken {
     pub login_id: i64,
     pub purpose: TokenPurpose,
 }
+
+/// A node of the cluster as it last announced itself (a heartbeat in the shared database).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub region: String,
+    /// The SIP address phones in its region point at.
+    pub sip_address: String,
+    /// When the node last started.
+    pub started_at: Millis,
+    pub heartbeat_at: Millis,
+}

@@ -173,11 +173,29 @@ pub struct NodeConfig {
     pub name: String,
     /// The region this node serves.
     pub region: String,
+    /// The SIP address phones in this region point at (`sip.example.net` or `host:port`), shown in the portal's
+    /// region choice and by `switchboard nodes`. Empty: `sip.domain`, with the port when it is not 5060.
+    pub advertise: String,
+    /// How often this node writes its heartbeat to the database; it counts as stale after three missed.
+    pub heartbeat_secs: u64,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { name: "node1".into(), region: "default".into() }
+        NodeConfig { name: "node1".into(), region: "default".into(), advertise: String::new(), heartbeat_secs: 10 }
+    }
+}
+
+impl Config {
+    /// The SIP address this node tells customers to use.
+    pub fn advertised_sip(&self) -> String {
+        if !self.node.advertise.trim().is_empty() {
+            return self.node.advertise.trim().to_owned();
+        }
+        match self.sip.listen.port() {
+            5060 => self.sip.domain.clone(),
+            port => format!("{}:{port}", self.sip.domain),
+        }
     }
 }
 
@@ -517,6 +535,9 @@ impl Config {
         }
         if self.keepalive.timeout_ms == 0 || self.keepalive.timeout_ms > self.keepalive.interval_secs * 1000 {
             return Err("keepalive.timeout_ms must be between 1 and keepalive.interval_secs * 1000".into());
+        }
+        if self.node.heartbeat_secs == 0 || self.node.heartbeat_secs > 3600 {
+            return Err("node.heartbeat_secs must be between 1 and 3600".into());
         }
         let a = &self.api;
         let url = a.public_url.trim_end_matches('/');

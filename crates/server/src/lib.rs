@@ -241,8 +241,41 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     };
     let feeds = event_loop::Feeds { inbound: inbound_rx, changes: updates_rx, media: media_rx, mailboxes: counts_rx };
     tracker.spawn(event_loop::run(driver, feeds, shutdown.clone()));
+    tracker.spawn(heartbeat(store.clone(), &config, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
     Ok(Running { sip_addr, shutdown, tracker, writer, events, transport, mailboxes: counts_tx, metrics })
+}
+
+/// Announces this node in the shared database at start and every `node.heartbeat_secs`.
+fn heartbeat(
+    store: Arc<dyn Store>,
+    config: &Config,
+    shutdown: CancellationToken,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let started_at = switchboard_model::date::now_ms();
+    let mut node = switchboard_storage::Node {
+        name: config.node.name.clone(),
+        region: config.node.region.clone(),
+        sip_address: config.advertised_sip(),
+        started_at,
+        heartbeat_at: started_at,
+    };
+    let every = Duration::from_secs(config.node.heartbeat_secs.max(1));
+    async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    node.heartbeat_at = switchboard_model::date::now_ms();
+                    if let Err(e) = store.heartbeat_node(&node).await {
+                        tracing::warn!(error = %e, "cannot write this node's heartbeat");
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The email sender, when `[smtp]` names a server.

@@ -329,6 +329,12 @@ impl Store for MemStore {
     async fn login_token_live(&self, _: &str, _: i64) -> Result<bool, StoreError> {
         Ok(false)
     }
+    async fn heartbeat_node(&self, _: &switchboard_storage::Node) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn list_nodes(&self) -> Result<Vec<(switchboard_storage::Node, i64)>, StoreError> {
+        Ok(vec![])
+    }
     async fn create_api_token(&self, _: &switchboard_storage::NewApiToken) -> Result<ApiToken, StoreError> {
         refused()
     }

@@ -19,6 +19,7 @@ mod cdrs;
 mod directory;
 mod errors;
 mod location;
+mod nodes;
 mod outbox;
 mod portal;
 mod rows;
@@ -226,4 +227,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn spend_login_token(&self, token_hash: &str, now: Millis) -> Result<Option<SpentToken>>;
     /// Whether the link is unused and unexpired at `now` (without spending it).
     async fn login_token_live(&self, token_hash: &str, now: Millis) -> Result<bool>;
+
+    // cluster
+    /// Inserts or replaces the node's row (its start and its latest heartbeat).
+    async fn heartbeat_node(&self, node: &Node) -> Result<()>;
+    /// Every node that ever announced itself, by region and name, with the bindings each holds.
+    async fn list_nodes(&self) -> Result<Vec<(Node, i64)>>;
 }

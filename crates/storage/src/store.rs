@@ -7,7 +7,7 @@ use crate::backend::SqlStore;
 use crate::{
     ActiveCall, ActiveCallOp, ApiToken, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth,
     DeviceState, DeviceUpdate, Email, Gateway, Login, Mailbox, Millis, NewApiToken, NewCdr, NewDevice, NewEmail,
-    NewGateway, NewLoginToken, NewNumber, NewService, NewVoicemail, Number, NumberUpdate, OutboxStatus, Result,
+    NewGateway, NewLoginToken, NewNumber, NewService, NewVoicemail, Node, Number, NumberUpdate, OutboxStatus, Result,
     Service, ServiceMode, Session, SpentToken, Store, Voicemail, VoicemailStatus,
 };
 
@@ -271,5 +271,11 @@ impl Store for SqlStore {
     }
     async fn login_token_live(&self, token_hash: &str, now: Millis) -> Result<bool> {
         SqlStore::login_token_live(self, token_hash, now).await
+    }
+    async fn heartbeat_node(&self, node: &Node) -> Result<()> {
+        SqlStore::heartbeat_node(self, node).await
+    }
+    async fn list_nodes(&self) -> Result<Vec<(Node, i64)>> {
+        SqlStore::list_nodes(self).await
     }
 }

@@ -99,6 +99,7 @@ contract!(
     api_tokens_create_find_revoke,
     bindings_for_service_only_its_devices,
     portal_logins_sessions_and_links,
+    nodes_heartbeat_and_list_with_their_bindings,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1712,6 +1713,7 @@ fn migrations_define_same_tables_and_columns() {
             "0009_outbox.sql",
             "0010_api_tokens.sql",
             "0011_portal.sql",
+            "0012_nodes.sql",
         ]
     );
     assert_eq!(files("postgres"), names);
@@ -1741,6 +1743,7 @@ fn migrations_define_same_tables_and_columns() {
             "login_tokens",
             "logins",
             "mailboxes",
+            "nodes",
             "numbers",
             "outbox",
             "portal_sessions",
@@ -1955,4 +1958,25 @@ async fn portal_logins_sessions_and_links(ctx: Ctx) {
     s.delete_login(login.id).await.unwrap();
     assert!(s.list_logins().await.unwrap().is_empty());
     assert_not_found(s.delete_login(login.id).await, "login", &login.id.to_string());
+}
+
+async fn nodes_heartbeat_and_list_with_their_bindings(ctx: Ctx) {
+    use switchboard_storage::Node;
+    let s = &*ctx.store;
+    let node = |name: &str, region: &str, at| Node {
+        name: name.into(),
+        region: region.into(),
+        sip_address: format!("{name}.sip.example"),
+        started_at: 1_000,
+        heartbeat_at: at,
+    };
+    s.heartbeat_node(&node("syd1", "sydney", 5_000)).await.unwrap();
+    s.heartbeat_node(&node("mel1", "melbourne", 5_000)).await.unwrap();
+    s.heartbeat_node(&node("syd1", "sydney", 9_000)).await.unwrap();
+    let svc = service_fixture(s, "one").await;
+    let d = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap().id;
+    let b = Binding { node: "syd1".into(), ..binding(d, "sip:a@198.51.100.1", 50_000) };
+    s.apply_bindings(&[BindingOp::Upsert(b)]).await.unwrap();
+    let listed = s.list_nodes().await.unwrap();
+    assert_eq!(listed, vec![(node("mel1", "melbourne", 5_000), 0), (node("syd1", "sydney", 9_000), 1)]);
 }

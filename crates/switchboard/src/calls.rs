@@ -123,3 +123,40 @@ mod tests {
         assert_eq!(duration(-5_000), "0:00:00");
     }
 }
+
+/// `nodes`: every node that announced itself; stale when its heartbeat is older than three of this
+/// configuration's `node.heartbeat_secs`.
+pub async fn nodes(store: &dyn Store, config: &switchboard_server::Config, json: bool) -> anyhow::Result<()> {
+    let now = switchboard_model::date::now_ms();
+    let stale_ms = i64::try_from(config.node.heartbeat_secs.saturating_mul(3000)).unwrap_or(i64::MAX);
+    let list = store.list_nodes().await?;
+    if json {
+        #[derive(serde::Serialize)]
+        struct View<'a> {
+            #[serde(flatten)]
+            node: &'a switchboard_storage::Node,
+            up: bool,
+            bindings: i64,
+        }
+        let views: Vec<View<'_>> =
+            list.iter().map(|(n, b)| View { node: n, up: now - n.heartbeat_at <= stale_ms, bindings: *b }).collect();
+        return print_json(&views);
+    }
+    let rows = list
+        .iter()
+        .map(|(n, bindings)| {
+            let age = (now - n.heartbeat_at).max(0) / 1000;
+            let state = if now - n.heartbeat_at <= stale_ms { "up" } else { "stale" };
+            vec![
+                n.name.clone(),
+                n.region.clone(),
+                n.sip_address.clone(),
+                format!("{} ({age} s ago)", utc(n.heartbeat_at)),
+                state.to_owned(),
+                bindings.to_string(),
+            ]
+        })
+        .collect();
+    table(&["NODE", "REGION", "SIP ADDRESS", "LAST HEARTBEAT (UTC)", "STATE", "BINDINGS"], rows);
+    Ok(())
+}

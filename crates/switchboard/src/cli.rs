@@ -68,6 +68,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The cluster's nodes: region, SIP address, last heartbeat (up or stale) and the bindings each holds.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
     /// Calls in progress on every node, oldest first.
     Calls {
         #[arg(long)]
@@ -495,16 +500,12 @@ pub(crate) fn portal_settings(c: &Config) -> switchboard_api::portal::PortalSett
         "" => format!("http://{}", a.listen),
         url => url.to_owned(),
     };
-    let regions = if a.regions.is_empty() {
-        let port = c.sip.listen.port();
-        let sip_address = if port == 5060 { c.sip.domain.clone() } else { format!("{}:{port}", c.sip.domain) };
-        vec![switchboard_api::portal::Region { name: c.node.region.clone(), sip_address }]
-    } else {
-        a.regions
-            .iter()
-            .map(|r| switchboard_api::portal::Region { name: r.name.clone(), sip_address: r.sip_address.clone() })
-            .collect()
-    };
+    let regions = a
+        .regions
+        .iter()
+        .map(|r| switchboard_api::portal::Region { name: r.name.clone(), sip_address: r.sip_address.clone() })
+        .collect();
+    let own_region = switchboard_api::portal::Region { name: c.node.region.clone(), sip_address: c.advertised_sip() };
     let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     switchboard_api::portal::PortalSettings {
         public_url,
@@ -514,6 +515,8 @@ pub(crate) fn portal_settings(c: &Config) -> switchboard_api::portal::PortalSett
         login_failures: a.login_failures,
         login_window_ms: a.login_window_secs.saturating_mul(1000),
         regions,
+        own_region,
+        node_stale_ms: ms(c.node.heartbeat_secs.saturating_mul(3)),
     }
 }
 

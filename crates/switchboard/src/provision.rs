@@ -78,6 +78,7 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
         Command::Calls { json } => crate::calls::calls(store, json).await?,
         Command::Voicemail(VoicemailCmd::List { number, json }) => crate::voicemail::list(store, &number, json).await?,
         Command::Token(t) => crate::tokens::token(t, store).await?,
+        Command::Nodes { json } => crate::calls::nodes(store, config, json).await?,
         Command::Login(l) => crate::tokens::login(l, store, config).await?,
         Command::Outbox { limit, json } => crate::voicemail::outbox(store, limit, json).await?,
         Command::Cdr { service, limit, json } => crate::calls::cdrs(store, service.as_deref(), limit, json).await?,

@@ -921,3 +921,30 @@ fn cdr_lists_records_newest_first_by_service_and_limit() {
     }
     assert!(!lines[2].contains("0:01:35"), "an unanswered call has no talk time: {text}");
 }
+
+/// Every node announces itself (region, SIP address, heartbeat) and `nodes` shows it up with the bindings it
+/// holds; stopped, it shows stale after three missed heartbeats.
+#[test]
+fn a_node_announces_itself_and_shows_stale_once_stopped() {
+    let config = "[node]\nname = \"syd1\"\nregion = \"sydney\"\nadvertise = \"syd.sip.example\"\nheartbeat_secs = 1\n";
+    let mut d = Daemon::new(BIN, config);
+    d.cli_ok(&["customer", "add", "Live"]);
+    d.cli_ok(&["service", "add", "--customer", "Live", "--name", "live", "--mode", "direct"]);
+    let device =
+        ["device", "add", "--service", "live", "--name", "desk", "--auth-id", "n-1", "--password", "node-password-1"];
+    d.cli_ok(&device);
+    d.launch();
+    assert_eq!(register(&d, "n-1", "node-password-1"), 200);
+    let nodes = |d: &Daemon| -> Value { serde_json::from_str(&d.cli_ok(&["nodes", "--json"])).unwrap() };
+    let bound = switchboard_testkit::wait_until(Duration::from_secs(3), || nodes(&d)[0]["bindings"] == 1);
+    let n = nodes(&d);
+    assert!(bound, "{n}");
+    assert_eq!((n[0]["name"].as_str(), n[0]["region"].as_str()), (Some("syd1"), Some("sydney")));
+    assert_eq!((n[0]["sip_address"].as_str(), n[0]["up"].as_bool()), (Some("syd.sip.example"), Some(true)));
+    let table = d.cli_ok(&["nodes"]);
+    assert!(table.contains("syd1") && table.contains(" up "), "{table}");
+    d.stop();
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(nodes(&d)[0]["up"], false, "three heartbeats missed");
+    assert!(d.cli_ok(&["nodes"]).contains("stale"));
+}

@@ -46,7 +46,12 @@ pub struct PortalSettings {
     /// Failed sign-ins per email and address before that pair waits, and how long it waits.
     pub login_failures: u32,
     pub login_window_ms: u64,
+    /// Configured regions (`[[api.regions]]`); when there are none, the regions of the live nodes are offered.
     pub regions: Vec<Region>,
+    /// This node's region, offered when no node has announced itself yet.
+    pub own_region: Region,
+    /// A node whose heartbeat is older than this is not offered.
+    pub node_stale_ms: i64,
 }
 
 impl Default for PortalSettings {
@@ -59,6 +64,8 @@ impl Default for PortalSettings {
             login_failures: 5,
             login_window_ms: 15 * 60_000,
             regions: Vec::new(),
+            own_region: Region { name: "default".into(), sip_address: "127.0.0.1".into() },
+            node_stale_ms: 30_000,
         }
     }
 }
@@ -86,6 +93,35 @@ impl PortalState {
 }
 
 impl AppState {
+    /// The regions a customer may choose: the configured ones, else each region of the live nodes with their
+    /// SIP addresses (several nodes of one region are listed together).
+    pub(crate) async fn regions(&self) -> Vec<Region> {
+        let p = &self.portal.settings;
+        if !p.regions.is_empty() {
+            return p.regions.clone();
+        }
+        let now = crate::routes::now_ms();
+        let mut regions: Vec<Region> = Vec::new();
+        match self.store.list_nodes().await {
+            Ok(nodes) => {
+                for (n, _) in nodes.into_iter().filter(|(n, _)| now - n.heartbeat_at <= p.node_stale_ms) {
+                    match regions.iter_mut().find(|r| r.name == n.region) {
+                        Some(r) if !r.sip_address.split(", ").any(|a| a == n.sip_address) => {
+                            r.sip_address = format!("{}, {}", r.sip_address, n.sip_address);
+                        }
+                        Some(_) => {}
+                        None => regions.push(Region { name: n.region, sip_address: n.sip_address }),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "portal: cannot list the nodes for the regions"),
+        }
+        if regions.is_empty() {
+            regions.push(p.own_region.clone());
+        }
+        regions
+    }
+
     /// How emailed links are made.
     pub(crate) fn links(&self) -> switchboard_admin::logins::Links {
         let p = &self.portal.settings;

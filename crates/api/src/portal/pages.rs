@@ -55,7 +55,7 @@ pub(crate) async fn services(State(s): State<AppState>, c: Customer) -> Response
         Ok(l) => l,
         Err(e) => return failure(e),
     };
-    let regions = &s.portal.settings.regions;
+    let regions = s.regions().await;
     let services = list
         .into_iter()
         .map(|svc| ServiceRow {
@@ -98,7 +98,7 @@ pub(crate) async fn setup_page(State(s): State<AppState>, c: Customer, Path(raw)
         current_region: service.region.as_deref().unwrap_or(""),
         direct: service.mode == ServiceMode::Direct,
         service: &service,
-        regions: &s.portal.settings.regions,
+        regions: &s.regions().await,
         mode_locked: locked,
         error: None,
         signed_in: true,
@@ -114,7 +114,7 @@ pub(crate) async fn setup(State(s): State<AppState>, c: Customer, Path(raw): Pat
         Ok(d) => d,
         Err(e) => return failure(e),
     };
-    let regions = &s.portal.settings.regions;
+    let regions = &s.regions().await;
     let region = form.text("region");
     let mode = match form.get("mode") {
         Some("direct") => ServiceMode::Direct,
