@@ -102,28 +102,6 @@ pub(crate) fn utc(ms: Millis) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", of_day / 3600, of_day / 60 % 60, of_day % 60)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{duration, utc};
-
-    #[test]
-    fn times_print_in_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
-        assert_eq!(utc(1_709_251_199_999), "2024-02-29 23:59:59");
-        assert_eq!(utc(1_735_689_600_000), "2025-01-01 00:00:00");
-        assert_eq!(utc(-1_000), "1969-12-31 23:59:59");
-    }
-
-    #[test]
-    fn durations_print_as_hours_minutes_seconds() {
-        assert_eq!(duration(0), "0:00:00");
-        assert_eq!(duration(65_999), "0:01:05");
-        assert_eq!(duration(3_600_000 * 26 + 61_000), "26:01:01");
-        assert_eq!(duration(-5_000), "0:00:00");
-    }
-}
-
 /// `nodes`: every node that announced itself; stale when its heartbeat is older than three of this
 /// configuration's `node.heartbeat_secs`.
 pub async fn nodes(store: &dyn Store, config: &switchboard_server::Config, json: bool) -> anyhow::Result<()> {
@@ -159,4 +137,26 @@ pub async fn nodes(store: &dyn Store, config: &switchboard_server::Config, json:
         .collect();
     table(&["NODE", "REGION", "SIP ADDRESS", "LAST HEARTBEAT (UTC)", "STATE", "BINDINGS"], rows);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{duration, utc};
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_709_251_199_999), "2024-02-29 23:59:59");
+        assert_eq!(utc(1_735_689_600_000), "2025-01-01 00:00:00");
+        assert_eq!(utc(-1_000), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn durations_print_as_hours_minutes_seconds() {
+        assert_eq!(duration(0), "0:00:00");
+        assert_eq!(duration(65_999), "0:01:05");
+        assert_eq!(duration(3_600_000 * 26 + 61_000), "26:01:01");
+        assert_eq!(duration(-5_000), "0:00:00");
+    }
 }
