@@ -13,6 +13,8 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("SWITCHBOARD_API_LISTEN", "api.listen"),
     ("SWITCHBOARD_NODE_NAME", "node.name"),
     ("SWITCHBOARD_NODE_REGION", "node.region"),
+    ("SWITCHBOARD_NODE_ADVERTISE", "node.advertise"),
+    ("SWITCHBOARD_API_PUBLIC_URL", "api.public_url"),
     ("SWITCHBOARD_LOG_FORMAT", "log.format"),
     ("SWITCHBOARD_LOG_LEVEL", "log.level"),
 ];
@@ -46,6 +48,8 @@ fn apply(c: &mut Config, key: &str, value: &str) -> anyhow::Result<()> {
         "api.listen" => c.api.listen = addr(value)?,
         "node.name" => c.node.name = value.to_owned(),
         "node.region" => c.node.region = value.to_owned(),
+        "node.advertise" => c.node.advertise = value.to_owned(),
+        "api.public_url" => c.api.public_url = value.to_owned(),
         "log.format" => c.log.format = value.to_owned(),
         "log.level" => c.log.level = value.to_owned(),
         other => bail!("unknown key {other}"),
