@@ -34,7 +34,7 @@ impl Links {
     /// A new one-time link for `login`.
     pub async fn link(&self, store: &dyn Store, login: &Login, purpose: TokenPurpose) -> Result<String, Error> {
         let (token, token_hash) = crate::tokens::secret()?;
-        let expires_at = now_ms() + self.ttl_ms;
+        let expires_at = switchboard_model::date::now_ms() + self.ttl_ms;
         store.create_login_token(&NewLoginToken { token_hash, login_id: login.id, purpose, expires_at }).await?;
         Ok(format!("{}/portal/password/{token}", self.public_url))
     }
@@ -110,10 +110,4 @@ impl Links {
         store.enqueue_email(&new).await?;
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

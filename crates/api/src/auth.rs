@@ -91,7 +91,7 @@ impl FromRequestParts<AppState> for Caller {
         let found = state.store.api_token_by_hash(&hash).await?;
         let token = found.ok_or_else(|| ApiError::unauthorized("this token is not valid (unknown or revoked)"))?;
         if state.tokens.due(token.id) {
-            let at = crate::routes::now_ms();
+            let at = switchboard_model::date::now_ms();
             if let Err(e) = state.store.touch_api_token(token.id, at).await {
                 tracing::warn!(error = %e, token = token.id, "cannot record a token's use");
             }

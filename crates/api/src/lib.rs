@@ -152,7 +152,7 @@ async fn purge_portal(store: Arc<dyn Store>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {
-                let now = routes::now_ms();
+                let now = switchboard_model::date::now_ms();
                 match store.purge_portal(now, now - 86_400_000).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(rows = n, "portal: purged expired sessions and links"),

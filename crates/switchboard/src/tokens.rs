@@ -88,12 +88,8 @@ pub async fn login(cmd: LoginCmd, store: &dyn Store, config: &switchboard_server
                 let rows = list
                     .iter()
                     .map(|l| {
-                        let customer = l.customer_id.map_or_else(
-                            || "- (not linked)".to_owned(),
-                            |id| {
-                                customers.iter().find(|c| c.id == id).map_or_else(|| id.to_string(), |c| c.name.clone())
-                            },
-                        );
+                        let customer =
+                            l.customer_id.map_or_else(|| "- (not linked)".to_owned(), |id| name_of(&customers, id));
                         let password = if l.password_hash.is_some() { "set" } else { "not yet" };
                         vec![l.email.clone(), customer, password.to_owned(), utc(l.created_at)]
                     })

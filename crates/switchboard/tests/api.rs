@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_testkit::client::SipClient;
 use switchboard_testkit::daemon::Daemon;
 use switchboard_testkit::http::{Http, Reply};
 
@@ -206,7 +205,7 @@ fn a_device_made_by_the_api_registers_with_the_running_daemon() {
         201,
     );
     let id = made["device"]["id"].as_i64().unwrap();
-    assert_eq!(register_until(&d, "live-1", "first-password-1", 200), 200, "log:\n{}", d.log());
+    assert_eq!(d.register_until("live-1", "first-password-1", |s| s == 200), 200, "log:\n{}", d.log());
     let status = switchboard_testkit::wait_until(Duration::from_secs(3), || {
         expect(&http.get(&format!("/api/v1/devices/{id}")), 200)["status"]["registrations"]
             .as_array()
@@ -227,25 +226,8 @@ fn a_device_made_by_the_api_registers_with_the_running_daemon() {
     assert_eq!(expect(&http.get("/api/v1/outbox"), 200), json!([]));
 
     expect(&http.post(&format!("/api/v1/devices/{id}/password"), &json!({"password": "second-password-2"})), 200);
-    assert_eq!(register_until(&d, "live-1", "second-password-2", 200), 200);
-    assert_ne!(register(&d, "live-1", "first-password-1"), 200, "the old password stopped working");
-}
-
-fn register(d: &Daemon, auth_id: &str, password: &str) -> u16 {
-    let mut c = SipClient::udp(d.sip);
-    let req = c.register(auth_id, &[&format!("Contact: <{}>", c.contact(auth_id))]);
-    c.request_with_auth(req, auth_id, password, Some("SHA-256")).status().expect("a response")
-}
-
-fn register_until(d: &Daemon, auth_id: &str, password: &str, want: u16) -> u16 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = register(d, auth_id, password);
-        if status == want || std::time::Instant::now() > deadline {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    assert_eq!(d.register_until("live-1", "second-password-2", |s| s == 200), 200);
+    assert_ne!(d.register_status("live-1", "first-password-1"), 200, "the old password stopped working");
 }
 
 /// Every route a customer's token can name, over customer A's records, with customer B's token: 404 (or 403 for
@@ -403,7 +385,7 @@ fn metrics_count_registrations_and_api_requests() {
     let body = json!({"name": "Desk", "auth_id": "m-1", "password": "metric-password-1"});
     expect(&http.post(&format!("/api/v1/services/{service}/devices"), &body), 201);
     // Attempts before the daemon has read the new device fail too: count from after the first success.
-    assert_eq!(register_until(&d, "m-1", "metric-password-1", 200), 200);
+    assert_eq!(d.register_until("m-1", "metric-password-1", |s| s == 200), 200);
     let page = || {
         let r = d.http(None).get("/metrics");
         assert_eq!(r.status, 200);
@@ -416,7 +398,7 @@ fn metrics_count_registrations_and_api_requests() {
     });
     assert!(online, "{}", page());
     let before = page();
-    assert_ne!(register(&d, "m-1", "wrong-password-1"), 200);
+    assert_ne!(d.register_status("m-1", "wrong-password-1"), 200);
     let counted = switchboard_testkit::wait_until(Duration::from_secs(3), || failed(&page()) == failed(&before) + 1.0);
     let p = page();
     assert!(counted, "{p}");

@@ -8,7 +8,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchboard_testkit::client::SipClient;
 use switchboard_testkit::daemon::Daemon;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -397,26 +396,6 @@ fn device_import_of_an_auth_id_that_already_exists_creates_nothing_and_names_the
 // Changes reach a running daemon through the change log (database.poll_ms, default 1 s), without a restart.
 // ---------------------------------------------------------------------------------------------------------------
 
-/// One authenticated REGISTER from a fresh client; the final status.
-fn register(d: &Daemon, auth_id: &str, password: &str) -> u16 {
-    let mut c = SipClient::udp(d.sip);
-    let req = c.register(auth_id, &[&format!("Contact: <{}>", c.contact(auth_id))]);
-    c.request_with_auth(req, auth_id, password, Some("SHA-256")).status().expect("a response")
-}
-
-/// Registers until the status satisfies `done` or 5 s pass; returns the last status. The pause between
-/// attempts keeps the failures well below the per-Auth-ID lockout (auth.max_failures = 10).
-fn register_until(d: &Daemon, auth_id: &str, password: &str, done: impl Fn(u16) -> bool) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = register(d, auth_id, password);
-        if done(status) || Instant::now() > deadline {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 fn live_daemon() -> Daemon {
     let d = Daemon::start(BIN, "");
     d.cli_ok(&["customer", "add", "Live"]);
@@ -436,7 +415,7 @@ fn stored_as(d: &Daemon, auth_id: &str, bound: bool) -> bool {
 #[test]
 fn a_device_added_while_the_daemon_runs_can_register_within_seconds() {
     let d = live_daemon();
-    assert_ne!(register(&d, "late-1", "late-password-1"), 200, "an unknown device registered");
+    assert_ne!(d.register_status("late-1", "late-password-1"), 200, "an unknown device registered");
     d.cli_ok(&[
         "device",
         "add",
@@ -450,7 +429,7 @@ fn a_device_added_while_the_daemon_runs_can_register_within_seconds() {
         "late-password-1",
     ]);
     let started = Instant::now();
-    assert_eq!(register_until(&d, "late-1", "late-password-1", |s| s == 200), 200, "log:\n{}", d.log());
+    assert_eq!(d.register_until("late-1", "late-password-1", |s| s == 200), 200, "log:\n{}", d.log());
     eprintln!("registered {:?} after the CLI added the device", started.elapsed());
     assert!(stored_as(&d, "late-1", true));
 }
@@ -470,10 +449,10 @@ fn a_device_removed_while_the_daemon_runs_can_no_longer_register() {
         "--password",
         "gone-password",
     ]);
-    assert_eq!(register_until(&d, "gone-1", "gone-password", |s| s == 200), 200, "log:\n{}", d.log());
+    assert_eq!(d.register_until("gone-1", "gone-password", |s| s == 200), 200, "log:\n{}", d.log());
     assert!(stored_as(&d, "gone-1", true));
     d.cli_ok(&["device", "remove", "gone-1"]);
-    let status = register_until(&d, "gone-1", "gone-password", |s| s != 200);
+    let status = d.register_until("gone-1", "gone-password", |s| s != 200);
     assert!(matches!(status, 401 | 403), "a removed device got {status}; log:\n{}", d.log());
     assert!(stored_as(&d, "gone-1", false), "the removed device's registration is still listed");
 }
@@ -493,11 +472,11 @@ fn reset_password_while_the_daemon_runs_swaps_the_working_password() {
         "--password",
         "first-password",
     ]);
-    assert_eq!(register_until(&d, "rp-1", "first-password", |s| s == 200), 200, "log:\n{}", d.log());
+    assert_eq!(d.register_until("rp-1", "first-password", |s| s == 200), 200, "log:\n{}", d.log());
     let new = printed_password(&d.cli_ok(&["device", "reset-password", "rp-1"]));
-    assert_eq!(register_until(&d, "rp-1", &new, |s| s == 200), 200, "the new password never worked; log:\n{}", d.log());
-    assert_eq!(register(&d, "rp-1", "first-password"), 401, "the old password still works");
-    assert_eq!(register(&d, "rp-1", &new), 200);
+    assert_eq!(d.register_until("rp-1", &new, |s| s == 200), 200, "the new password never worked; log:\n{}", d.log());
+    assert_eq!(d.register_status("rp-1", "first-password"), 401, "the old password still works");
+    assert_eq!(d.register_status("rp-1", &new), 200);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -934,7 +913,7 @@ fn a_node_announces_itself_and_shows_stale_once_stopped() {
         ["device", "add", "--service", "live", "--name", "desk", "--auth-id", "n-1", "--password", "node-password-1"];
     d.cli_ok(&device);
     d.launch();
-    assert_eq!(register(&d, "n-1", "node-password-1"), 200);
+    assert_eq!(d.register_status("n-1", "node-password-1"), 200);
     let nodes = |d: &Daemon| -> Value { serde_json::from_str(&d.cli_ok(&["nodes", "--json"])).unwrap() };
     let bound = switchboard_testkit::wait_until(Duration::from_secs(3), || nodes(&d)[0]["bindings"] == 1);
     let n = nodes(&d);

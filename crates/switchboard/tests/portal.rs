@@ -281,16 +281,8 @@ fn devices_are_added_edited_reset_and_deleted_and_the_password_shows_once() {
     let id = list.split("/portal/devices/").nth(1).unwrap().split('"').next().unwrap().to_owned();
 
     // The device registers with the password the page showed, and the table then shows it online.
-    let mut phone = SipClient::udp(d.sip);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let req = phone.register("acme-101", &[&format!("Contact: <{}>", phone.contact("acme-101"))]);
-        if phone.request_with_auth(req, "acme-101", &password, Some("SHA-256")).status() == Some(200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the portal's device never registered");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let registered = d.register_until("acme-101", &password, |s| s == 200);
+    assert_eq!(registered, 200, "the portal's device never registered");
     assert!(switchboard_testkit::wait_until(Duration::from_secs(3), || page(&http, &devices, &session)
         .text()
         .contains(">online<")));

@@ -206,6 +206,27 @@ impl Daemon {
         self.cli_ok(&args).trim().to_owned()
     }
 
+    /// One REGISTER with SHA-256 digest from a fresh UDP client; the final status.
+    pub fn register_status(&self, auth_id: &str, password: &str) -> u16 {
+        let mut c = SipClient::udp(self.sip);
+        let req = c.register(auth_id, &[&format!("Contact: <{}>", c.contact(auth_id))]);
+        c.request_with_auth(req, auth_id, password, Some("SHA-256")).status().expect("a response")
+    }
+
+    /// Registers until the status satisfies `done` or 5 s pass (a change reaches the daemon through the change
+    /// log); the last status. The pause between attempts keeps the failures well below the per-Auth-ID lockout
+    /// (auth.max_failures = 10).
+    pub fn register_until(&self, auth_id: &str, password: &str, done: impl Fn(u16) -> bool) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = self.register_status(auth_id, password);
+            if done(status) || Instant::now() > deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// `registrations --json`, parsed.
     pub fn registrations(&self) -> Vec<serde_json::Value> {
         let out = self.cli_ok(&["registrations", "--json"]);

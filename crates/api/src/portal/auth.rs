@@ -20,7 +20,7 @@ use switchboard_storage::{Login, Session};
 use super::session::{self, Signed};
 use super::{Form, failure, page_error, render};
 use crate::AppState;
-use crate::routes::now_ms;
+use switchboard_model::date::now_ms;
 
 /// Shortest portal password.
 const MIN_PASSWORD: usize = 10;

@@ -100,7 +100,7 @@ impl AppState {
         if !p.regions.is_empty() {
             return p.regions.clone();
         }
-        let now = crate::routes::now_ms();
+        let now = switchboard_model::date::now_ms();
         let mut regions: Vec<Region> = Vec::new();
         match self.store.list_nodes().await {
             Ok(nodes) => {
@@ -212,6 +212,32 @@ struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
     signed_in: bool,
+}
+
+/// A refusal from the shared field rules as a sentence for a page: the field by its label on the form
+/// (`caller_id: ...` reads `Default outbound caller ID: ...`).
+pub(crate) fn explain(e: &switchboard_admin::Error) -> String {
+    const LABELS: &[(&str, &str)] = &[
+        ("auth_id", "Auth ID"),
+        ("caller_id", "Default outbound caller ID"),
+        ("call_types", "Call types"),
+        ("password", "Password"),
+        ("name", "Name"),
+        ("divert_to", "Divert to"),
+        ("divert_when", "Divert when"),
+        ("no_answer_secs", "Ring time"),
+        ("offline_alert", "Offline alert email"),
+        ("voicemail_pin", "Voicemail PIN"),
+        ("voicemail_email_keep", "Keep emailed messages"),
+        ("voicemail_email", "Send messages to"),
+    ];
+    match e {
+        switchboard_admin::Error::Invalid(i) => {
+            let label = LABELS.iter().find(|(f, _)| *f == i.field).map_or(i.field.as_str(), |(_, l)| l);
+            format!("{label}: {}", i.message)
+        }
+        other => other.to_string(),
+    }
 }
 
 /// A path id, or a "no such page" answer.

@@ -12,7 +12,7 @@ use switchboard_admin::numbers::{self, NumberChanges};
 use switchboard_storage::{CdrFilter, Device, Number, Service, Voicemail, VoicemailStatus};
 
 use super::session::Customer;
-use super::{Form, failure, no_such, page_error, path_id, render};
+use super::{Form, explain, failure, no_such, page_error, path_id, render};
 use crate::AppState;
 use crate::auth::Caller;
 
@@ -252,7 +252,7 @@ pub(crate) async fn edit_number(
     };
     let (update, mailbox) = match numbers::number_update(&changes, &n, mailbox.as_ref(), Naming::Json) {
         Ok(x) => x,
-        Err(e) => return refuse(explain(&e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(e) => return refuse(explain(&e), StatusCode::UNPROCESSABLE_ENTITY).await,
     };
     if update != Default::default()
         && let Err(e) = s.store.update_number(n.id, &update).await
@@ -263,24 +263,6 @@ pub(crate) async fn edit_number(
         return failure(e);
     }
     Redirect::to(&format!("/portal/services/{}/numbers", service.id)).into_response()
-}
-
-fn explain(message: &str) -> String {
-    let labels = [
-        ("divert_to", "Divert to"),
-        ("divert_when", "Divert when"),
-        ("no_answer_secs", "Ring time"),
-        ("offline_alert", "Offline alert email"),
-        ("voicemail_pin", "Voicemail PIN"),
-        ("voicemail_email_keep", "Keep emailed messages"),
-        ("voicemail_email", "Send messages to"),
-    ];
-    for (field, label) in labels {
-        if let Some(rest) = message.strip_prefix(&format!("{field}: ")) {
-            return format!("{label}: {rest}");
-        }
-    }
-    message.to_owned()
 }
 
 struct MessageRow {

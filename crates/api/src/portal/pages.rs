@@ -12,7 +12,7 @@ use switchboard_admin::devices::{self, DeviceChanges, DeviceFields};
 use switchboard_storage::{Binding, Device, DeviceState, Service, ServiceMode};
 
 use super::session::Customer;
-use super::{Form, Region, failure, no_such, path_id, render};
+use super::{Form, Region, explain, failure, no_such, path_id, render};
 use crate::AppState;
 use crate::auth::Caller;
 
@@ -248,27 +248,10 @@ async fn devices_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let (list, states, bindings) = match tokio::try_join!(
-        s.store.list_devices(Some(service.id)),
-        s.store.device_states(),
-        s.store.bindings_for_service(service.id),
-    ) {
-        Ok(x) => x,
+    let devices = match crate::routes::devices::with_status(s.store.as_ref(), service.id).await {
+        Ok(list) => list.into_iter().map(|(d, state, own)| row(d, state.as_ref(), &own)).collect(),
         Err(e) => return failure(e),
     };
-    let states: std::collections::HashMap<i64, DeviceState> = states.into_iter().map(|s| (s.device_id, s)).collect();
-    let mut by_device: std::collections::HashMap<i64, Vec<Binding>> = std::collections::HashMap::new();
-    for b in bindings {
-        by_device.entry(b.device_id).or_default().push(b);
-    }
-    let devices = list
-        .into_iter()
-        .map(|d| {
-            let own = by_device.remove(&d.id).unwrap_or_default();
-            let state = states.get(&d.id);
-            row(d, state, &own)
-        })
-        .collect();
     (status, render(&DevicesPage { service, devices, form, error, signed_in: true })).into_response()
 }
 
@@ -306,14 +289,7 @@ pub(crate) async fn add_device(
         match devices::new_device(&fields, &service, &s.settings.realm, s.settings.trunk_max_contacts, Naming::Json) {
             Ok(c) => c,
             Err(e) => {
-                return devices_page(
-                    &s,
-                    &service,
-                    values,
-                    Some(explain(&e.to_string())),
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await;
+                return devices_page(&s, &service, values, Some(explain(&e)), StatusCode::UNPROCESSABLE_ENTITY).await;
             }
         };
     let device = match s.store.create_device(&created.device).await {
@@ -332,23 +308,6 @@ pub(crate) async fn add_device(
         realm: &s.settings.realm,
         signed_in: true,
     })
-}
-
-/// A field refusal as a sentence for the page ("caller_id: ..." -> "Caller ID: ...").
-fn explain(message: &str) -> String {
-    let labels = [
-        ("auth_id", "Auth ID"),
-        ("caller_id", "Default outbound caller ID"),
-        ("call_types", "Call types"),
-        ("password", "Password"),
-        ("name", "Name"),
-    ];
-    for (field, label) in labels {
-        if let Some(rest) = message.strip_prefix(&format!("{field}: ")) {
-            return format!("{label}: {rest}");
-        }
-    }
-    message.to_owned()
 }
 
 #[derive(Template)]
@@ -404,7 +363,7 @@ pub(crate) async fn edit_device(
     };
     let update = match devices::device_update(&changes, &device, service.mode, Naming::Json) {
         Ok(u) => u,
-        Err(e) => return refused(explain(&e.to_string()), StatusCode::UNPROCESSABLE_ENTITY),
+        Err(e) => return refused(explain(&e), StatusCode::UNPROCESSABLE_ENTITY),
     };
     match s.store.update_device(device.id, &update).await {
         Ok(_) => Redirect::to(&format!("/portal/services/{}/devices", service.id)).into_response(),

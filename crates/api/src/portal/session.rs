@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use switchboard_storage::{Login, Session};
 
 use crate::AppState;
-use crate::routes::now_ms;
+use switchboard_model::date::now_ms;
 
 /// The session cookie's name. `__Host-`: only ever set by this host, for `/`, over a secure context (browsers
 /// count http://127.0.0.1 and http://localhost as secure).

@@ -32,20 +32,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, body = [DeviceView]), (status = 404, body = ErrorBody)))]
 async fn list_devices(caller: Caller, State(s): State<AppState>, Id(id): Id) -> ApiResult<Json<Vec<DeviceView>>> {
     let service = caller.service(s.store.as_ref(), id).await?;
-    let devices = s.store.list_devices(Some(service.id)).await?;
-    let states: std::collections::HashMap<i64, DeviceState> =
-        s.store.device_states().await?.into_iter().map(|st| (st.device_id, st)).collect();
-    let mut bindings: std::collections::HashMap<i64, Vec<Binding>> = std::collections::HashMap::new();
-    for b in s.store.bindings_for_service(service.id).await? {
-        bindings.entry(b.device_id).or_default().push(b);
-    }
-    let views = devices
+    let views = with_status(s.store.as_ref(), service.id)
+        .await?
         .into_iter()
-        .map(|d| {
-            let own = bindings.remove(&d.id).unwrap_or_default();
-            let state = states.get(&d.id);
-            DeviceView::new(d, state, own)
-        })
+        .map(|(d, state, bindings)| DeviceView::new(d, state.as_ref(), bindings))
         .collect();
     Ok(Json(views))
 }
@@ -140,6 +130,32 @@ async fn reset_password(
         StatusCode::OK,
         NewPasswordView { device_id: device.id, password: new.password, generated: new.generated },
     ))
+}
+
+/// The service's devices, each with its stored state and bindings (three reads, joined here): the API's list
+/// and the portal's table.
+pub(crate) async fn with_status(
+    store: &dyn Store,
+    service_id: i64,
+) -> Result<Vec<(Device, Option<DeviceState>, Vec<Binding>)>, switchboard_storage::StoreError> {
+    let (devices, states, bindings) = tokio::try_join!(
+        store.list_devices(Some(service_id)),
+        store.device_states(),
+        store.bindings_for_service(service_id)
+    )?;
+    let mut states: std::collections::HashMap<i64, DeviceState> =
+        states.into_iter().map(|st| (st.device_id, st)).collect();
+    let mut by_device: std::collections::HashMap<i64, Vec<Binding>> = std::collections::HashMap::new();
+    for b in bindings {
+        by_device.entry(b.device_id).or_default().push(b);
+    }
+    Ok(devices
+        .into_iter()
+        .map(|d| {
+            let (state, own) = (states.remove(&d.id), by_device.remove(&d.id).unwrap_or_default());
+            (d, state, own)
+        })
+        .collect())
 }
 
 /// A device with its current state and bindings.

@@ -1,7 +1,7 @@
 //! The routes of `/api/v1` and `/healthz`, grouped by what they manage.
 
 mod activity;
-mod devices;
+pub(crate) mod devices;
 mod directory;
 mod gateways;
 mod logins;
@@ -65,11 +65,4 @@ pub(crate) fn no_store(status: StatusCode, body: impl serde::Serialize) -> Respo
     let mut r = (status, axum::Json(body)).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
