@@ -29,6 +29,7 @@ use switchboard_sip_core::validate::Essentials;
 use switchboard_sip_core::{HeaderName, Message, Method};
 
 use crate::auth::{Asking, AuthOutcome};
+use crate::cluster::RELAY_HEADER;
 use crate::directory::{CachedDevice, CachedNumber, trusted_addr};
 use crate::dispatch::{ALLOW, Engine, Reply};
 use crate::records::{Persist, stored_millis};
@@ -99,6 +100,8 @@ struct Meta {
     call_type: Option<&'static str>,
     /// Targets are gateways: the record names the one used.
     via_gateway: bool,
+    /// Writes a CDR and an active-call row: not for a call relayed to us by another node, which records it.
+    record: bool,
 }
 
 #[derive(Debug)]
@@ -252,6 +255,10 @@ impl Engine {
         if msg.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()) == Some(0) {
             return self.call_reply(key, &msg, 483, "Too Many Hops", Vec::new(), now);
         }
+        if let Some(relay) = msg.headers.get(&HeaderName::Other(RELAY_HEADER.into())) {
+            let relay = relay.to_owned();
+            return self.relayed(key, msg, ess, peer, &relay, now);
+        }
         if let Some(gw) = self.calls.gateway_at(peer.addr) {
             let name = gw.gw.name.clone();
             return self.inbound(key, msg, ess, peer, &name, now);
@@ -353,6 +360,7 @@ impl Engine {
             callee: number.number.number.clone(),
             call_type: None,
             via_gateway: false,
+            record: true,
         };
         self.deliver(key, msg, peer, &number, (from, identity), meta, now);
     }
@@ -429,6 +437,7 @@ impl Engine {
             callee,
             call_type: type_name,
             via_gateway: on_net.is_none(),
+            record: true,
         };
         if let Some(number) = on_net {
             let from = presented(None, cid.e164.as_deref().unwrap_or("anonymous"), cid.withheld, &self.settings.domain);
@@ -484,6 +493,7 @@ impl Engine {
             callee: VOICEMAIL_CODE.to_owned(),
             call_type: None,
             via_gateway: false,
+            record: true,
         };
         self.start_call(key, msg, peer, Plan::ring(Mode::Fork, vec![target]), meta, now);
     }
@@ -510,27 +520,18 @@ impl Engine {
         let to = format!("<sip:{}@{}>", n.number, self.settings.domain);
         for id in device_ids {
             let Some(dev) = self.devices.by_id(id).cloned() else { continue };
-            let trunk = dev.mode == ServiceMode::Trunk;
             online |= self.registrar.is_online(id);
-            let bindings = self.registrar.bindings(id).to_vec();
-            for b in &bindings {
-                let Ok(addr) = b.source.parse::<SocketAddr>() else { continue };
-                let proto = if b.transport == "tcp" { Proto::Tcp } else { Proto::Udp };
-                let flow = if proto == Proto::Tcp { self.net.flow_for(addr) } else { None };
-                let request_uri = if trunk { with_user(&b.contact, &n.number) } else { b.contact.clone() };
-                ring.push(Target {
-                    request_uri,
-                    to: to.clone(),
-                    from: from.clone(),
-                    hop: self.hop(Peer { addr, proto, flow }),
-                    route: b.path.clone(),
-                    extra: Vec::new(),
-                    label: dev.device.name.clone(),
-                    device_id: Some(id),
-                });
-            }
+            let local = self.local_targets(&dev, &n.number, &to, &from);
+            let held_here = !local.is_empty();
+            ring.extend(local);
+            // Bindings other nodes hold: the call is relayed to each such node that is up.
+            let relays = self.relay_targets(&dev, &n.number, &to, &from, now);
+            online |= !relays.is_empty();
+            let relayed = !relays.is_empty();
+            ring.extend(relays);
             // A PBX trusted by address that does not register is reached at that address.
-            if bindings.is_empty()
+            if !held_here
+                && !relayed
                 && let Some(addr) = trusted_addr(&dev.device)
             {
                 online = true;
@@ -612,6 +613,107 @@ impl Engine {
         self.start_call(key, msg, peer, plan, meta, now);
     }
 
+    /// A target for each binding of `dev` this node holds, reached over the device's own flow. A trunk's contact
+    /// is addressed to the dialled `number`.
+    fn local_targets(&mut self, dev: &CachedDevice, number: &str, to: &str, from: &str) -> Vec<Target<SipHop>> {
+        let trunk = dev.mode == ServiceMode::Trunk;
+        let id = dev.device.id;
+        let bindings = self.registrar.bindings(id).to_vec();
+        let mut ring = Vec::with_capacity(bindings.len());
+        for b in &bindings {
+            let Ok(addr) = b.source.parse::<SocketAddr>() else { continue };
+            let proto = if b.transport == "tcp" { Proto::Tcp } else { Proto::Udp };
+            let flow = if proto == Proto::Tcp { self.net.flow_for(addr) } else { None };
+            let request_uri = if trunk { with_user(&b.contact, number) } else { b.contact.clone() };
+            ring.push(Target {
+                request_uri,
+                to: to.to_owned(),
+                from: from.to_owned(),
+                hop: self.hop(Peer { addr, proto, flow }),
+                route: b.path.clone(),
+                extra: Vec::new(),
+                label: dev.device.name.clone(),
+                device_id: Some(id),
+            });
+        }
+        ring
+    }
+
+    /// A target for each live node that holds a binding of `dev` this node does not: the INVITE goes to that
+    /// node's cluster address, signed, and it rings the device.
+    fn relay_targets(
+        &mut self,
+        dev: &CachedDevice,
+        number: &str,
+        to: &str,
+        from: &str,
+        now: u64,
+    ) -> Vec<Target<SipHop>> {
+        if !self.cluster.enabled() {
+            return Vec::new();
+        }
+        let id = dev.device.id;
+        let keys: Vec<String> = self.registrar.bindings(id).iter().map(|b| b.key.clone()).collect();
+        let local: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let nodes = self.cluster.nodes_holding(id, &local, now);
+        nodes
+            .into_iter()
+            .map(|(node, addr)| Target {
+                request_uri: format!("sip:{number}@{addr}"),
+                to: to.to_owned(),
+                from: from.to_owned(),
+                hop: self.hop(Peer { addr, proto: Proto::Udp, flow: None }),
+                route: Vec::new(),
+                extra: vec![(HeaderName::Other(RELAY_HEADER.into()), self.cluster.sign(id, number, now))],
+                label: format!("{} via {node}", dev.device.name),
+                device_id: Some(id),
+            })
+            .collect()
+    }
+
+    /// An INVITE another node relayed to us for a device whose binding we hold: checked (its node's address, its
+    /// signature, its age), then it rings that device's bindings here, and nothing else: no divert (the node the
+    /// call landed on diverts), no relaying on (no loops), no records (that node writes them).
+    fn relayed(&mut self, key: Key, msg: Message, ess: Essentials, peer: Peer, value: &str, now: u64) {
+        let relay = match self.cluster.verify(value, peer.addr, now) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::warn!(source = %peer.addr, why, "relayed INVITE refused");
+                return self.call_reply(key, &msg, 403, "Relay Not Trusted", Vec::new(), now);
+            }
+        };
+        let Some(dev) = self.devices.by_id(relay.device_id).cloned() else {
+            return self.call_reply(key, &msg, 404, "Not Found", Vec::new(), now);
+        };
+        if self.node_full() {
+            return self.refuse_node_full(key, &msg, now);
+        }
+        let display =
+            ess.from.display.as_deref().map(|d| format!("\"{}\" ", d.replace(['"', '\\'], ""))).unwrap_or_default();
+        let from = format!("{display}<{}>", ess.from.uri);
+        let to = format!("<sip:{}@{}>", relay.number, self.settings.domain);
+        let ring = self.local_targets(&dev, &relay.number, &to, &from);
+        if ring.is_empty() {
+            tracing::info!(device = %dev.device.name, node = %relay.node, "relayed call for a device no longer bound here");
+            return self.call_reply(key, &msg, 480, "Temporarily Unavailable", Vec::new(), now);
+        }
+        tracing::debug!(device = %dev.device.name, node = %relay.node, "relayed call");
+        let meta = Meta {
+            direction: CdrDirection::Inbound,
+            service_id: Some(dev.device.service_id),
+            device_id: Some(dev.device.id),
+            counted: None,
+            inbound_service: None,
+            live: true,
+            caller: user_of(&ess.from.uri).unwrap_or_else(|| "anonymous".into()),
+            callee: relay.number,
+            call_type: None,
+            via_gateway: false,
+            record: false,
+        };
+        self.start_call(key, msg, peer, Plan::ring(Mode::Fork, ring), meta, now);
+    }
+
     fn voicemail_targets(&mut self, number: &str, from: &str) -> Vec<Target<SipHop>> {
         let Some(addr) = self.calls.voicemail else {
             tracing::warn!(number, "call diverted to voicemail, but voicemail is not configured (calls.voicemail_uri)");
@@ -677,8 +779,10 @@ impl Engine {
             self.calls.live += 1;
         }
         tracing::debug!(call = %format!("{token:016x}"), caller = %meta.caller, callee = %meta.callee, "call");
-        let row = self.active_row(token, &meta, now, None);
-        self.calls.active_dirty.insert(row.call_id.clone(), Some(row));
+        if meta.record {
+            let row = self.active_row(token, &meta, now, None);
+            self.calls.active_dirty.insert(row.call_id.clone(), Some(row));
+        }
         let hop = self.hop(peer);
         let call = Call::new(self.calls.cfg.clone(), token, key, msg, hop, plan, now);
         self.calls.by_invite.insert(key, token);
@@ -734,7 +838,7 @@ impl Engine {
                     }
                     Action::Send { msg, hop } => self.send(hop.peer, msg.to_bytes()),
                     Action::Answered { at } => {
-                        if let Some(e) = self.calls.calls.get(&token) {
+                        if let Some(e) = self.calls.calls.get(&token).filter(|e| e.meta.record) {
                             let row = self.active_row(token, &e.meta, e.call.started_at(), Some(at));
                             self.calls.active_dirty.insert(row.call_id.clone(), Some(row));
                         }
@@ -813,8 +917,10 @@ impl Engine {
             release_count(&mut self.calls.per_device, device);
             release_count(&mut self.calls.per_service, service);
         }
-        self.calls.active_dirty.insert(cdr.call_id.clone(), None);
-        self.persist(Persist::Cdr(cdr));
+        if m.record {
+            self.calls.active_dirty.insert(cdr.call_id.clone(), None);
+            self.persist(Persist::Cdr(cdr));
+        }
         if let Some(service) = inbound {
             release_count(&mut self.calls.inbound_per_service, service);
         }

@@ -90,6 +90,8 @@ pub struct Settings {
     /// Media anchoring; `None`: SDP passes through and media flows end to end.
     pub media: Option<crate::media::MediaSettings>,
     pub alerts: crate::alerts::AlertSettings,
+    /// The secret the nodes of the cluster share (`cluster.secret`); empty: no calls are relayed either way.
+    pub cluster_secret: String,
 }
 
 /// What the server loaded before the engine starts.
@@ -134,6 +136,10 @@ pub struct Stats {
     pub mwi_subscriptions: usize,
     /// Devices with at least one live binding that answers.
     pub devices_online: usize,
+    /// Other nodes of the cluster that are up.
+    pub cluster_nodes: usize,
+    /// Devices bound on other nodes (calls to them are relayed there).
+    pub remote_devices: usize,
     /// Each gateway's name and whether its last health check passed.
     pub gateways: Vec<(String, bool)>,
     pub counters: crate::counters::Counters,
@@ -154,6 +160,7 @@ pub struct Engine {
     pub(crate) mwi: crate::mwi::Mwi,
     pub(crate) alerts: crate::alerts::Alerts,
     pub(crate) counters: crate::counters::Counters,
+    pub(crate) cluster: crate::cluster::Cluster,
     /// Keys the hash behind To tags of stateless responses.
     tag_key: u64,
     /// What each recent stateless answer was, so a retransmission gets it again.
@@ -193,6 +200,7 @@ impl Engine {
             mwi: crate::mwi::Mwi::default(),
             alerts: crate::alerts::Alerts::new(settings.alerts),
             counters: crate::counters::Counters::default(),
+            cluster: crate::cluster::Cluster::new(&settings.cluster_secret, &settings.node),
             tag_key: rng.next_u64(),
             rng,
             // Timer J's 64*T1, bounded in count: at full load it still spans the first retransmissions.
@@ -239,6 +247,8 @@ impl Engine {
             media_port_pairs: self.media.as_ref().map_or(0, crate::media::Media::in_use),
             mwi_subscriptions: self.mwi.subscriptions(),
             devices_online: self.registrar.online_count(),
+            cluster_nodes: self.cluster.live_nodes(),
+            remote_devices: self.cluster.remote_devices(),
             gateways: self.calls.gateway_health(),
             counters: self.counters.clone(),
         }
@@ -283,6 +293,17 @@ impl Engine {
             }
         }
         self.flush(now);
+    }
+
+    /// What the server read of the other nodes: the live ones, and where their devices are bound. A binding this
+    /// node holds that has since been made on another node (the device moved) is dropped here, quietly: its row
+    /// and the device's liveness are the other node's now.
+    pub fn on_cluster(&mut self, view: crate::cluster::ClusterView, now: u64) {
+        for (device_id, key, updated_at) in self.cluster.update(view, now) {
+            if self.registrar.forget(device_id, &key, updated_at) {
+                tracing::info!(device = device_id, "binding re-registered on another node; dropped here");
+            }
+        }
     }
 
     /// A device, number or the gateway list changed in the store.
@@ -659,7 +680,8 @@ impl Engine {
                     self.mwi_on_register(&b, now);
                 }
                 RegistrarOutput::Remove { device_id, contact } => {
-                    self.persist(Persist::Binding(BindingOp::Remove { device_id, contact }));
+                    let node = self.settings.node.clone();
+                    self.persist(Persist::Binding(BindingOp::Remove { device_id, contact, node }));
                 }
                 RegistrarOutput::Probe(b) => self.probe(&b, now),
                 RegistrarOutput::DeviceOnline { device_id, at } => self.device_state(device_id, true, at, None),

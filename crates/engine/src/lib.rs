@@ -14,10 +14,12 @@
 //! - [`auth`]: digest authentication of devices: challenges, verification, replay protection, brute-force
 //!   throttling, the per-device digest choice and the legacy-MD5 detection.
 //! - [`records`]: what the engine asks the store to keep.
+//! - [`cluster`]: calls relayed to the node that holds the device's binding, and relayed calls taken in.
 
 pub mod alerts;
 pub mod auth;
 mod calls;
+pub mod cluster;
 pub mod counters;
 pub use switchboard_model::date;
 pub mod directory;

@@ -25,6 +25,9 @@ const CARRIER: &str = "203.0.113.1:5060";
 const SPARE_CARRIER: &str = "203.0.113.2:5060";
 const PBX: &str = "198.51.100.50:5060";
 const DID: &str = "+61299990001";
+/// Another node of the cluster, and the secret the nodes share.
+const NODE2: &str = "192.0.2.20:5060";
+const CLUSTER_SECRET: &str = "the-secret-of-this-test-cluster";
 
 struct FakeNet;
 
@@ -144,6 +147,7 @@ fn rig_full(limits: CallLimits, media: Option<MediaSettings>) -> Rig {
         voicemail: None,
         media,
         alerts: crate::alerts::AlertSettings { grace_ms: 120_000, flap_window_ms: 1_800_000, flap_count: 3 },
+        cluster_secret: CLUSTER_SECRET.into(),
     };
     let loaded = Loaded {
         registrar,
@@ -799,4 +803,137 @@ fn a_restart_finds_the_outage_and_keeps_its_key() {
     assert_eq!(kinds(&r.emails), ["offline"]);
     assert_eq!(r.emails[0].dedupe.as_deref(), Some(format!("offline:1:{since}").as_str()));
     assert!(r.emails[0].body.contains("offline when the switch started"), "{}", r.emails[0].body);
+}
+
+/// Tells the rig that node `n2` is up at [`NODE2`] and holds `bindings` (device, contact, updated_at).
+fn cluster_view(r: &mut Rig, bindings: &[(i64, &str, u64)]) {
+    let bindings = bindings
+        .iter()
+        .map(|&(device_id, contact, updated_at)| switchboard_model::records::Located {
+            device_id,
+            contact: contact.into(),
+            node: "n2".into(),
+            updated_at: updated_at as i64,
+            expires_at: (r.now + 3_600_000) as i64,
+        })
+        .collect();
+    let view = crate::cluster::ClusterView { nodes: vec![("n2".into(), addr(NODE2))], bindings, full: true };
+    r.engine.on_cluster(view, r.now);
+    r.collect();
+}
+
+/// Node n2 as the rig sees it (so it can sign and check what n1 sends).
+fn node2() -> crate::cluster::Cluster {
+    let mut n2 = crate::cluster::Cluster::new(CLUSTER_SECRET, "n2");
+    n2.update(crate::cluster::ClusterView { nodes: vec![("n1".into(), addr(US))], ..Default::default() }, 0);
+    n2
+}
+
+/// A carrier's call for a device registered on another node goes to that node, signed, addressed to the
+/// dialled number; this node keeps the call (and its record) and still diverts when no one answers.
+#[test]
+fn a_call_for_a_device_bound_on_another_node_is_relayed_there() {
+    let mut r = rig();
+    cluster_view(&mut r, &[(1, &format!("sip:alice@{ALICE}"), T0)]);
+    r.deliver(CARRIER, &r.invite_text("+61400000001", DID, CARRIER, "x1"));
+    let sent = r.take_sent();
+    assert!(requests_to(&sent, ALICE, "INVITE").is_empty(), "not rung from here: {sent:?}");
+    let relayed = requests_to(&sent, NODE2, "INVITE");
+    assert_eq!(relayed.len(), 1, "{sent:?}");
+    assert_eq!(relayed[0].request_uri(), Some(format!("sip:{DID}@{NODE2}").as_str()));
+    assert_eq!(relayed[0].headers.get(&HeaderName::MaxForwards), Some("69"));
+    let header = relayed[0].headers.get(&HeaderName::Other("X-Switchboard-Relay".into())).expect("signed");
+    let checked = node2().verify(header, addr(US), r.now).expect("n2 takes it");
+    assert_eq!((checked.device_id, checked.number.as_str(), checked.node.as_str()), (1, DID, "n1"));
+    // n2 rings; nobody answers: the divert happens here, at the number's no-answer time.
+    r.deliver(NODE2, &answer(relayed[0], 180, "Ringing", "n2leg", ""));
+    r.take_sent();
+    r.advance(60_000);
+    let after = r.take_sent();
+    assert_eq!(requests_to(&after, NODE2, "CANCEL").len(), 1, "{after:?}");
+    assert_eq!(requests_to(&after, CARRIER, "INVITE").len(), 1, "diverted through the carrier: {after:?}");
+}
+
+/// A node whose heartbeat lapsed is not in the view: its bindings are stale, the device counts as offline, and
+/// the number's "offline" rules apply (here: no device online, no divert on offline: 480).
+#[test]
+fn bindings_of_a_node_that_stopped_are_not_relayed_to() {
+    let mut r = rig();
+    cluster_view(&mut r, &[(1, &format!("sip:alice@{ALICE}"), T0)]);
+    let stopped = crate::cluster::ClusterView { nodes: Vec::new(), bindings: Vec::new(), full: false };
+    r.engine.on_cluster(stopped, r.now);
+    r.deliver(CARRIER, &r.invite_text("+61400000001", DID, CARRIER, "x2"));
+    let sent = r.take_sent();
+    assert!(requests_to(&sent, NODE2, "INVITE").is_empty(), "{sent:?}");
+    assert!(requests_to(&sent, ALICE, "INVITE").is_empty(), "{sent:?}");
+}
+
+/// An INVITE relayed by a live node, correctly signed, rings the device's bindings held here and nothing else;
+/// this node writes no CDR and no active-call row for it (the node the call landed on does).
+#[test]
+fn a_relayed_invite_rings_the_local_binding_and_records_nothing() {
+    let mut r = rig();
+    r.register_alice();
+    r.response(200);
+    cluster_view(&mut r, &[]);
+    r.persisted.clear();
+    let signed = node2().sign(1, DID, r.now);
+    let text = r
+        .invite_text("+61400000001", DID, NODE2, "y1")
+        .replace("Max-Forwards: 70\n", &format!("Max-Forwards: 69\nX-Switchboard-Relay: {signed}\n"));
+    r.deliver(NODE2, &text);
+    let sent = r.take_sent();
+    let rung = requests_to(&sent, ALICE, "INVITE");
+    assert_eq!(rung.len(), 1, "{sent:?}");
+    assert!(rung[0].headers.get(&HeaderName::Other("X-Switchboard-Relay".into())).is_none(), "not passed on");
+    assert_eq!(rung[0].headers.get(&HeaderName::MaxForwards), Some("68"));
+    assert!(sent.iter().all(|(p, _)| p.addr != addr(CARRIER)), "no divert, no relaying on: {sent:?}");
+    r.deliver(ALICE, &answer(rung[0], 486, "Busy Here", "al", ""));
+    r.engine.flush_active_calls();
+    r.collect();
+    assert!(r.take_sent().iter().any(|(p, m)| p.addr == addr(NODE2) && m.status() == Some(486)));
+    assert!(r.cdrs().is_empty(), "{:?}", r.persisted);
+    assert!(!r.persisted.iter().any(|p| matches!(p, Persist::Active(_))), "{:?}", r.persisted);
+}
+
+/// A relay header from anywhere but a live node's cluster address, or not signed with the cluster's secret, is
+/// refused with 403 before anything rings: a device or a stranger cannot use it to skip authentication.
+#[test]
+fn a_forged_relay_is_refused() {
+    let mut r = rig();
+    r.register_alice();
+    r.response(200);
+    cluster_view(&mut r, &[]);
+    let forged = crate::cluster::Cluster::new("not-the-cluster-secret", "n2").sign(1, DID, r.now);
+    for (source, value) in [(NODE2, forged), (ALICE, node2().sign(1, DID, r.now))] {
+        let text = r
+            .invite_text("+61400000001", DID, source, "z1")
+            .replace("Max-Forwards: 70\n", &format!("Max-Forwards: 70\nX-Switchboard-Relay: {value}\n"));
+        r.deliver(source, &text);
+        let sent = r.take_sent();
+        assert!(requests_to(&sent, ALICE, "INVITE").is_empty(), "{sent:?}");
+        let refused: Vec<_> = sent.iter().filter(|(_, m)| m.status() == Some(403)).collect();
+        assert_eq!(refused.len(), 1, "{sent:?}");
+    }
+}
+
+/// The device registered again on another node with the same contact: the copy here is dropped without a
+/// word (no removal written, no offline event), and calls go to the node that holds it now.
+#[test]
+fn a_binding_that_moved_to_another_node_is_dropped_here_quietly() {
+    let mut r = rig();
+    r.register_alice();
+    r.response(200);
+    r.persisted.clear();
+    r.events.clear();
+    r.advance(1_000);
+    let now = r.now;
+    cluster_view(&mut r, &[(1, &format!("sip:alice@{ALICE}"), now)]);
+    assert!(r.engine.registrar.bindings(1).is_empty());
+    assert!(r.persisted.is_empty(), "the row is the other node's: {:?}", r.persisted);
+    assert!(r.events.is_empty(), "{:?}", r.events);
+    r.deliver(CARRIER, &r.invite_text("+61400000001", DID, CARRIER, "m1"));
+    let sent = r.take_sent();
+    assert_eq!(requests_to(&sent, NODE2, "INVITE").len(), 1, "{sent:?}");
+    assert!(requests_to(&sent, ALICE, "INVITE").is_empty(), "{sent:?}");
 }

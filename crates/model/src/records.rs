@@ -207,8 +207,16 @@ pub struct Binding {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BindingOp {
     Upsert(Binding),
-    Remove { device_id: i64, contact: String },
-    RemoveAll { device_id: i64 },
+    /// Only while `node` holds it: a binding that moved to another node (the device registered there since) is
+    /// that node's to remove.
+    Remove {
+        device_id: i64,
+        contact: String,
+        node: String,
+    },
+    RemoveAll {
+        device_id: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -771,4 +779,17 @@ pub struct Node {
     /// When the node last started.
     pub started_at: Millis,
     pub heartbeat_at: Millis,
+    /// The `ip:port` other nodes relay calls to, and trust relayed calls from; empty: it takes none.
+    pub cluster_address: String,
+}
+
+/// A binding some node holds, as the other nodes read it: enough to relay a call there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Located {
+    pub device_id: i64,
+    /// The contact URI (the binding's key in the table).
+    pub contact: String,
+    pub node: String,
+    pub updated_at: Millis,
+    pub expires_at: Millis,
 }

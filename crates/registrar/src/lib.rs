@@ -167,6 +167,20 @@ impl Registrar {
         }
     }
 
+    /// Drops a binding that moved to another node (the device registered there since, with the same contact), if
+    /// it is older than `newer_than`. Nothing is reported: the row is the other node's now, and so is the device's
+    /// liveness. Returns whether a binding was dropped.
+    pub fn forget(&mut self, device_id: i64, key: &str, newer_than: Millis) -> bool {
+        let Some(dev) = self.devices.get_mut(&device_id) else { return false };
+        let before = dev.bindings.len();
+        dev.bindings.retain(|b| b.key != key || b.updated_at >= newer_than);
+        let dropped = dev.bindings.len() < before;
+        if dev.bindings.is_empty() {
+            self.devices.remove(&device_id);
+        }
+        dropped
+    }
+
     /// The earliest deadline, if any: call [`Registrar::on_timeout`] then.
     pub fn poll_timeout(&self) -> Option<Millis> {
         self.deadlines.first().map(|d| d.0)

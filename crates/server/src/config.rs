@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub node: NodeConfig,
+    pub cluster: ClusterConfig,
     pub sip: SipConfig,
     pub registrar: RegistrarConfig,
     pub keepalive: KeepaliveConfig,
@@ -186,7 +187,30 @@ impl Default for NodeConfig {
     }
 }
 
+/// Calls across nodes (`[cluster]`): a call that lands on this node for a device registered on another is relayed
+/// there, and the other way round.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The secret every node of the cluster shares; it signs relayed calls. Empty: no calls are relayed either
+    /// way (a single node, or nodes that each reach only the devices registered on them).
+    pub secret: String,
+    /// The `ip:port` other nodes relay calls to. Empty: `sip.listen`, which must then name an address.
+    pub address: String,
+}
+
 impl Config {
+    /// The address other nodes relay calls to, when relaying is on (`cluster.secret` set).
+    pub fn cluster_address(&self) -> Option<SocketAddr> {
+        if self.cluster.secret.is_empty() {
+            return None;
+        }
+        match self.cluster.address.trim() {
+            "" => Some(self.sip.listen).filter(|a| !a.ip().is_unspecified()),
+            a => a.parse().ok(),
+        }
+    }
+
     /// The SIP address this node tells customers to use.
     pub fn advertised_sip(&self) -> String {
         if !self.node.advertise.trim().is_empty() {
@@ -538,6 +562,16 @@ impl Config {
         }
         if self.node.heartbeat_secs == 0 || self.node.heartbeat_secs > 3600 {
             return Err("node.heartbeat_secs must be between 1 and 3600".into());
+        }
+        let c = &self.cluster;
+        if !c.secret.is_empty() && c.secret.len() < 16 {
+            return Err("cluster.secret must be at least 16 characters (or empty: no calls relayed)".into());
+        }
+        if !c.address.trim().is_empty() && c.address.trim().parse::<SocketAddr>().is_err() {
+            return Err(format!("cluster.address must be IP:PORT, not {:?}", c.address));
+        }
+        if !c.secret.is_empty() && self.cluster_address().is_none() {
+            return Err("cluster.address must be set when sip.listen does not name an address".into());
         }
         let a = &self.api;
         let url = a.public_url.trim_end_matches('/');

@@ -90,10 +90,12 @@ pub(crate) struct Feeds {
     pub(crate) media: mpsc::UnboundedReceiver<switchboard_media_io::Event>,
     /// Mailbox counts from the voicemail, for the message-waiting lamp.
     pub(crate) mailboxes: mpsc::UnboundedReceiver<switchboard_voicemail::service::MailboxCounts>,
+    /// The other nodes and where their devices are bound (only when calls are relayed).
+    pub(crate) cluster: mpsc::Receiver<switchboard_engine::cluster::ClusterView>,
 }
 
 pub(crate) async fn run(mut d: Driver, feeds: Feeds, shutdown: CancellationToken) {
-    let Feeds { mut inbound, mut changes, mut media, mut mailboxes } = feeds;
+    let Feeds { mut inbound, mut changes, mut media, mut mailboxes, mut cluster } = feeds;
     let mut batch = Vec::with_capacity(64);
     let mut stats = tokio::time::interval(std::time::Duration::from_secs(d.stats_every_secs));
     stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -127,6 +129,7 @@ pub(crate) async fn run(mut d: Driver, feeds: Feeds, shutdown: CancellationToken
                     d.engine.on_mailbox(&m.number, m.new, m.saved, d.clock.now());
                 }
             }
+            Some(v) = cluster.recv() => d.engine.on_cluster(v, d.clock.now()),
             _ = sleep_until(deadline) => d.engine.on_timeout(d.clock.now()),
             _ = stats.tick() => d.log_stats(),
             _ = active_calls.tick() => d.engine.flush_active_calls(),

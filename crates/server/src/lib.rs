@@ -7,6 +7,7 @@
 pub mod config;
 
 mod clock;
+mod cluster;
 mod devices;
 mod event_loop;
 mod metrics;
@@ -121,8 +122,16 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     let auth_seen = store.device_auths().await?;
     let mut registrar = switchboard_registrar::Registrar::new(registrar_config(&config));
     let now = clock.now();
-    registrar
-        .restore(store.list_bindings().await?.into_iter().map(switchboard_engine::records::from_stored).collect(), now);
+    // This node's own bindings: another node's are reached through that node (or are stale with it). A binding
+    // of a node that never announced itself (a database from before nodes did) is taken as ours.
+    let known: std::collections::HashSet<String> =
+        store.live_nodes(0).await?.into_iter().map(|n| n.name).filter(|n| *n != config.node.name).collect();
+    let (ours, elsewhere): (Vec<_>, Vec<_>) =
+        store.list_bindings().await?.into_iter().partition(|b| !known.contains(&b.node));
+    if !elsewhere.is_empty() {
+        tracing::info!(bindings = elsewhere.len(), "bindings held by other nodes left to them");
+    }
+    registrar.restore(ours.into_iter().map(switchboard_engine::records::from_stored).collect(), now);
     // Devices the database still shows online but that hold no live binding went away while we were down.
     let mut stale_states = Vec::new();
     // Devices offline now (as stored, or found so just above): the offline alert watches their numbers again.
@@ -239,7 +248,18 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         mail: mail_waker,
         metrics: metrics.clone(),
     };
-    let feeds = event_loop::Feeds { inbound: inbound_rx, changes: updates_rx, media: media_rx, mailboxes: counts_rx };
+    let (cluster_tx, cluster_rx) = mpsc::channel(4);
+    if let Some(addr) = config.cluster_address() {
+        tracing::info!(%addr, "calls are relayed to and from the other nodes of the cluster");
+        tracker.spawn(cluster::follow(store.clone(), &config, cluster_tx, shutdown.clone()));
+    }
+    let feeds = event_loop::Feeds {
+        inbound: inbound_rx,
+        changes: updates_rx,
+        media: media_rx,
+        mailboxes: counts_rx,
+        cluster: cluster_rx,
+    };
     tracker.spawn(event_loop::run(driver, feeds, shutdown.clone()));
     tracker.spawn(heartbeat(store.clone(), &config, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
@@ -257,6 +277,7 @@ fn heartbeat(
         name: config.node.name.clone(),
         region: config.node.region.clone(),
         sip_address: config.advertised_sip(),
+        cluster_address: config.cluster_address().map(|a| a.to_string()).unwrap_or_default(),
         started_at,
         heartbeat_at: started_at,
     };
@@ -398,6 +419,7 @@ fn engine_settings(c: &Config, voicemail: Option<SocketAddr>) -> switchboard_eng
             advertise: c.media.advertise_ip(),
             reserved: vec![c.sip.listen.port(), c.api.listen.port()],
         }),
+        cluster_secret: c.cluster.secret.clone(),
     }
 }
 

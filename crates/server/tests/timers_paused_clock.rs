@@ -133,8 +133,8 @@ impl Store for MemStore {
                     b.retain(|x| !(x.device_id == n.device_id && x.contact == n.contact));
                     b.push(n.clone());
                 }
-                BindingOp::Remove { device_id, contact } => {
-                    b.retain(|x| !(x.device_id == *device_id && &x.contact == contact))
+                BindingOp::Remove { device_id, contact, node } => {
+                    b.retain(|x| !(x.device_id == *device_id && &x.contact == contact && &x.node == node))
                 }
                 BindingOp::RemoveAll { device_id } => b.retain(|x| x.device_id != *device_id),
             }
@@ -333,6 +333,17 @@ impl Store for MemStore {
         Ok(())
     }
     async fn list_nodes(&self) -> Result<Vec<(switchboard_storage::Node, i64)>, StoreError> {
+        Ok(vec![])
+    }
+    async fn live_nodes(&self, _: i64) -> Result<Vec<switchboard_storage::Node>, StoreError> {
+        Ok(vec![])
+    }
+    async fn bindings_elsewhere(
+        &self,
+        _: &str,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<switchboard_storage::Located>, StoreError> {
         Ok(vec![])
     }
     async fn create_api_token(&self, _: &switchboard_storage::NewApiToken) -> Result<ApiToken, StoreError> {

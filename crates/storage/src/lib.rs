@@ -233,4 +233,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn heartbeat_node(&self, node: &Node) -> Result<()>;
     /// Every node that ever announced itself, by region and name, with the bindings each holds.
     async fn list_nodes(&self) -> Result<Vec<(Node, i64)>>;
+    /// Nodes whose last heartbeat is at or after `since` (the live ones), without counting their bindings.
+    async fn live_nodes(&self, since: Millis) -> Result<Vec<Node>>;
+    /// Bindings that nodes other than `node` hold, updated after `since` and unexpired at `now`.
+    async fn bindings_elsewhere(&self, node: &str, since: Millis, now: Millis) -> Result<Vec<Located>>;
 }

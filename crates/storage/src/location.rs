@@ -127,10 +127,11 @@ impl SqlStore {
                                 .map_err(|e| WriteCtx::new("binding", &[]).error(e))?;
                         }
                     }
-                    Run::Other(BindingOp::Remove { device_id, contact }) => {
-                        sqlx::query("DELETE FROM bindings WHERE device_id = $1 AND contact = $2")
+                    Run::Other(BindingOp::Remove { device_id, contact, node }) => {
+                        sqlx::query("DELETE FROM bindings WHERE device_id = $1 AND contact = $2 AND node = $3")
                             .bind(device_id)
                             .bind(contact)
+                            .bind(node)
                             .execute(&mut *tx)
                             .await?;
                     }

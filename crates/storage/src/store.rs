@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use crate::backend::SqlStore;
 use crate::{
     ActiveCall, ActiveCallOp, ApiToken, Binding, BindingOp, Cdr, CdrFilter, Change, Customer, Device, DeviceAuth,
-    DeviceState, DeviceUpdate, Email, Gateway, Login, Mailbox, Millis, NewApiToken, NewCdr, NewDevice, NewEmail,
-    NewGateway, NewLoginToken, NewNumber, NewService, NewVoicemail, Node, Number, NumberUpdate, OutboxStatus, Result,
-    Service, ServiceMode, Session, SpentToken, Store, Voicemail, VoicemailStatus,
+    DeviceState, DeviceUpdate, Email, Gateway, Located, Login, Mailbox, Millis, NewApiToken, NewCdr, NewDevice,
+    NewEmail, NewGateway, NewLoginToken, NewNumber, NewService, NewVoicemail, Node, Number, NumberUpdate, OutboxStatus,
+    Result, Service, ServiceMode, Session, SpentToken, Store, Voicemail, VoicemailStatus,
 };
 
 #[async_trait]
@@ -277,5 +277,11 @@ impl Store for SqlStore {
     }
     async fn list_nodes(&self) -> Result<Vec<(Node, i64)>> {
         SqlStore::list_nodes(self).await
+    }
+    async fn live_nodes(&self, since: Millis) -> Result<Vec<Node>> {
+        SqlStore::live_nodes(self, since).await
+    }
+    async fn bindings_elsewhere(&self, node: &str, since: Millis, now: Millis) -> Result<Vec<Located>> {
+        SqlStore::bindings_elsewhere(self, node, since, now).await
     }
 }

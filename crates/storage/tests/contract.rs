@@ -100,6 +100,7 @@ contract!(
     bindings_for_service_only_its_devices,
     portal_logins_sessions_and_links,
     nodes_heartbeat_and_list_with_their_bindings,
+    bindings_elsewhere_and_moved_bindings,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -570,9 +571,12 @@ async fn apply_bindings_upsert_remove_in_order(ctx: Ctx) {
         updated_at: 2_000,
         ..a.clone()
     };
-    s.apply_bindings(&[BindingOp::Upsert(a2.clone()), BindingOp::Remove { device_id: d, contact: b.contact.clone() }])
-        .await
-        .unwrap();
+    s.apply_bindings(&[
+        BindingOp::Upsert(a2.clone()),
+        BindingOp::Remove { device_id: d, contact: b.contact.clone(), node: "node-a".into() },
+    ])
+    .await
+    .unwrap();
     assert_eq!(s.bindings_for_device(d).await.unwrap(), vec![a2]);
 
     // Ops apply in order: what is inserted before RemoveAll goes, what comes after stays.
@@ -581,15 +585,18 @@ async fn apply_bindings_upsert_remove_in_order(ctx: Ctx) {
         BindingOp::Upsert(b.clone()),
         BindingOp::RemoveAll { device_id: d },
         BindingOp::Upsert(c.clone()),
-        BindingOp::Remove { device_id: d, contact: "sip:never-bound@x".to_owned() },
+        BindingOp::Remove { device_id: d, contact: "sip:never-bound@x".to_owned(), node: "node-a".into() },
     ])
     .await
     .unwrap();
     assert_eq!(s.bindings_for_device(d).await.unwrap(), vec![c.clone()]);
     // And the reverse: inserted then removed in the same batch.
-    s.apply_bindings(&[BindingOp::Upsert(a.clone()), BindingOp::Remove { device_id: d, contact: a.contact.clone() }])
-        .await
-        .unwrap();
+    s.apply_bindings(&[
+        BindingOp::Upsert(a.clone()),
+        BindingOp::Remove { device_id: d, contact: a.contact.clone(), node: "node-a".into() },
+    ])
+    .await
+    .unwrap();
     assert_eq!(s.bindings_for_device(d).await.unwrap(), vec![c]);
     // Other devices are untouched.
     assert_eq!(s.bindings_for_device(e).await.unwrap(), vec![other]);
@@ -624,9 +631,9 @@ async fn apply_bindings_large_batch_with_repeats(ctx: Ctx) {
         (0..450).map(|i| BindingOp::Upsert(binding(d, &format!("sip:{i}@198.51.100.7"), 10_000))).collect();
     ops.push(BindingOp::Upsert(binding(gone, "sip:x@198.51.100.9", 10_000)));
     ops.push(BindingOp::Upsert(binding(d, "sip:7@198.51.100.7", 99_000)));
-    ops.push(BindingOp::Remove { device_id: d, contact: "sip:8@198.51.100.7".into() });
+    ops.push(BindingOp::Remove { device_id: d, contact: "sip:8@198.51.100.7".into(), node: "node-a".into() });
     ops.push(BindingOp::Upsert(binding(d, "sip:8@198.51.100.7", 55_000)));
-    ops.push(BindingOp::Remove { device_id: d, contact: "sip:9@198.51.100.7".into() });
+    ops.push(BindingOp::Remove { device_id: d, contact: "sip:9@198.51.100.7".into(), node: "node-a".into() });
     s.apply_bindings(&ops).await.unwrap();
     let stored = s.bindings_for_device(d).await.unwrap();
     assert_eq!(stored.len(), 449);
@@ -1714,6 +1721,7 @@ fn migrations_define_same_tables_and_columns() {
             "0010_api_tokens.sql",
             "0011_portal.sql",
             "0012_nodes.sql",
+            "0013_cluster.sql",
         ]
     );
     assert_eq!(files("postgres"), names);
@@ -1969,6 +1977,7 @@ async fn nodes_heartbeat_and_list_with_their_bindings(ctx: Ctx) {
         sip_address: format!("{name}.sip.example"),
         started_at: 1_000,
         heartbeat_at: at,
+        cluster_address: format!("{name}.cluster:5060"),
     };
     s.heartbeat_node(&node("syd1", "sydney", 5_000)).await.unwrap();
     s.heartbeat_node(&node("mel1", "melbourne", 5_000)).await.unwrap();
@@ -1979,4 +1988,58 @@ async fn nodes_heartbeat_and_list_with_their_bindings(ctx: Ctx) {
     s.apply_bindings(&[BindingOp::Upsert(b)]).await.unwrap();
     let listed = s.list_nodes().await.unwrap();
     assert_eq!(listed, vec![(node("mel1", "melbourne", 5_000), 0), (node("syd1", "sydney", 9_000), 1)]);
+    assert_eq!(s.live_nodes(6_000).await.unwrap(), vec![node("syd1", "sydney", 9_000)]);
+    assert_eq!(s.live_nodes(5_000).await.unwrap().len(), 2, "a heartbeat exactly at the limit is live");
+}
+
+/// Each node reads the bindings the others hold, changed since its last look; a binding that moved to another
+/// node (the device registered there with the same contact) is not removed by the node it left.
+async fn bindings_elsewhere_and_moved_bindings(ctx: Ctx) {
+    use switchboard_storage::Located;
+    let s = &*ctx.store;
+    let svc = service_fixture(s, "one").await;
+    let d = s.create_device(&new_device(svc, "desk", "alice")).await.unwrap().id;
+    let e = s.create_device(&new_device(svc, "phone", "bob")).await.unwrap().id;
+    let at = |device_id, contact: &str, node: &str, updated_at, expires_at| Binding {
+        node: node.into(),
+        updated_at,
+        ..binding(device_id, contact, expires_at)
+    };
+    s.apply_bindings(&[
+        BindingOp::Upsert(at(d, "sip:a@198.51.100.1", "syd1", 1_000, 50_000)),
+        BindingOp::Upsert(at(e, "sip:e@198.51.100.2", "mel1", 2_000, 50_000)),
+        BindingOp::Upsert(at(e, "sip:old@198.51.100.2", "mel1", 1_500, 2_500)),
+    ])
+    .await
+    .unwrap();
+    let located = |device_id, contact: &str, node: &str, updated_at| Located {
+        device_id,
+        contact: contact.into(),
+        node: node.into(),
+        updated_at,
+        expires_at: 50_000,
+    };
+    // syd1 sees mel1's live binding, not its own, nor the expired one.
+    assert_eq!(
+        s.bindings_elsewhere("syd1", 0, 3_000).await.unwrap(),
+        vec![located(e, "sip:e@198.51.100.2", "mel1", 2_000)]
+    );
+    assert_eq!(s.bindings_elsewhere("syd1", 2_000, 3_000).await.unwrap(), vec![], "nothing changed since 2,000");
+    assert_eq!(
+        s.bindings_elsewhere("mel1", 0, 3_000).await.unwrap(),
+        vec![located(d, "sip:a@198.51.100.1", "syd1", 1_000)]
+    );
+    // alice registers to mel1 with the same contact: the row moves.
+    s.apply_bindings(&[BindingOp::Upsert(at(d, "sip:a@198.51.100.1", "mel1", 4_000, 50_000))]).await.unwrap();
+    assert_eq!(
+        s.bindings_elsewhere("syd1", 3_000, 5_000).await.unwrap(),
+        vec![located(d, "sip:a@198.51.100.1", "mel1", 4_000)]
+    );
+    // syd1's copy expires: its removal leaves mel1's row alone; mel1's own removal takes it.
+    let remove =
+        |node: &str| BindingOp::Remove { device_id: d, contact: "sip:a@198.51.100.1".into(), node: node.into() };
+    s.apply_bindings(&[remove("syd1")]).await.unwrap();
+    assert_eq!(s.bindings_for_device(d).await.unwrap().len(), 1, "the moved binding stays");
+    s.apply_bindings(&[remove("mel1")]).await.unwrap();
+    assert_eq!(s.bindings_for_device(d).await.unwrap(), vec![]);
 }

@@ -15,6 +15,8 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("SWITCHBOARD_NODE_REGION", "node.region"),
     ("SWITCHBOARD_NODE_ADVERTISE", "node.advertise"),
     ("SWITCHBOARD_API_PUBLIC_URL", "api.public_url"),
+    ("SWITCHBOARD_CLUSTER_SECRET", "cluster.secret"),
+    ("SWITCHBOARD_CLUSTER_ADDRESS", "cluster.address"),
     ("SWITCHBOARD_LOG_FORMAT", "log.format"),
     ("SWITCHBOARD_LOG_LEVEL", "log.level"),
 ];
@@ -50,6 +52,8 @@ fn apply(c: &mut Config, key: &str, value: &str) -> anyhow::Result<()> {
         "node.region" => c.node.region = value.to_owned(),
         "node.advertise" => c.node.advertise = value.to_owned(),
         "api.public_url" => c.api.public_url = value.to_owned(),
+        "cluster.secret" => c.cluster.secret = value.to_owned(),
+        "cluster.address" => c.cluster.address = value.to_owned(),
         "log.format" => c.log.format = value.to_owned(),
         "log.level" => c.log.level = value.to_owned(),
         other => bail!("unknown key {other}"),
@@ -83,5 +87,24 @@ mod tests {
         assert!(apply(&mut c, "sip.listen", "nonsense").is_err());
         c.registrar.min_expires = 7200;
         assert!(c.validate().unwrap_err().contains("registrar.min_expires"));
+    }
+
+    #[test]
+    fn the_cluster_needs_a_long_secret_and_an_address_to_be_reached_at() {
+        let mut c = Config::default();
+        assert_eq!(c.cluster_address(), None, "no secret: no relaying");
+        c.cluster.secret = "short".into();
+        assert!(c.validate().unwrap_err().contains("cluster.secret"));
+        c.cluster.secret = "a-secret-of-sixteen-or-more".into();
+        // The shipped sip.listen is 0.0.0.0: other nodes need a real address.
+        assert!(c.validate().unwrap_err().contains("cluster.address"));
+        c.cluster.address = "10.0.0.1".into();
+        assert!(c.validate().unwrap_err().contains("cluster.address must be IP:PORT"));
+        c.cluster.address = "10.0.0.1:5060".into();
+        c.validate().unwrap();
+        assert_eq!(c.cluster_address(), Some("10.0.0.1:5060".parse().unwrap()));
+        c.cluster.address.clear();
+        c.sip.listen = "192.0.2.7:5070".parse().unwrap();
+        assert_eq!(c.cluster_address(), Some("192.0.2.7:5070".parse().unwrap()), "sip.listen when it names one");
     }
 }
