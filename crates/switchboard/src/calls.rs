@@ -129,13 +129,14 @@ pub async fn nodes(store: &dyn Store, config: &switchboard_server::Config, json:
                 n.name.clone(),
                 n.region.clone(),
                 n.sip_address.clone(),
+                if n.cluster_address.is_empty() { "-".to_owned() } else { n.cluster_address.clone() },
                 format!("{} ({age} s ago)", utc(n.heartbeat_at)),
                 state.to_owned(),
                 bindings.to_string(),
             ]
         })
         .collect();
-    table(&["NODE", "REGION", "SIP ADDRESS", "LAST HEARTBEAT (UTC)", "STATE", "BINDINGS"], rows);
+    table(&["NODE", "REGION", "SIP ADDRESS", "RELAY ADDRESS", "LAST HEARTBEAT (UTC)", "STATE", "BINDINGS"], rows);
     Ok(())
 }
 
