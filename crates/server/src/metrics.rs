@@ -52,6 +52,18 @@ pub(crate) fn families(s: Sources<'_>) -> Vec<Family> {
         Family::single("switchboard_sip_transactions", "SIP transactions held.", Gauge, n(st.transactions)),
         Family::single("switchboard_calls_active", "Calls in progress on this node.", Gauge, n(st.calls)),
         Family::single(
+            "switchboard_cluster_nodes_up",
+            "Other nodes of the cluster that are up.",
+            Gauge,
+            n(st.cluster_nodes),
+        ),
+        Family::single(
+            "switchboard_remote_devices",
+            "Devices bound on other nodes (their calls are relayed there).",
+            Gauge,
+            n(st.remote_devices),
+        ),
+        Family::single(
             "switchboard_mwi_subscriptions",
             "Message-waiting subscriptions held.",
             Gauge,

@@ -103,7 +103,14 @@ fn a_call_reaches_a_device_on_another_node_and_after_failover_on_this_one() {
     let list = nodes(&mel);
     assert!(known, "{list:?}");
     assert_eq!(node(&list, "syd")["cluster_address"], syd.sip.to_string());
-    std::thread::sleep(Duration::from_millis(1000)); // several of Melbourne's 200 ms reads
+    // Melbourne's own count of devices bound elsewhere (published each second).
+    let http = mel.http(None);
+    let remote = wait_until(WAIT, || {
+        let page = http.get("/metrics").text();
+        switchboard_testkit::http::metric(&page, "switchboard_remote_devices") == Some(1.0)
+            && switchboard_testkit::http::metric(&page, "switchboard_cluster_nodes_up") == Some(1.0)
+    });
+    assert!(remote, "{}", http.get("/metrics").text());
 
     // The carrier calls Melbourne: Sydney rings the phone over the phone's own flow, media flows end to end.
     let placed = call_and_talk(mel.sip, "relay1", &mut phone);
