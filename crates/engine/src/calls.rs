@@ -68,14 +68,10 @@ pub(crate) struct SipHop {
 
 impl Hop for SipHop {
     fn via(&self, branch: &str) -> String {
-        let proto = if self.peer.proto == Proto::Tcp { "TCP" } else { "UDP" };
-        format!("SIP/2.0/{proto} {};branch={branch};rport", self.sent_by)
+        format!("SIP/2.0/{} {};branch={branch};rport", self.peer.proto.via_name(), self.sent_by)
     }
     fn contact(&self) -> String {
-        match self.peer.proto {
-            Proto::Tcp => format!("sip:{};transport=tcp", self.sent_by),
-            _ => format!("sip:{}", self.sent_by),
-        }
+        self.peer.proto.contact(&self.sent_by)
     }
     fn reliable(&self) -> bool {
         self.peer.proto.is_reliable()
@@ -622,8 +618,12 @@ impl Engine {
         let mut ring = Vec::with_capacity(bindings.len());
         for b in &bindings {
             let Ok(addr) = b.source.parse::<SocketAddr>() else { continue };
-            let proto = if b.transport == "tcp" { Proto::Tcp } else { Proto::Udp };
-            let flow = if proto == Proto::Tcp { self.net.flow_for(addr) } else { None };
+            let proto = Proto::parse(&b.transport);
+            let flow = if proto.is_reliable() { self.net.flow_for(addr) } else { None };
+            if flow.is_none() && proto.is_secure() {
+                // Reached over its own encrypted connection only; with that gone, it is not reachable here.
+                continue;
+            }
             let request_uri = if trunk { with_user(&b.contact, number) } else { b.contact.clone() };
             ring.push(Target {
                 request_uri,

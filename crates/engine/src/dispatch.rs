@@ -35,8 +35,9 @@ const SUPPORTED: &[&str] = &["path"];
 
 /// What the engine needs to know of the network it cannot decide itself.
 pub trait Network: Send {
-    /// Our `ip:port` as a peer at `peer` sees it: for Via, Contact and the sent-by of requests we originate.
-    fn sent_by(&mut self, peer: IpAddr) -> SocketAddr;
+    /// Our `ip:port` as a peer at `peer` sees it over `proto` (the TLS and WebSocket listeners have their own
+    /// ports): for Via, Contact and the sent-by of requests we originate.
+    fn sent_by(&mut self, peer: IpAddr, proto: Proto) -> SocketAddr;
     /// The open TCP connection from `addr`, if any (a device registered over TCP is reached through it).
     fn flow_for(&self, addr: SocketAddr) -> Option<FlowId>;
 }
@@ -730,8 +731,8 @@ impl Engine {
             return self.registrar.on_probe_result(b.device_id, &b.key, false, now);
         };
         let branch = transaction::new_branch(self.rng.next_u64());
-        let sent_by = self.net.sent_by(addr.ip());
-        let proto = if peer.proto == Proto::Tcp { "TCP" } else { "UDP" };
+        let sent_by = self.net.sent_by(addr.ip(), peer.proto);
+        let proto = peer.proto.via_name();
         let mut m = Message::request(Method::Options, b.contact.clone());
         let domain = &self.settings.domain;
         let h = &mut m.headers;
@@ -751,13 +752,14 @@ impl Engine {
         self.prober.sent(branch, b.device_id, b.key.clone(), peer, bytes, now);
     }
 
-    /// Where requests to a binding go: its source over UDP, or its own TCP connection. `None`: a TCP binding
-    /// whose connection is gone, or a source that does not parse.
+    /// Where requests to a binding go: its source over UDP, or its own connection (TCP, TLS, WebSocket). `None`:
+    /// a stream binding whose connection is gone, or a source that does not parse.
     pub(crate) fn binding_peer(&self, b: &Binding) -> Option<Peer> {
         let addr = b.source.parse::<SocketAddr>().ok()?;
-        if b.transport == "tcp" {
+        let proto = Proto::parse(&b.transport);
+        if proto.is_reliable() {
             let flow = self.net.flow_for(addr)?;
-            Some(Peer { addr, proto: Proto::Tcp, flow: Some(flow) })
+            Some(Peer { addr, proto, flow: Some(flow) })
         } else {
             Some(Peer { addr, proto: Proto::Udp, flow: None })
         }
@@ -765,7 +767,7 @@ impl Engine {
 
     /// Where a leg to `peer` goes, and our address as seen from there.
     pub(crate) fn hop(&mut self, peer: Peer) -> crate::calls::SipHop {
-        let sent_by = self.net.sent_by(peer.addr.ip());
+        let sent_by = self.net.sent_by(peer.addr.ip(), peer.proto);
         crate::calls::SipHop { peer, sent_by: sent_by.to_string().into() }
     }
 }

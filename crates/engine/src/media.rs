@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use switchboard_sip_core::transport::Proto;
 
 use switchboard_b2bua::{Anchor, MediaPlan, Plan};
 use switchboard_media_core::ports::{PortPair, PortPool};
@@ -66,9 +67,9 @@ impl Engine {
         let (a_ip, b_ip) = match advertise {
             Some(ip) => (ip, ip),
             None => {
-                let a_ip = self.net.sent_by(caller).ip();
+                let a_ip = self.net.sent_by(caller, Proto::Udp).ip();
                 let first = plan.ring.first().or_else(|| plan.divert.as_ref().and_then(|d| d.targets.first()));
-                (a_ip, first.map_or(a_ip, |t| self.net.sent_by(t.hop.peer.addr.ip()).ip()))
+                (a_ip, first.map_or(a_ip, |t| self.net.sent_by(t.hop.peer.addr.ip(), Proto::Udp).ip()))
             }
         };
         let anchor = |pair: PortPair, ip: IpAddr| Anchor { address: ip, rtp_port: pair.rtp, rtcp_port: pair.rtcp() };

@@ -18,7 +18,7 @@ use switchboard_model::records::ServiceMode;
 use switchboard_registrar::Binding;
 use switchboard_sip_core::header::parse_delta_seconds;
 use switchboard_sip_core::transaction::{self, Key};
-use switchboard_sip_core::transport::{Peer, Proto};
+use switchboard_sip_core::transport::Peer;
 use switchboard_sip_core::validate::Essentials;
 use switchboard_sip_core::{HeaderName, Message, Method};
 
@@ -193,8 +193,8 @@ impl Engine {
         let addr = peer.addr;
         let domain = self.settings.domain.clone();
         let mut m = Message::request(Method::Notify, b.contact.clone());
-        let sent_by = self.net.sent_by(addr.ip());
-        let proto = if peer.proto == Proto::Tcp { "TCP" } else { "UDP" };
+        let sent_by = self.net.sent_by(addr.ip(), peer.proto);
+        let proto = peer.proto.via_name();
         let branch = transaction::new_branch(self.rng.next_u64());
         let h = &mut m.headers;
         h.push(HeaderName::Via, format!("SIP/2.0/{proto} {sent_by};branch={branch};rport"));
@@ -212,7 +212,7 @@ impl Engine {
         h.push(HeaderName::ContentType, BODY_TYPE);
         h.push(HeaderName::UserAgent, self.settings.server_header.clone());
         m.body = body(new, saved, &account).into_bytes();
-        let reliable = peer.proto == Proto::Tcp;
+        let reliable = peer.proto.is_reliable();
         if self.tx.send_request(m, peer, reliable, now).is_err() {
             tracing::debug!(device = b.device_id, "MWI NOTIFY not sent");
         }
@@ -225,8 +225,8 @@ impl Engine {
         let branch = transaction::new_branch(self.rng.next_u64());
         let Some(s) = self.mwi.subs.get_mut(k) else { return };
         s.cseq += 1;
-        let sent_by = self.net.sent_by(s.peer.addr.ip());
-        let proto = if s.peer.proto == Proto::Tcp { "TCP" } else { "UDP" };
+        let sent_by = self.net.sent_by(s.peer.addr.ip(), s.peer.proto);
+        let proto = s.peer.proto.via_name();
         let mut m = Message::request(Method::Notify, s.target.clone());
         let h = &mut m.headers;
         h.push(HeaderName::Via, format!("SIP/2.0/{proto} {sent_by};branch={branch};rport"));
@@ -249,7 +249,7 @@ impl Engine {
             m.body = body(new, saved, &account).into_bytes();
         }
         let peer = s.peer;
-        match self.tx.send_request(m, peer, peer.proto == Proto::Tcp, now) {
+        match self.tx.send_request(m, peer, peer.proto.is_reliable(), now) {
             Ok(key) => {
                 self.mwi.notifies.insert(key, k.clone());
             }
@@ -335,7 +335,7 @@ impl Engine {
 
     fn ok_subscribe(&mut self, key: Key, msg: &Message, tag: &str, expires: u32, peer: Peer, now: u64) {
         let mut ok = switchboard_sip_core::validate::response_to(&msg.headers, 200, "OK", Some(tag));
-        let sent_by = self.net.sent_by(peer.addr.ip());
+        let sent_by = self.net.sent_by(peer.addr.ip(), peer.proto);
         ok.headers.push(HeaderName::Expires, expires.to_string());
         ok.headers.push(HeaderName::Contact, format!("<sip:voicemail@{sent_by}>"));
         ok.headers.push(HeaderName::Server, self.settings.server_header.clone());

@@ -32,7 +32,7 @@ const CLUSTER_SECRET: &str = "the-secret-of-this-test-cluster";
 struct FakeNet;
 
 impl Network for FakeNet {
-    fn sent_by(&mut self, _peer: IpAddr) -> SocketAddr {
+    fn sent_by(&mut self, _peer: IpAddr, _proto: Proto) -> SocketAddr {
         addr(US)
     }
     fn flow_for(&self, _addr: SocketAddr) -> Option<FlowId> {

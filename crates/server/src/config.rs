@@ -11,6 +11,7 @@ pub struct Config {
     pub node: NodeConfig,
     pub cluster: ClusterConfig,
     pub sip: SipConfig,
+    pub tls: TlsConfig,
     pub registrar: RegistrarConfig,
     pub keepalive: KeepaliveConfig,
     pub auth: AuthConfig,
@@ -220,6 +221,40 @@ impl Config {
             5060 => self.sip.domain.clone(),
             port => format!("{}:{port}", self.sip.domain),
         }
+    }
+}
+
+/// SIP over TLS (`[tls]`): on when a certificate and key are given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Where SIP over TLS listens.
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first. Empty: no TLS.
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
+    /// A TLS handshake not done in this long is dropped, milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// TLS handshakes in progress at once; a connection past this is closed at once.
+    pub max_handshakes: usize,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5061)),
+            cert: String::new(),
+            key: String::new(),
+            handshake_timeout_ms: 5_000,
+            max_handshakes: 256,
+        }
+    }
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty()
     }
 }
 
@@ -562,6 +597,19 @@ impl Config {
         }
         if self.node.heartbeat_secs == 0 || self.node.heartbeat_secs > 3600 {
             return Err("node.heartbeat_secs must be between 1 and 3600".into());
+        }
+        let t = &self.tls;
+        if t.cert.is_empty() != t.key.is_empty() {
+            return Err("tls.cert and tls.key go together: set both (TLS on) or neither".into());
+        }
+        if !(100..=60_000).contains(&t.handshake_timeout_ms) {
+            return Err("tls.handshake_timeout_ms must be between 100 and 60000".into());
+        }
+        if t.max_handshakes == 0 {
+            return Err("tls.max_handshakes must be at least 1".into());
+        }
+        if t.enabled() && t.listen == self.sip.listen {
+            return Err("tls.listen must differ from sip.listen".into());
         }
         let c = &self.cluster;
         if !c.secret.is_empty() && c.secret.len() < 16 {

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use switchboard_engine::directory::Change;
 use switchboard_engine::{DeviceEvent, Engine, Network, Output};
-use switchboard_sip_core::transport::FlowId;
+use switchboard_sip_core::transport::{FlowId, Proto};
 use switchboard_sip_io::{Inbound, Transport};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -52,8 +52,13 @@ impl SocketView {
 }
 
 impl Network for SocketView {
-    fn sent_by(&mut self, peer: IpAddr) -> SocketAddr {
-        let local = self.transport.local_addr();
+    fn sent_by(&mut self, peer: IpAddr, proto: Proto) -> SocketAddr {
+        let mut local = self.transport.local_addr();
+        if proto == Proto::Tls
+            && let Some(tls) = self.transport.tls_addr()
+        {
+            local = tls;
+        }
         if !local.ip().is_unspecified() {
             return local;
         }

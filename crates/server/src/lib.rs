@@ -82,6 +82,16 @@ impl Running {
         self.sip_addr
     }
 
+    /// Where SIP over TLS listens, if it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.transport.tls_addr()
+    }
+
+    /// Reads the TLS certificate and key again (SIGHUP). On error the ones in use stay.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        self.transport.reload_tls()
+    }
+
     /// Device online/offline events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<DeviceEvent> {
         self.events.subscribe()
@@ -169,7 +179,19 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
         tcp_idle: Duration::from_secs(config.sip.tcp_idle_secs),
         max_connections: config.sip.max_connections,
         inbound_queue: 8192,
+        tls: config.tls.enabled().then(|| switchboard_sip_io::TlsSettings {
+            listen: config.tls.listen,
+            cert: config.tls.cert.clone().into(),
+            key: config.tls.key.clone().into(),
+            handshake_timeout: Duration::from_millis(config.tls.handshake_timeout_ms),
+            max_handshakes: config.tls.max_handshakes,
+        }),
     };
+    if config.tls.enabled() {
+        // Checked first, so a bad file is named as such rather than as a failure to bind.
+        switchboard_sip_io::server_config(config.tls.cert.as_ref(), config.tls.key.as_ref())
+            .map_err(|e| ServerError::Config(format!("tls: {e}")))?;
+    }
     let transport = Transport::bind(tcfg, inbound_tx, shutdown.clone(), tracker.clone())
         .await
         .map_err(|source| ServerError::Bind { addr: config.sip.listen, source })?;
@@ -263,6 +285,9 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     tracker.spawn(event_loop::run(driver, feeds, shutdown.clone()));
     tracker.spawn(heartbeat(store.clone(), &config, shutdown.clone()));
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
+    if let Some(tls) = transport.tls_addr() {
+        tracing::info!(%tls, "SIP listening on TLS");
+    }
     Ok(Running { sip_addr, shutdown, tracker, writer, events, transport, mailboxes: counts_tx, metrics })
 }
 

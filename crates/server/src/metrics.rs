@@ -48,7 +48,24 @@ pub(crate) fn families(s: Sources<'_>) -> Vec<Family> {
             n(st.devices_online),
         ),
         Family::single("switchboard_bindings", "Registration bindings held.", Gauge, n(st.bindings)),
-        Family::single("switchboard_tcp_flows", "TCP connections open.", Gauge, n(s.transport.flow_count())),
+        Family::single(
+            "switchboard_tcp_flows",
+            "Stream connections open (TCP and TLS).",
+            Gauge,
+            n(s.transport.flow_count()),
+        ),
+        Family::single(
+            "switchboard_tls_handshakes_failed_total",
+            "TLS handshakes that failed or timed out.",
+            Counter,
+            c(s.transport.tls_counts().0),
+        ),
+        Family::single(
+            "switchboard_tls_connections_refused_total",
+            "TLS connections closed at once: too many handshakes in progress, or the connection limit.",
+            Counter,
+            c(s.transport.tls_counts().1),
+        ),
         Family::single("switchboard_sip_transactions", "SIP transactions held.", Gauge, n(st.transactions)),
         Family::single("switchboard_calls_active", "Calls in progress on this node.", Gauge, n(st.calls)),
         Family::single(

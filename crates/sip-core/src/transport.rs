@@ -8,17 +8,60 @@ use std::net::SocketAddr;
 pub enum Proto {
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 §26.2, RFC 5630).
+    Tls,
+    /// SIP over secure WebSocket (RFC 7118).
+    Wss,
 }
 
 impl Proto {
+    /// As stored with a binding, and as a URI's `transport` parameter.
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Udp => "udp",
             Proto::Tcp => "tcp",
+            Proto::Tls => "tls",
+            Proto::Wss => "wss",
         }
     }
+
+    /// The transport a binding was stored with; anything unknown is UDP.
+    pub fn parse(s: &str) -> Proto {
+        match s {
+            "tcp" => Proto::Tcp,
+            "tls" => Proto::Tls,
+            "wss" => Proto::Wss,
+            _ => Proto::Udp,
+        }
+    }
+
+    /// Its name in a Via header.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
+            Proto::Wss => "WSS",
+        }
+    }
+
+    /// A stream with its own connection (no retransmissions, no UDP size limit).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Proto::Tcp)
+        !matches!(self, Proto::Udp)
+    }
+
+    /// Encrypted to the peer.
+    pub fn is_secure(self) -> bool {
+        matches!(self, Proto::Tls | Proto::Wss)
+    }
+
+    /// A Contact URI of ours at `host_port` for a peer over this transport.
+    pub fn contact(self, host_port: &str) -> String {
+        match self {
+            Proto::Udp => format!("sip:{host_port}"),
+            Proto::Tls => format!("sips:{host_port}"),
+            other => format!("sip:{host_port};transport={}", other.as_str()),
+        }
     }
 }
 

@@ -9,6 +9,9 @@
 //! `try_send_to`; a stream flow has its own bounded writer queue.
 
 mod tcp;
+mod tls;
+
+pub use tls::{TlsSettings, server_config};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +50,8 @@ pub struct TransportConfig {
     pub max_connections: usize,
     /// Capacity of the channel to the server; UDP datagrams beyond it are dropped (the sender retransmits).
     pub inbound_queue: usize,
+    /// SIP over TLS on its own listener, when set.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for TransportConfig {
@@ -57,6 +62,7 @@ impl Default for TransportConfig {
             tcp_idle: Duration::from_secs(600),
             max_connections: 10_000,
             inbound_queue: 8192,
+            tls: None,
         }
     }
 }
@@ -80,6 +86,7 @@ pub struct Transport {
     tracker: TaskTracker,
     dropped: AtomicU64,
     send_dropped: AtomicU64,
+    tls: Option<tls::TlsState>,
 }
 
 impl Transport {
@@ -92,6 +99,15 @@ impl Transport {
     ) -> std::io::Result<Arc<Transport>> {
         let (udp, listener) = bind_pair(config.listen).await?;
         let local = udp.local_addr()?;
+        let (tls, tls_listener) = match &config.tls {
+            Some(settings) => {
+                let listener = TcpListener::bind(settings.listen).await?;
+                let state = tls::TlsState::new(listener.local_addr()?, settings.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                (Some(state), Some(listener))
+            }
+            None => (None, None),
+        };
         let t = Arc::new(Transport {
             udp: Arc::new(udp),
             local,
@@ -104,14 +120,38 @@ impl Transport {
             tracker: tracker.clone(),
             dropped: AtomicU64::new(0),
             send_dropped: AtomicU64::new(0),
+            tls,
         });
         tracker.spawn(udp_loop(t.clone()));
         tracker.spawn(tcp::accept_loop(t.clone(), listener));
+        if let Some(l) = tls_listener {
+            tracker.spawn(tls::accept_loop(t.clone(), l));
+        }
         Ok(t)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Where SIP over TLS listens, if it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|t| t.local)
+    }
+
+    /// Reads the TLS certificate and key files again (SIGHUP): new connections get them, live ones keep theirs.
+    /// On error the ones in use stay, and the error says what is wrong.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        match &self.tls {
+            Some(t) => t.reload(),
+            None => Err("TLS is not configured".into()),
+        }
+    }
+
+    /// TLS handshakes that failed or timed out, and TLS connections refused (too many handshakes at once, or
+    /// the connection limit).
+    pub fn tls_counts(&self) -> (u64, u64) {
+        self.tls.as_ref().map_or((0, 0), |t| (t.failed.load(Ordering::Relaxed), t.refused.load(Ordering::Relaxed)))
     }
 
     /// Datagrams dropped because the server's queue was full.
@@ -138,7 +178,7 @@ impl Transport {
     pub fn send(self: &Arc<Self>, peer: &Peer, bytes: Vec<u8>) {
         match peer.proto {
             Proto::Udp => self.send_datagram(peer.addr, &bytes),
-            Proto::Tcp => {
+            Proto::Tcp | Proto::Tls | Proto::Wss => {
                 let flow = peer
                     .flow
                     .filter(|f| self.flows.contains_key(f))
@@ -146,8 +186,13 @@ impl Transport {
                 let sent = flow.and_then(|f| self.flows.get(&f).map(|fl| fl.tx.try_send(bytes.clone())));
                 match sent {
                     Some(Ok(())) => {}
-                    Some(Err(e)) => tracing::warn!(addr = %peer.addr, error = %e, "tcp flow queue full; dropped"),
-                    None => tcp::connect_and_send(self.clone(), peer.addr, bytes),
+                    Some(Err(e)) => tracing::warn!(addr = %peer.addr, error = %e, "stream flow queue full; dropped"),
+                    None if peer.proto == Proto::Tcp => tcp::connect_and_send(self.clone(), peer.addr, bytes),
+                    // A TLS or WebSocket peer is reached over the connection it made, or not at all: we open no
+                    // encrypted connections ourselves.
+                    None => {
+                        tracing::debug!(addr = %peer.addr, proto = peer.proto.as_str(), "its connection is gone; not sent")
+                    }
                 }
             }
         }
@@ -157,7 +202,7 @@ impl Transport {
     pub fn send_slice(self: &Arc<Self>, peer: &Peer, bytes: &[u8]) {
         match peer.proto {
             Proto::Udp => self.send_datagram(peer.addr, bytes),
-            Proto::Tcp => self.send(peer, bytes.to_vec()),
+            _ => self.send(peer, bytes.to_vec()),
         }
     }
 

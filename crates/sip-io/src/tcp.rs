@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use switchboard_sip_core::{Frame, StreamFramer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -33,11 +33,11 @@ pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener) {
         }
         let _ = stream.set_nodelay(true);
         let (id, rx) = register_flow(&t, addr);
-        t.tracker.spawn(run_flow(t.clone(), stream, addr, id, rx));
+        t.tracker.spawn(run_flow(t.clone(), stream, addr, id, rx, Proto::Tcp));
     }
 }
 
-fn register_flow(t: &Arc<Transport>, addr: SocketAddr) -> (FlowId, mpsc::Receiver<Vec<u8>>) {
+pub(crate) fn register_flow(t: &Arc<Transport>, addr: SocketAddr) -> (FlowId, mpsc::Receiver<Vec<u8>>) {
     let id = t.next_flow.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     t.flows.insert(id, Flow { tx });
@@ -60,15 +60,25 @@ pub(crate) fn connect_and_send(t: Arc<Transport>, addr: SocketAddr, first: Vec<u
         if let Some(f) = t.flows.get(&id) {
             let _ = f.tx.try_send(first);
         }
-        run_flow(t, stream, addr, id, rx).await;
+        run_flow(t, stream, addr, id, rx, Proto::Tcp).await;
     });
 }
 
-async fn run_flow(t: Arc<Transport>, stream: TcpStream, addr: SocketAddr, id: FlowId, mut rx: mpsc::Receiver<Vec<u8>>) {
-    let (mut rd, mut wr) = stream.into_split();
+/// Reads and writes one stream connection (TCP, or TLS once its handshake is done) until it closes or idles out.
+pub(crate) async fn run_flow<S>(
+    t: Arc<Transport>,
+    stream: S,
+    addr: SocketAddr,
+    id: FlowId,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    proto: Proto,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut framer = StreamFramer::new(t.config.limits);
     let mut buf = vec![0u8; 16 * 1024];
-    let peer = Peer { addr, proto: Proto::Tcp, flow: Some(id) };
+    let peer = Peer { addr, proto, flow: Some(id) };
     let idle = t.config.tcp_idle;
     let mut draining = false;
     loop {
@@ -76,12 +86,12 @@ async fn run_flow(t: Arc<Transport>, stream: TcpStream, addr: SocketAddr, id: Fl
         tokio::select! {
             _ = t.shutdown.cancelled() => break,
             _ = deadline => {
-                tracing::debug!(%addr, "tcp flow idle; closing");
+                tracing::debug!(%addr, proto = proto.as_str(), "stream flow idle; closing");
                 break;
             }
             out = rx.recv() => match out {
                 Some(bytes) => if let Err(e) = wr.write_all(&bytes).await {
-                    tracing::debug!(%addr, error = %e, "tcp write failed");
+                    tracing::debug!(%addr, error = %e, "stream write failed");
                     break;
                 },
                 None => break,

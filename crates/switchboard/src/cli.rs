@@ -480,7 +480,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             bail!("api.listen: cannot listen on {}: {e}", api_config.listen);
         }
     }
-    wait_for_signal().await;
+    wait_for_signal(&running).await;
     tracing::info!("shutting down");
     // The API finishes the requests under way, for a while; SIP state is flushed after it either way.
     api_shutdown.cancel();
@@ -548,19 +548,28 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM; meanwhile each SIGHUP reads the TLS certificate and key again.
+async fn wait_for_signal(running: &switchboard_server::Running) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        let hangup = signal(SignalKind::hangup());
+        match (signal(SignalKind::terminate()), hangup) {
+            (Ok(mut term), Ok(mut hup)) => {
+                tokio::pin!(ctrl_c);
+                loop {
+                    tokio::select! {
+                        _ = &mut ctrl_c => break,
+                        _ = term.recv() => break,
+                        _ = hup.recv() => match running.reload_tls() {
+                            Ok(()) => tracing::info!("SIGHUP: TLS certificate and key read again"),
+                            Err(e) => tracing::warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the one in use stays"),
+                        },
+                    }
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = ctrl_c.await;
             }
         }

@@ -51,6 +51,8 @@ struct Extras<'a> {
     audio: Option<&'a std::path::Path>,
     /// Lines appended to the configuration (modules and their settings).
     config: String,
+    /// Register over TLS to the daemon's TLS port, trusting this certificate (PEM).
+    tls_ca: Option<&'a std::path::Path>,
 }
 
 /// Starts baresip able to make and take calls: audio from an 8 kHz WAV file (`aufile`: `audio`, else ten
@@ -85,10 +87,14 @@ fn baresip_full(
         tone.display(),
         extras.config
     );
+    let (config, server) = match extras.tls_ca {
+        Some(ca) => (format!("{config}\nsip_cafile {}\n", ca.display()), format!("{};transport=tls", d.tls)),
+        None => (config, format!("{};transport=udp", d.sip)),
+    };
     std::fs::write(dir.path().join("config"), config).unwrap();
     std::fs::write(
         dir.path().join("accounts"),
-        format!("<sip:{user}@{};transport=udp>;auth_pass={password};regint={regint}{account_params}\n", d.sip),
+        format!("<sip:{user}@{server}>;auth_pass={password};regint={regint}{account_params}\n"),
     )
     .unwrap();
     let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
@@ -184,7 +190,12 @@ fn baresip_registers_at_once_as_an_md5_device_on_the_default_list() {
 /// The calls world for baresip: device 4001 on number +61299990001 (national and local calls), a carrier gateway
 /// at 127.0.0.2:`gw_port`. baresip 1.0 takes MD5 challenges only.
 fn calls_daemon(gw_port: u16) -> Daemon {
-    let mut d = Daemon::new(BIN, "[auth]\nalgorithms = [\"MD5\"]\n");
+    calls_daemon_with(gw_port, "")
+}
+
+/// [`calls_daemon`] with more configuration after its `[auth]` table.
+fn calls_daemon_with(gw_port: u16, extra: &str) -> Daemon {
+    let mut d = Daemon::new(BIN, &format!("[auth]\nalgorithms = [\"MD5\"]\n{extra}"));
     d.cli_ok(&["customer", "add", "Acme"]);
     d.cli_ok(&["service", "add", "--customer", "Acme", "--name", "acme", "--mode", "direct"]);
     d.cli_ok(&[
@@ -389,6 +400,7 @@ fn baresip_dials_777_hears_its_message_and_deletes_it() {
             "module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\nmodule sndfile.so\nsnd_path {}\n",
             dumps.display()
         ),
+        tls_ca: None,
     };
     let Some(ua) = baresip_full(&d, "4001", "baresip-pw-1", 600, "", &[], &extras) else { return };
     wait_registered(&d, "4001", Duration::from_secs(10)).unwrap_or_else(|| panic!("no binding; {}", d.log()));
@@ -432,4 +444,30 @@ fn baresip_dials_777_hears_its_message_and_deletes_it() {
         ua.log()
     );
     assert!(d.log().contains("777: mailbox opened"));
+}
+
+/// baresip over TLS (`;transport=tls`, trusting the certificate the test made): it registers on the TLS port,
+/// its binding says tls, and a carrier's call reaches it over that connection and is answered.
+#[test]
+fn baresip_registers_and_takes_a_call_over_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = switchboard_testkit::tls::self_signed(certs.path(), "sip", "127.0.0.1") else { return };
+    let tls = format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display());
+    let d = calls_daemon_with(free_port(), &tls);
+    let extras = Extras { tls_ca: Some(&cert), ..Extras::default() };
+    let Some(ua) = baresip_full(&d, "4001", "baresip-pw-1", 600, ";answermode=auto", &[], &extras) else { return };
+    let r = wait_registered(&d, "4001", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no binding; baresip:\n{}\ndaemon:\n{}", ua.log(), d.log()));
+    assert_eq!(r["transport"], "tls", "{r}");
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let server = d.sip.to_string();
+    let args = ["-p", &port, "-s", "+61299990001", "-key", "caller", "+61400000001", "-m", "1", "-d", "1500", &server];
+    let Some(caller) = switchboard_testkit::sipp::spawn(work.path(), "uac_call.xml", "127.0.0.2", &args) else {
+        return;
+    };
+    let run = caller.wait(Duration::from_secs(30));
+    assert!(run.success, "the carrier's call failed:\n{}\n{}\n{}\n{}", run.stderr, run.errors, run.messages, ua.log());
+    let cdr = wait_cdr(&d).expect("a CDR");
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
 }

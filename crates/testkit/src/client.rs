@@ -1,4 +1,4 @@
-//! A blocking SIP test client over UDP or TCP: builds requests, answers digest challenges, and reads responses
+//! A blocking SIP test client over UDP, TCP or TLS: builds requests, answers digest challenges, and reads responses
 //! and requests with a timeout.
 
 use std::io::{Read, Write};
@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use switchboard_sip_core::digest::{Challenge, ClientAuth, ClientSecret, client_response};
 use switchboard_sip_core::{HeaderName, Limits, Message, StreamFramer, parse_datagram};
 
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
 enum Conn {
     Udp(UdpSocket),
     Tcp(TcpStream, StreamFramer),
+    Tls(Box<TlsStream>, StreamFramer),
 }
 
 /// One SIP user agent bound to a local address.
@@ -53,6 +56,40 @@ impl SipClient {
         Self::new(Conn::Tcp(s, StreamFramer::new(Limits::default())), server, local)
     }
 
+    /// A TLS client trusting only the PEM certificate at `ca` (a test's self-signed one), asking for
+    /// `server_name` (SNI, and the name the certificate must carry). The handshake completes here.
+    pub fn tls(server: SocketAddr, ca: &std::path::Path, server_name: &str) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("read ca") {
+            roots.add(cert.expect("ca pem")).expect("add ca");
+        }
+        #[allow(deprecated)] // ring, as the daemon
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("tls versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).expect("server name");
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("tls client");
+        let sock = TcpStream::connect(server).expect("connect tls");
+        let local = sock.local_addr().expect("local addr");
+        let mut stream = Box::new(rustls::StreamOwned::new(conn, sock));
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).expect("tls handshake");
+        }
+        Self::new(Conn::Tls(stream, StreamFramer::new(Limits::default())), server, local)
+    }
+
+    /// The certificate the server presented (DER), over TLS.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        match &self.conn {
+            Conn::Tls(s, _) => s.conn.peer_certificates()?.first().map(|c| c.to_vec()),
+            _ => None,
+        }
+    }
+
     fn new(conn: Conn, server: SocketAddr, local: SocketAddr) -> Self {
         SipClient {
             conn,
@@ -75,12 +112,16 @@ impl SipClient {
         match self.conn {
             Conn::Udp(_) => "UDP",
             Conn::Tcp(..) => "TCP",
+            Conn::Tls(..) => "TLS",
         }
     }
 
     /// The default Contact URI for this client.
     pub fn contact(&self, user: &str) -> String {
-        format!("sip:{user}@{}", self.local)
+        match self.conn {
+            Conn::Tls(..) => format!("sip:{user}@{};transport=tls", self.local),
+            _ => format!("sip:{user}@{}", self.local),
+        }
     }
 
     /// A REGISTER for `user` with the given extra header lines (`Name: value`), next CSeq, same Call-ID.
@@ -116,6 +157,10 @@ impl SipClient {
                 s.send_to(bytes, self.server).expect("udp send");
             }
             Conn::Tcp(s, _) => s.write_all(bytes).expect("tcp send"),
+            Conn::Tls(s, _) => {
+                s.write_all(bytes).expect("tls send");
+                s.flush().expect("tls flush");
+            }
         }
     }
 
@@ -184,6 +229,19 @@ impl SipClient {
                         continue;
                     }
                     s.set_read_timeout(Some(left)).ok()?;
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return None,
+                        Ok(n) => framer.push(&buf[..n]),
+                    }
+                }
+                Conn::Tls(s, framer) => {
+                    if let Some(f) = framer.next_frame() {
+                        if let Ok(switchboard_sip_core::Frame::Message(m)) = f {
+                            return Some(m);
+                        }
+                        continue;
+                    }
+                    s.sock.set_read_timeout(Some(left)).ok()?;
                     match s.read(&mut buf) {
                         Ok(0) | Err(_) => return None,
                         Ok(n) => framer.push(&buf[..n]),

@@ -15,6 +15,8 @@ pub struct Daemon {
     pub sip: SocketAddr,
     /// The management API's address (its own free port, so parallel tests never meet).
     pub api: SocketAddr,
+    /// Where SIP over TLS listens when the configuration sets a certificate (its own free port too).
+    pub tls: SocketAddr,
     child: Option<Child>,
     starts: u32,
 }
@@ -70,7 +72,8 @@ impl Daemon {
         std::fs::write(dir.path().join("switchboard.toml"), config).expect("write config");
         let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        Daemon { bin: bin.into(), dir, sip, api, child: None, starts: 0, database_url: None }
+        let tls = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Daemon { bin: bin.into(), dir, sip, api, tls, child: None, starts: 0, database_url: None }
     }
 
     /// Provisions customer `Acme` with the Direct Mode service `acme` and one device per `(auth_id, password,
@@ -125,6 +128,7 @@ impl Daemon {
             )
             .env("SWITCHBOARD_SIP_LISTEN", self.sip.to_string())
             .env("SWITCHBOARD_API_LISTEN", self.api.to_string())
+            .env("SWITCHBOARD_TLS_LISTEN", self.tls.to_string())
             .env_remove("RUST_LOG");
         c
     }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod http;
 pub mod sipp;
 pub mod smtp;
+pub mod tls;
 
 /// The repository root. Read at run time from the package under test (cargo sets `CARGO_MANIFEST_DIR` for test
 /// processes; every package sits at `crates/NAME`), so a build reused from a checkout elsewhere (a shared target
