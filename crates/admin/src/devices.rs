@@ -35,6 +35,9 @@ pub struct DeviceFields {
     /// Comma-separated networks.
     #[serde(default)]
     pub md5_from: Option<String>,
+    /// Accept and reach the device over TLS only.
+    #[serde(default)]
+    pub require_tls: Option<bool>,
 }
 
 /// Changes to a device. `None` leaves a field as it is; `Some(None)` (JSON `null`) clears it.
@@ -55,6 +58,8 @@ pub struct DeviceChanges {
     pub digest: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub md5_from: Option<Option<String>>,
+    #[serde(default)]
+    pub require_tls: Option<bool>,
 }
 
 impl DeviceChanges {
@@ -119,6 +124,7 @@ pub fn new_device(
         trusted_address,
         digest,
         md5_from,
+        require_tls: f.require_tls.unwrap_or(false),
     };
     Ok(Created { device, password, generated })
 }
@@ -154,6 +160,7 @@ pub fn device_update(
             None => None,
         },
         trusted_address: clearable(&c.trusted_address, &|v| check_trusted_address(&n.of("trusted_address"), v))?,
+        require_tls: c.require_tls,
     };
     let after = update.digest.unwrap_or(current.digest);
     md5_from_applies(after, update.md5_from.as_deref().unwrap_or_default(), n)?;

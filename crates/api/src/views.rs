@@ -97,6 +97,8 @@ pub(crate) struct DeviceView {
     /// `modern` (SHA-256 and MD5 offered) or `md5`.
     pub digest: String,
     pub md5_from: Vec<String>,
+    /// Accepted and reached over TLS only.
+    pub require_tls: bool,
     pub created_at: i64,
     pub updated_at: i64,
     pub status: DeviceStatus,
@@ -115,6 +117,7 @@ impl DeviceView {
             trusted_address: d.trusted_address,
             digest: d.digest.as_str().to_owned(),
             md5_from: d.md5_from.iter().map(ToString::to_string).collect(),
+            require_tls: d.require_tls,
             created_at: d.created_at,
             updated_at: d.updated_at,
             status: DeviceStatus {

@@ -275,6 +275,25 @@ impl Engine {
         method: &'static str,
         now: u64,
     ) -> Option<Arc<CachedDevice>> {
+        let dev = self.device_checked(key, msg, ess, peer, method, now)?;
+        if dev.device.require_tls && !peer.proto.is_secure() {
+            tracing::info!(device = %dev.device.name, method, source = %peer.addr, "request over an insecure transport refused");
+            self.call_reply(key, msg, 403, crate::dispatch::TLS_REQUIRED, Vec::new(), now);
+            return None;
+        }
+        Some(dev)
+    }
+
+    /// [`Engine::device_asking`] before the transport check.
+    fn device_checked(
+        &mut self,
+        key: Key,
+        msg: &Message,
+        ess: &Essentials,
+        peer: Peer,
+        method: &'static str,
+        now: u64,
+    ) -> Option<Arc<CachedDevice>> {
         if let Some(dev) = self.devices.trusted_at(peer.addr).cloned() {
             return Some(dev);
         }
@@ -528,6 +547,7 @@ impl Engine {
             // A PBX trusted by address that does not register is reached at that address.
             if !held_here
                 && !relayed
+                && !dev.device.require_tls
                 && let Some(addr) = trusted_addr(&dev.device)
             {
                 online = true;
@@ -619,6 +639,10 @@ impl Engine {
         for b in &bindings {
             let Ok(addr) = b.source.parse::<SocketAddr>() else { continue };
             let proto = Proto::parse(&b.transport);
+            if dev.device.require_tls && !proto.is_secure() {
+                // Bound before the device was set to TLS only: not rung in clear.
+                continue;
+            }
             let flow = if proto.is_reliable() { self.net.flow_for(addr) } else { None };
             if flow.is_none() && proto.is_secure() {
                 // Reached over its own encrypted connection only; with that gone, it is not reachable here.

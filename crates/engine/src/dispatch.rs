@@ -30,6 +30,8 @@ use crate::responses::response_peer;
 use switchboard_sip_core::rng::Rng;
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, REGISTER, SUBSCRIBE";
+/// The reason phrase for a device that must use TLS and did not.
+pub(crate) const TLS_REQUIRED: &str = "TLS Required";
 /// Option tags we support (RFC 3327 Path).
 const SUPPORTED: &[&str] = &["path"];
 
@@ -312,6 +314,10 @@ impl Engine {
         match change {
             Change::Upsert(d) => {
                 tracing::debug!(auth_id = %d.device.auth_id, "device updated");
+                if d.device.require_tls {
+                    let secure = |b: &Binding| Proto::parse(&b.transport).is_secure();
+                    self.registrar.retain_bindings(d.device.id, now, secure);
+                }
                 self.devices.upsert(*d);
             }
             Change::Removed(id) => {
@@ -483,6 +489,11 @@ impl Engine {
         let device = match outcome {
             AuthOutcome::Authenticated(d, algorithm) => {
                 self.note_auth(&d, algorithm, msg, peer.addr, now);
+                if d.device.require_tls && !peer.proto.is_secure() {
+                    // Told only once the credentials are right: a stranger learns nothing of the device.
+                    tracing::info!(device = %d.device.name, source = %peer.addr, "REGISTER over an insecure transport refused");
+                    return self.reply(key, msg, 403, TLS_REQUIRED, Vec::new(), now);
+                }
                 d
             }
             AuthOutcome::Retransmission(d) => {

@@ -67,6 +67,7 @@ fn device(id: i64, auth_id: &str, trusted: Option<&str>) -> CachedDevice {
         trusted_address: trusted.map(str::to_owned),
         digest: DigestMode::Modern,
         md5_from: Vec::new(),
+        require_tls: false,
         created_at: 0,
         updated_at: 0,
     };
@@ -936,4 +937,20 @@ fn a_binding_that_moved_to_another_node_is_dropped_here_quietly() {
     let sent = r.take_sent();
     assert_eq!(requests_to(&sent, NODE2, "INVITE").len(), 1, "{sent:?}");
     assert!(requests_to(&sent, ALICE, "INVITE").is_empty(), "{sent:?}");
+}
+
+/// A device set to TLS only: over UDP it is challenged like anyone (a stranger learns nothing), and with the
+/// right password refused with 403 "TLS Required"; nothing is bound. Its calls out are refused the same way.
+#[test]
+fn a_tls_only_device_is_refused_over_udp_once_authenticated() {
+    let mut r = rig();
+    let mut alice = device(1, "alice", None);
+    alice.device.require_tls = true;
+    r.engine.on_change(crate::directory::Change::Upsert(Box::new(alice)), r.now);
+    // Challenged as usual (register_alice checks the 401), then refused with the right password.
+    r.register_alice();
+    let refused = r.response(403);
+    assert!(String::from_utf8_lossy(&refused.to_bytes()).starts_with("SIP/2.0 403 TLS Required\r\n"));
+    assert!(r.engine.registrar.bindings(1).is_empty());
+    assert!(!r.persisted.iter().any(|p| matches!(p, Persist::Binding(_))), "{:?}", r.persisted);
 }

@@ -94,6 +94,8 @@ pub struct Device {
     /// Networks from which an `md5` device is offered MD5 alone before it ever authenticated.
     #[serde(with = "networks_text")]
     pub md5_from: Vec<IpNet>,
+    /// Reached and accepted over TLS (or secure WebSocket) only: its requests over UDP or TCP are refused.
+    pub require_tls: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -153,6 +155,7 @@ pub struct NewDevice {
     pub trusted_address: Option<String>,
     pub digest: DigestMode,
     pub md5_from: Vec<IpNet>,
+    pub require_tls: bool,
 }
 
 /// A partial update: `None` leaves the field as it is.
@@ -169,6 +172,7 @@ pub struct DeviceUpdate {
     pub digest: Option<DigestMode>,
     /// `Some(vec![])` clears the networks.
     pub md5_from: Option<Vec<IpNet>>,
+    pub require_tls: Option<bool>,
 }
 
 /// One registered contact of a device (RFC 3261 §10.3), as the location service keeps it.

@@ -167,6 +167,22 @@ impl Registrar {
         }
     }
 
+    /// Removes the bindings of `device_id` that `keep` refuses, reporting each removal and the device offline if
+    /// none is left (a device set to TLS only loses its bindings over UDP and TCP).
+    pub fn retain_bindings(&mut self, device_id: i64, now: Millis, keep: impl Fn(&Binding) -> bool) {
+        let Some(dev) = self.devices.get_mut(&device_id) else { return };
+        let (kept, gone): (Vec<Binding>, Vec<Binding>) =
+            std::mem::take(&mut dev.bindings).into_iter().partition(|b| keep(b));
+        dev.bindings = kept;
+        if gone.is_empty() {
+            return;
+        }
+        for b in gone {
+            self.outputs.push(Output::Remove { device_id, contact: b.contact });
+        }
+        self.update_online(device_id, now, OfflineReason::Unregistered);
+    }
+
     /// Drops a binding that moved to another node (the device registered there since, with the same contact), if
     /// it is older than `newer_than`. Nothing is reported: the row is the other node's now, and so is the device's
     /// liveness. Returns whether a binding was dropped.

@@ -391,6 +391,7 @@ fn store_with_device() -> Arc<dyn Store> {
             trusted_address: None,
             digest: switchboard_storage::DigestMode::Modern,
             md5_from: Vec::new(),
+            require_tls: false,
             created_at: 0,
             updated_at: 0,
         }],

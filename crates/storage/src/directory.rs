@@ -19,15 +19,15 @@ const INSERT_SERVICE: &str = concat!(
 
 const INSERT_DEVICE: &str = concat!(
     "INSERT INTO devices (service_id, name, auth_id, realm, ha1_md5, ha1_sha256, ha1_sha512_256, caller_id, \
-     call_types, max_contacts, trusted_address, digest, md5_from, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING ",
+     call_types, max_contacts, trusted_address, digest, md5_from, require_tls, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $14, $14) RETURNING ",
     device_columns!()
 );
 
 const UPDATE_DEVICE: &str = concat!(
     "UPDATE devices SET name = $2, realm = $3, ha1_md5 = $4, ha1_sha256 = $5, ha1_sha512_256 = $6, \
      caller_id = $7, call_types = $8, max_contacts = $9, trusted_address = $10, digest = $11, md5_from = $12, \
-     updated_at = $13 \
+     updated_at = $13, require_tls = $14 \
      WHERE id = $1 RETURNING ",
     device_columns!()
 );
@@ -200,6 +200,7 @@ impl SqlStore {
                     .bind(d.digest.as_str())
                     .bind(networks_column(&d.md5_from))
                     .bind(now)
+                    .bind(d.require_tls)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(|e| {
@@ -290,6 +291,7 @@ impl SqlStore {
                 .bind(d.digest.as_str())
                 .bind(networks_column(&d.md5_from))
                 .bind(now)
+                .bind(d.require_tls)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| device_ctx(&d.auth_id, &d.name, d.trusted_address.as_deref(), None).error(e))?;
@@ -565,8 +567,20 @@ impl DeviceCtx<'_> {
 }
 
 fn merge(d: &mut Device, update: &DeviceUpdate) {
-    let DeviceUpdate { name, caller_id, call_types, max_contacts, credentials, trusted_address, digest, md5_from } =
-        update;
+    let DeviceUpdate {
+        name,
+        caller_id,
+        call_types,
+        max_contacts,
+        credentials,
+        trusted_address,
+        digest,
+        md5_from,
+        require_tls,
+    } = update;
+    if let Some(require_tls) = require_tls {
+        d.require_tls = *require_tls;
+    }
     if let Some(digest) = digest {
         d.digest = *digest;
     }

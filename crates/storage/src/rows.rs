@@ -21,7 +21,7 @@ use crate::{
 macro_rules! device_columns {
     () => {
         "id, service_id, name, auth_id, realm, ha1_md5, ha1_sha256, ha1_sha512_256, caller_id, call_types, \
-         max_contacts, trusted_address, digest, md5_from, created_at, updated_at"
+         max_contacts, trusted_address, digest, md5_from, require_tls, created_at, updated_at"
     };
 }
 pub(crate) use device_columns;
@@ -156,6 +156,7 @@ pub(crate) struct DeviceRow {
     trusted_address: Option<String>,
     digest: String,
     md5_from: Option<String>,
+    require_tls: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -182,6 +183,7 @@ impl TryFrom<DeviceRow> for Device {
                 .ok_or_else(|| corrupt(format!("devices.digest holds {:?}", r.digest)))?,
             md5_from: switchboard_model::parse_networks(r.md5_from.as_deref().unwrap_or_default())
                 .map_err(|e| corrupt(format!("devices.md5_from: {e}")))?,
+            require_tls: r.require_tls,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })

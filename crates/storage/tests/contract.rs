@@ -127,6 +127,7 @@ fn new_device(service_id: i64, name: &str, auth_id: &str) -> NewDevice {
         trusted_address: None,
         digest: DigestMode::Modern,
         md5_from: Vec::new(),
+        require_tls: false,
     }
 }
 
@@ -714,6 +715,15 @@ async fn device_digest_create_update_clear(ctx: Ctx) {
         .unwrap();
     assert_eq!(back.digest, DigestMode::Modern);
     assert_eq!(s.device(ata.id).await.unwrap(), Some(back));
+    // TLS only: stored on creation and by an update, kept by unrelated edits, and lifted again.
+    let secure = s.create_device(&NewDevice { require_tls: true, ..new_device(svc, "secure", "secure") }).await;
+    let secure = secure.unwrap();
+    assert!(secure.require_tls);
+    let rename = DeviceUpdate { name: Some("vault".into()), ..Default::default() };
+    assert!(s.update_device(secure.id, &rename).await.unwrap().require_tls);
+    let lift = DeviceUpdate { require_tls: Some(false), ..Default::default() };
+    assert!(!s.update_device(secure.id, &lift).await.unwrap().require_tls);
+    assert!(!s.device(phone.id).await.unwrap().unwrap().require_tls);
 }
 
 async fn device_auth_upsert_skip_deleted_and_cascade(ctx: Ctx) {
@@ -1722,6 +1732,7 @@ fn migrations_define_same_tables_and_columns() {
             "0011_portal.sql",
             "0012_nodes.sql",
             "0013_cluster.sql",
+            "0014_require_tls.sql",
         ]
     );
     assert_eq!(files("postgres"), names);
@@ -1761,7 +1772,10 @@ fn migrations_define_same_tables_and_columns() {
     );
     assert!(all["devices"].iter().any(|c| c == "auth_id"));
     let devices: Vec<&str> = all["devices"].iter().map(String::as_str).collect();
-    assert!(devices.ends_with(&["trusted_address", "digest", "md5_from"]), "added by 0004 and 0005: {devices:?}");
+    assert!(
+        devices.ends_with(&["trusted_address", "digest", "md5_from", "require_tls"]),
+        "added by 0004, 0005 and 0014: {devices:?}"
+    );
     assert_eq!(all["device_auth"], ["device_id", "algorithm", "user_agent", "source", "since"]);
     assert_eq!(
         all["active_calls"],

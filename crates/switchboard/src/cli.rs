@@ -249,6 +249,9 @@ pub struct DeviceAdd {
     /// registered: its office's address.
     #[arg(long, value_name = "CIDR[,CIDR...]")]
     pub md5_from: Option<String>,
+    /// Accept its requests over TLS only, and reach it over its TLS connection only (UDP and TCP refused).
+    #[arg(long)]
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +282,12 @@ pub struct DeviceEdit {
     /// Forget the --md5-from networks.
     #[arg(long)]
     pub clear_md5_from: bool,
+    /// Accept its requests over TLS only, and reach it over its TLS connection only.
+    #[arg(long, conflicts_with = "allow_any_transport")]
+    pub require_tls: bool,
+    /// Accept it over UDP and TCP again.
+    #[arg(long)]
+    pub allow_any_transport: bool,
 }
 
 #[derive(Debug, Subcommand)]

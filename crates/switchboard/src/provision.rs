@@ -106,6 +106,7 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
                 trusted_address: add.trusted_address,
                 digest: add.digest,
                 md5_from: add.md5_from,
+                require_tls: add.require_tls.then_some(true),
             };
             let trunk_contacts = config.registrar.trunk_max_contacts;
             let created = devices::new_device(&fields, &service, realm, trunk_contacts, Naming::Flags)?;
@@ -163,12 +164,17 @@ async fn device(cmd: DeviceCmd, store: &dyn Store, config: &Config) -> anyhow::R
                 trusted_address: clearable(edit.trusted_address, edit.clear_trusted_address),
                 digest: edit.digest,
                 md5_from: clearable(edit.md5_from, edit.clear_md5_from),
+                require_tls: match (edit.require_tls, edit.allow_any_transport) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
             };
             if changes.is_empty() {
                 bail!(
                     "nothing to change: give at least one of --name, --caller-id, --clear-caller-id, --call-types, \
                      --max-contacts, --trusted-address, --clear-trusted-address, --digest, --md5-from, \
-                     --clear-md5-from"
+                     --clear-md5-from, --require-tls, --allow-any-transport"
                 );
             }
             let service = store.service(d.service_id).await?.context("the device's service is gone")?;
@@ -299,6 +305,7 @@ async fn print_device(d: &Device, store: &dyn Store) -> anyhow::Result<()> {
     println!("call types:    {}", d.call_types.join(", "));
     println!("max contacts:  {}", d.max_contacts);
     println!("trusted from:  {}", d.trusted_address.as_deref().unwrap_or("-"));
+    println!("transports:    {}", if d.require_tls { "TLS only" } else { "any (UDP, TCP, TLS)" });
     let networks: Vec<String> = d.md5_from.iter().map(ToString::to_string).collect();
     match (d.digest, networks.is_empty()) {
         (DigestMode::Modern, _) => println!("digest:        modern (SHA-256, then MD5)"),

@@ -190,3 +190,27 @@ fn run_briefly(dir: &Path) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// `--require-tls`: with the right password, UDP and TCP get 403 "TLS Required" and bind nothing; TLS registers.
+/// Lifted again with `--allow-any-transport`.
+#[test]
+fn a_tls_only_device_is_refused_over_udp_and_tcp() {
+    let Some((d, _certs, cert)) = world("") else { return };
+    assert_eq!(d.register_status("2001", "pass-2001"), 200);
+    d.cli_ok(&["device", "edit", "2001", "--require-tls"]);
+    assert!(d.cli_ok(&["device", "show", "2001"]).contains("TLS only"));
+    // The daemon reads the change log every second.
+    assert_eq!(d.register_until("2001", "pass-2001", |s| s == 403), 403);
+    let mut tcp = SipClient::tcp(d.sip);
+    let reg = tcp.register("2001", &[&format!("Contact: <{};transport=tcp>", tcp.contact("2001"))]);
+    let refused = tcp.request_with_auth(reg, "2001", "pass-2001", Some("SHA-256"));
+    assert_eq!(refused.status(), Some(403));
+    assert!(String::from_utf8_lossy(&refused.to_bytes()).starts_with("SIP/2.0 403 TLS Required"));
+    // The binding made over UDP before the change is gone too.
+    assert!(wait_until(WAIT, || d.registrations().is_empty()), "{:?}", d.registrations());
+    let mut phone = SipClient::tls(d.tls, &cert, NAME);
+    register(&mut phone);
+    d.cli_ok(&["device", "edit", "2001", "--allow-any-transport"]);
+    let back = d.register_until("2001", "pass-2001", |s| s == 200);
+    assert_eq!(back, 200);
+}
