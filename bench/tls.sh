@@ -80,5 +80,5 @@ print(f\"{r['transport']:<5} {conn:<11} {r['workers']:>7} {r['rate']:>9.0f} {r['
   done
 done
 echo "daemon RSS after the runs: $(( $(rss_kb $PID) / 1024 )) MiB"
-grep -ciE "panic|error" "$WORK/daemon.log" | xargs echo "error lines in the daemon log:"
+echo "daemon log, warnings and errors:"; grep -iE "warn|error|panic" "$WORK/daemon.log" | head -5 || true
 kill -TERM $PID; wait $PID || true

@@ -167,6 +167,19 @@ impl Registrar {
         }
     }
 
+    /// Deadlines held (one expiry and one probe per binding).
+    pub fn deadline_count(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Forgets the deadlines of a binding that is going: they would otherwise stay in the set until they fire
+    /// (up to an hour), one pair for each contact a device ever registered, which under a high registration rate
+    /// with changing contacts (new source ports) grows by the hundred thousand.
+    pub(crate) fn drop_deadlines(&mut self, device_id: i64, b: &Binding) {
+        self.deadlines.remove(&(b.expiry_due, TimerKind::Expiry, device_id, b.key.clone()));
+        self.deadlines.remove(&(b.next_probe, TimerKind::Probe, device_id, b.key.clone()));
+    }
+
     /// Removes the bindings of `device_id` that `keep` refuses, reporting each removal and the device offline if
     /// none is left (a device set to TLS only loses its bindings over UDP and TCP).
     pub fn retain_bindings(&mut self, device_id: i64, now: Millis, keep: impl Fn(&Binding) -> bool) {
@@ -178,6 +191,7 @@ impl Registrar {
             return;
         }
         for b in gone {
+            self.drop_deadlines(device_id, &b);
             self.outputs.push(Output::Remove { device_id, contact: b.contact });
         }
         self.update_online(device_id, now, OfflineReason::Unregistered);
@@ -188,13 +202,16 @@ impl Registrar {
     /// liveness. Returns whether a binding was dropped.
     pub fn forget(&mut self, device_id: i64, key: &str, newer_than: Millis) -> bool {
         let Some(dev) = self.devices.get_mut(&device_id) else { return false };
-        let before = dev.bindings.len();
-        dev.bindings.retain(|b| b.key != key || b.updated_at >= newer_than);
-        let dropped = dev.bindings.len() < before;
+        let (gone, kept): (Vec<Binding>, Vec<Binding>) =
+            std::mem::take(&mut dev.bindings).into_iter().partition(|b| b.key == key && b.updated_at < newer_than);
+        dev.bindings = kept;
         if dev.bindings.is_empty() {
             self.devices.remove(&device_id);
         }
-        dropped
+        for b in &gone {
+            self.drop_deadlines(device_id, b);
+        }
+        !gone.is_empty()
     }
 
     /// The earliest deadline, if any: call [`Registrar::on_timeout`] then.
@@ -251,6 +268,8 @@ impl Registrar {
             return;
         }
         let b = dev.bindings.remove(pos);
+        // Its expiry deadline just fired; its probe deadline goes with it.
+        self.deadlines.remove(&(b.next_probe, TimerKind::Probe, device_id, b.key.clone()));
         self.outputs.push(Output::Remove { device_id, contact: b.contact });
         self.update_online(device_id, now, OfflineReason::Unregistered);
     }

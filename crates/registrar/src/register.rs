@@ -188,6 +188,7 @@ impl Registrar {
         for b in &old {
             if !next.iter().any(|n| n.key == b.key) {
                 self.outputs.push(Output::Remove { device_id, contact: b.contact.clone() });
+                self.drop_deadlines(device_id, b);
             }
         }
         for b in next.iter_mut().filter(|b| b.updated_at == now) {
@@ -201,6 +202,7 @@ impl Registrar {
                     b.next_probe = prev.next_probe;
                     b.expiry_due = prev.expiry_due;
                     if b.expires_at < b.expiry_due {
+                        self.deadlines.remove(&(b.expiry_due, TimerKind::Expiry, device_id, b.key.clone()));
                         b.expiry_due = b.expires_at;
                         self.deadlines.insert((b.expires_at, TimerKind::Expiry, device_id, b.key.clone()));
                     }

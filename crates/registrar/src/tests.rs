@@ -370,3 +370,22 @@ fn contacts_differing_in_a_parameter_both_carry_are_two_bindings() {
     let b = ok(r.on_register(req(1, 5, "c1", 2, contacts(&["<sip:pbx@h1;line=1;x=y>"]), Some(600)), T0));
     assert_eq!(b.len(), 2);
 }
+
+/// A device registering from a new contact each time (a new source port, a new TCP connection) leaves no
+/// deadlines behind for the contacts it left: the registrar holds one expiry and one probe per live binding.
+#[test]
+fn replaced_bindings_leave_no_deadlines_behind() {
+    let mut r = reg();
+    for i in 0..1000u32 {
+        let contact = format!("<sip:100@10.0.0.5:{}>", 10_000 + i);
+        ok(r.on_register(req(1, 1, "c1", i + 1, contacts(&[&contact]), Some(3600)), T0 + u64::from(i)));
+    }
+    assert_eq!(r.binding_count(), 1);
+    assert_eq!(r.deadline_count(), 2, "one expiry and one probe");
+    // A refresh that shortens the expiry keeps one expiry deadline.
+    ok(r.on_register(req(1, 1, "c1", 2000, contacts(&["<sip:100@10.0.0.5:10999>"]), Some(60)), T0 + 2000));
+    assert_eq!(r.deadline_count(), 2);
+    // Unregistered: nothing left.
+    ok(r.on_register(req(1, 1, "c1", 2001, contacts(&["<sip:100@10.0.0.5:10999>"]), Some(0)), T0 + 2001));
+    assert_eq!(r.deadline_count(), 0);
+}

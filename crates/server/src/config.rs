@@ -238,6 +238,9 @@ pub struct TlsConfig {
     pub handshake_timeout_ms: u64,
     /// TLS handshakes in progress at once; a connection past this is closed at once.
     pub max_handshakes: usize,
+    /// SIP over secure WebSocket (RFC 7118, for browser phones) listens here, with the same certificate. Empty:
+    /// off.
+    pub wss_listen: String,
 }
 
 impl Default for TlsConfig {
@@ -248,6 +251,7 @@ impl Default for TlsConfig {
             key: String::new(),
             handshake_timeout_ms: 5_000,
             max_handshakes: 256,
+            wss_listen: String::new(),
         }
     }
 }
@@ -255,6 +259,14 @@ impl Default for TlsConfig {
 impl TlsConfig {
     pub fn enabled(&self) -> bool {
         !self.cert.is_empty()
+    }
+
+    /// Where secure WebSocket listens, when TLS is on and it is set (validated at start).
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        if !self.enabled() {
+            return None;
+        }
+        self.wss_listen.trim().parse().ok()
     }
 }
 
@@ -610,6 +622,9 @@ impl Config {
         }
         if t.enabled() && t.listen == self.sip.listen {
             return Err("tls.listen must differ from sip.listen".into());
+        }
+        if !t.wss_listen.trim().is_empty() && t.wss_listen.trim().parse::<SocketAddr>().is_err() {
+            return Err(format!("tls.wss_listen must be IP:PORT or empty, not {:?}", t.wss_listen));
         }
         let c = &self.cluster;
         if !c.secret.is_empty() && c.secret.len() < 16 {

@@ -53,12 +53,12 @@ impl SocketView {
 
 impl Network for SocketView {
     fn sent_by(&mut self, peer: IpAddr, proto: Proto) -> SocketAddr {
-        let mut local = self.transport.local_addr();
-        if proto == Proto::Tls
-            && let Some(tls) = self.transport.tls_addr()
-        {
-            local = tls;
-        }
+        let own = match proto {
+            Proto::Tls => self.transport.tls_addr(),
+            Proto::Wss => self.transport.wss_addr(),
+            _ => None,
+        };
+        let local = own.unwrap_or_else(|| self.transport.local_addr());
         if !local.ip().is_unspecified() {
             return local;
         }

@@ -87,6 +87,11 @@ impl Running {
         self.transport.tls_addr()
     }
 
+    /// Where SIP over secure WebSocket listens, if it does.
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.transport.wss_addr()
+    }
+
     /// Reads the TLS certificate and key again (SIGHUP). On error the ones in use stay.
     pub fn reload_tls(&self) -> Result<(), String> {
         self.transport.reload_tls()
@@ -185,6 +190,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
             key: config.tls.key.clone().into(),
             handshake_timeout: Duration::from_millis(config.tls.handshake_timeout_ms),
             max_handshakes: config.tls.max_handshakes,
+            wss_listen: config.tls.wss_addr(),
         }),
     };
     if config.tls.enabled() {
@@ -287,6 +293,9 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Running, Ser
     tracing::info!(%sip_addr, domain = %config.sip.domain, "SIP listening on UDP and TCP");
     if let Some(tls) = transport.tls_addr() {
         tracing::info!(%tls, "SIP listening on TLS");
+    }
+    if let Some(wss) = transport.wss_addr() {
+        tracing::info!(%wss, "SIP listening on secure WebSocket");
     }
     Ok(Running { sip_addr, shutdown, tracker, writer, events, transport, mailboxes: counts_tx, metrics })
 }

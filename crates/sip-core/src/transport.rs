@@ -60,7 +60,9 @@ impl Proto {
         match self {
             Proto::Udp => format!("sip:{host_port}"),
             Proto::Tls => format!("sips:{host_port}"),
-            other => format!("sip:{host_port};transport={}", other.as_str()),
+            // RFC 7118 §5.2: `ws` names both WebSocket transports in a URI; `sips:` says it is secure.
+            Proto::Wss => format!("sips:{host_port};transport=ws"),
+            Proto::Tcp => format!("sip:{host_port};transport=tcp"),
         }
     }
 }

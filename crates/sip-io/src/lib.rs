@@ -10,8 +10,9 @@
 
 mod tcp;
 mod tls;
+mod ws;
 
-pub use tls::{TlsSettings, server_config};
+pub use tls::{TlsSettings, key_exchange_groups, server_config};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,14 +100,19 @@ impl Transport {
     ) -> std::io::Result<Arc<Transport>> {
         let (udp, listener) = bind_pair(config.listen).await?;
         let local = udp.local_addr()?;
-        let (tls, tls_listener) = match &config.tls {
+        let (tls, tls_listener, wss_listener) = match &config.tls {
             Some(settings) => {
                 let listener = TcpListener::bind(settings.listen).await?;
-                let state = tls::TlsState::new(listener.local_addr()?, settings.clone())
+                let wss = match settings.wss_listen {
+                    Some(a) => Some(TcpListener::bind(a).await?),
+                    None => None,
+                };
+                let wss_addr = wss.as_ref().map(TcpListener::local_addr).transpose()?;
+                let state = tls::TlsState::new(listener.local_addr()?, wss_addr, settings.clone())
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-                (Some(state), Some(listener))
+                (Some(state), Some(listener), wss)
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let t = Arc::new(Transport {
             udp: Arc::new(udp),
@@ -125,7 +131,10 @@ impl Transport {
         tracker.spawn(udp_loop(t.clone()));
         tracker.spawn(tcp::accept_loop(t.clone(), listener));
         if let Some(l) = tls_listener {
-            tracker.spawn(tls::accept_loop(t.clone(), l));
+            tracker.spawn(tls::accept_loop(t.clone(), l, Proto::Tls));
+        }
+        if let Some(l) = wss_listener {
+            tracker.spawn(tls::accept_loop(t.clone(), l, Proto::Wss));
         }
         Ok(t)
     }
@@ -137,6 +146,11 @@ impl Transport {
     /// Where SIP over TLS listens, if it does.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls.as_ref().map(|t| t.local)
+    }
+
+    /// Where SIP over secure WebSocket listens, if it does.
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|t| t.wss)
     }
 
     /// Reads the TLS certificate and key files again (SIGHUP): new connections get them, live ones keep theirs.

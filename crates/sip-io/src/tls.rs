@@ -33,6 +33,8 @@ pub struct TlsSettings {
     pub handshake_timeout: Duration,
     /// Handshakes in progress at once; a connection past this is closed at once.
     pub max_handshakes: usize,
+    /// SIP over secure WebSocket (RFC 7118) listens here too, with the same certificate and bounds.
+    pub wss_listen: Option<SocketAddr>,
 }
 
 /// Reads the certificate chain and key and makes the server configuration (TLS 1.2 and 1.3, no client
@@ -50,7 +52,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
     // ring, not aws-lc-rs: no C toolchain build for one more crypto library (the email client uses ring too).
     // rustls marks it deprecated for lacking post-quantum key exchange; SIP phones offer none either.
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = key_exchange_groups();
+    let provider = Arc::new(provider);
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
@@ -60,10 +64,27 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
     Ok(Arc::new(config))
 }
 
+/// Key exchange groups, most preferred first: X25519, then P-256, then P-384. The provider's own order puts
+/// P-384 first, whose arithmetic in ring is generic code: measured, it cost 70 % of the daemon's CPU in a new
+/// connection's handshake (bench/README.md). Phones offer X25519 or P-256.
+pub fn key_exchange_groups() -> Vec<&'static dyn rustls::crypto::SupportedKxGroup> {
+    use rustls::crypto::ring::kx_group;
+    vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1]
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// A connection once its handshakes are done.
+enum Stream {
+    Tls(Box<TlsStream>),
+    Ws(Box<crate::ws::WsStream>),
+}
+
 /// The listener's state, shared with its tasks.
 #[derive(Debug)]
 pub(crate) struct TlsState {
     pub(crate) local: SocketAddr,
+    pub(crate) wss: Option<SocketAddr>,
     settings: TlsSettings,
     config: RwLock<Arc<ServerConfig>>,
     handshakes: Arc<Semaphore>,
@@ -72,10 +93,11 @@ pub(crate) struct TlsState {
 }
 
 impl TlsState {
-    pub(crate) fn new(local: SocketAddr, settings: TlsSettings) -> Result<TlsState, String> {
+    pub(crate) fn new(local: SocketAddr, wss: Option<SocketAddr>, settings: TlsSettings) -> Result<TlsState, String> {
         let config = server_config(&settings.cert, &settings.key)?;
         Ok(TlsState {
             local,
+            wss,
             handshakes: Arc::new(Semaphore::new(settings.max_handshakes.max(1))),
             settings,
             config: RwLock::new(config),
@@ -102,7 +124,9 @@ impl TlsState {
     }
 }
 
-pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener) {
+/// Accepts TLS connections on `listener`; for `Proto::Wss`, the WebSocket upgrade follows the TLS handshake
+/// within the same time bound and handshake slot.
+pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener, proto: Proto) {
     let Some(tls) = t.tls.as_ref() else { return };
     loop {
         let (stream, addr) = tokio::select! {
@@ -131,28 +155,39 @@ pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener) {
         let timeout = tls.settings.handshake_timeout;
         let t2 = t.clone();
         t.tracker.spawn(async move {
-            let handshake = tokio::select! {
+            let limits = t2.config.limits;
+            let handshake = async {
+                let tls = acceptor.accept(stream).await.map_err(|e| e.to_string())?;
+                match proto {
+                    Proto::Wss => crate::ws::upgrade(tls, limits).await.map(|ws| Stream::Ws(Box::new(ws))),
+                    _ => Ok(Stream::Tls(Box::new(tls))),
+                }
+            };
+            let done = tokio::select! {
                 _ = t2.shutdown.cancelled() => return,
-                r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
+                r = tokio::time::timeout(timeout, handshake) => r,
             };
             drop(permit);
-            let stream = match handshake {
+            let stream = match done {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     if let Some(tls) = t2.tls.as_ref() {
                         tls.failed.fetch_add(1, Ordering::Relaxed);
                     }
-                    return tracing::debug!(%addr, error = %e, "tls handshake failed");
+                    return tracing::debug!(%addr, error = %e, proto = proto.as_str(), "handshake failed");
                 }
                 Err(_) => {
                     if let Some(tls) = t2.tls.as_ref() {
                         tls.failed.fetch_add(1, Ordering::Relaxed);
                     }
-                    return tracing::debug!(%addr, "tls handshake timed out");
+                    return tracing::debug!(%addr, proto = proto.as_str(), "handshake timed out");
                 }
             };
             let (id, rx) = crate::tcp::register_flow(&t2, addr);
-            crate::tcp::run_flow(t2, stream, addr, id, rx, Proto::Tls).await;
+            match stream {
+                Stream::Tls(s) => crate::tcp::run_flow(t2, *s, addr, id, rx, Proto::Tls).await,
+                Stream::Ws(ws) => crate::ws::run_flow(t2, *ws, addr, id, rx).await,
+            }
         });
     }
 }

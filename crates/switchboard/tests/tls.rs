@@ -214,3 +214,27 @@ fn a_tls_only_device_is_refused_over_udp_and_tcp() {
     let back = d.register_until("2001", "pass-2001", |s| s == 200);
     assert_eq!(back, 200);
 }
+
+/// SIP over secure WebSocket (RFC 7118): the upgrade must ask for `sip` (echoed; otherwise 400); a phone registers
+/// over it, is called over its own WebSocket (Via WSS on the WebSocket port), and a message that does not parse
+/// is answered 400 without closing the connection.
+#[test]
+fn a_websocket_phone_registers_and_is_called_over_its_connection() {
+    let Some((d, _certs, cert)) = world("") else { return };
+    assert_eq!(SipClient::wss(d.wss, &cert, NAME, None).err(), Some(400), "no sip subprotocol");
+    assert_eq!(SipClient::wss(d.wss, &cert, NAME, Some("chat")).err(), Some(400));
+    let mut phone = SipClient::wss(d.wss, &cert, NAME, Some("sip")).expect("upgraded");
+    phone.send_raw(b"REGISTER sip:sip.test SIP/2.0\r\nVia: SIP/2.0/WSS a.invalid;branch=z9hG4bKbad\r\nCSeq: x\r\n\r\n");
+    let bad = phone.recv_response(WAIT).expect("an answer to the broken message");
+    assert_eq!(bad.status(), Some(400), "{bad:?}");
+    register(&mut phone);
+    let bound = wait_until(WAIT, || d.registrations().iter().any(|r| r["transport"] == "wss"));
+    assert!(bound, "{:?}", d.registrations());
+
+    let media = ("127.0.0.2:40010".parse().unwrap(), "127.0.0.1:40012".parse().unwrap());
+    let mut placed = place(d.sip, NUMBER, "wss1", &mut phone, "2001", media, WAIT);
+    let via = header(&placed.ring, HeaderName::Via);
+    assert!(via.starts_with(&format!("SIP/2.0/WSS {}", d.wss)), "{via}");
+    let _ = phone.recv_request(Duration::from_millis(300)); // the ACK
+    assert!(hang_up(&mut placed, &mut phone), "the hang-up went through");
+}

@@ -9,11 +9,44 @@ use switchboard_sip_core::digest::{Challenge, ClientAuth, ClientSecret, client_r
 use switchboard_sip_core::{HeaderName, Limits, Message, StreamFramer, parse_datagram};
 
 type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+type WsStream = tokio_tungstenite::tungstenite::WebSocket<TlsStream>;
 
 enum Conn {
     Udp(UdpSocket),
     Tcp(TcpStream, StreamFramer),
     Tls(Box<TlsStream>, StreamFramer),
+    Wss(Box<WsStream>),
+}
+
+/// A TLS connection to `server` trusting only the PEM certificate at `ca`, asking for `server_name`; the
+/// handshake is done.
+fn tls_stream(server: SocketAddr, ca: &std::path::Path, server_name: &str) -> TlsStream {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("read ca") {
+        roots.add(cert.expect("ca pem")).expect("add ca");
+    }
+    #[allow(deprecated)] // ring, as the daemon
+    let mut provider = rustls::crypto::ring::default_provider();
+    // As phones do: X25519 first (ring's own order starts with P-384, which it computes slowly).
+    provider.kx_groups = vec![
+        rustls::crypto::ring::kx_group::X25519,
+        rustls::crypto::ring::kx_group::SECP256R1,
+        rustls::crypto::ring::kx_group::SECP384R1,
+    ];
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).expect("server name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("tls client");
+    let sock = TcpStream::connect(server).expect("connect tls");
+    let mut stream = rustls::StreamOwned::new(conn, sock);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock).expect("tls handshake");
+    }
+    stream
 }
 
 /// One SIP user agent bound to a local address.
@@ -59,27 +92,37 @@ impl SipClient {
     /// A TLS client trusting only the PEM certificate at `ca` (a test's self-signed one), asking for
     /// `server_name` (SNI, and the name the certificate must carry). The handshake completes here.
     pub fn tls(server: SocketAddr, ca: &std::path::Path, server_name: &str) -> Self {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("read ca") {
-            roots.add(cert.expect("ca pem")).expect("add ca");
-        }
-        #[allow(deprecated)] // ring, as the daemon
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("tls versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).expect("server name");
-        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("tls client");
-        let sock = TcpStream::connect(server).expect("connect tls");
-        let local = sock.local_addr().expect("local addr");
-        let mut stream = Box::new(rustls::StreamOwned::new(conn, sock));
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).expect("tls handshake");
-        }
+        let stream = Box::new(tls_stream(server, ca, server_name));
+        let local = stream.sock.local_addr().expect("local addr");
         Self::new(Conn::Tls(stream, StreamFramer::new(Limits::default())), server, local)
+    }
+
+    /// A secure WebSocket client (RFC 7118) asking for `protocol` (`Some("sip")`, as a SIP client must), over
+    /// TLS as [`SipClient::tls`]. `Err`: the upgrade was refused, with the HTTP status.
+    pub fn wss(
+        server: SocketAddr,
+        ca: &std::path::Path,
+        server_name: &str,
+        protocol: Option<&str>,
+    ) -> Result<Self, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let stream = tls_stream(server, ca, server_name);
+        let local = stream.sock.local_addr().expect("local addr");
+        let mut request = format!("wss://{server_name}:{}/", server.port()).into_client_request().expect("request");
+        if let Some(p) = protocol {
+            request.headers_mut().insert("sec-websocket-protocol", p.parse().expect("header"));
+        }
+        match tokio_tungstenite::tungstenite::client::client(request, stream) {
+            Ok((ws, response)) => {
+                let echoed = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
+                assert_eq!(echoed, Some("sip"), "RFC 7118: the server echoes the sip subprotocol");
+                Ok(Self::new(Conn::Wss(Box::new(ws)), server, local))
+            }
+            Err(tokio_tungstenite::tungstenite::handshake::HandshakeError::Failure(
+                tokio_tungstenite::tungstenite::Error::Http(r),
+            )) => Err(r.status().as_u16()),
+            Err(e) => panic!("websocket handshake: {e}"),
+        }
     }
 
     /// The certificate the server presented (DER), over TLS.
@@ -113,6 +156,7 @@ impl SipClient {
             Conn::Udp(_) => "UDP",
             Conn::Tcp(..) => "TCP",
             Conn::Tls(..) => "TLS",
+            Conn::Wss(..) => "WSS",
         }
     }
 
@@ -120,6 +164,7 @@ impl SipClient {
     pub fn contact(&self, user: &str) -> String {
         match self.conn {
             Conn::Tls(..) => format!("sip:{user}@{};transport=tls", self.local),
+            Conn::Wss(..) => format!("sip:{user}@{};transport=ws", self.local),
             _ => format!("sip:{user}@{}", self.local),
         }
     }
@@ -160,6 +205,10 @@ impl SipClient {
             Conn::Tls(s, _) => {
                 s.write_all(bytes).expect("tls send");
                 s.flush().expect("tls flush");
+            }
+            Conn::Wss(ws) => {
+                let text = String::from_utf8(bytes.to_vec()).expect("SIP as text");
+                ws.send(tokio_tungstenite::tungstenite::Message::text(text)).expect("websocket send");
             }
         }
     }
@@ -232,6 +281,18 @@ impl SipClient {
                     match s.read(&mut buf) {
                         Ok(0) | Err(_) => return None,
                         Ok(n) => framer.push(&buf[..n]),
+                    }
+                }
+                Conn::Wss(ws) => {
+                    ws.get_ref().sock.set_read_timeout(Some(left)).ok()?;
+                    match ws.read() {
+                        Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => {
+                            if let Ok(m) = parse_datagram(t.as_bytes(), &Limits::default()) {
+                                return Some(m);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => return None,
                     }
                 }
                 Conn::Tls(s, framer) => {

@@ -17,6 +17,8 @@ pub struct Daemon {
     pub api: SocketAddr,
     /// Where SIP over TLS listens when the configuration sets a certificate (its own free port too).
     pub tls: SocketAddr,
+    /// Where SIP over secure WebSocket listens, likewise.
+    pub wss: SocketAddr,
     child: Option<Child>,
     starts: u32,
 }
@@ -73,7 +75,8 @@ impl Daemon {
         let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let tls = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        Daemon { bin: bin.into(), dir, sip, api, tls, child: None, starts: 0, database_url: None }
+        let wss = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Daemon { bin: bin.into(), dir, sip, api, tls, wss, child: None, starts: 0, database_url: None }
     }
 
     /// Provisions customer `Acme` with the Direct Mode service `acme` and one device per `(auth_id, password,
@@ -129,6 +132,7 @@ impl Daemon {
             .env("SWITCHBOARD_SIP_LISTEN", self.sip.to_string())
             .env("SWITCHBOARD_API_LISTEN", self.api.to_string())
             .env("SWITCHBOARD_TLS_LISTEN", self.tls.to_string())
+            .env("SWITCHBOARD_TLS_WSS_LISTEN", self.wss.to_string())
             .env_remove("RUST_LOG");
         c
     }
