@@ -272,6 +272,7 @@ mod tests {
             name: "acme".into(),
             mode: ServiceMode::Direct,
             region: None,
+            require_tls: false,
             created_at: 0,
         };
         let f =
@@ -293,6 +294,7 @@ mod tests {
             name: "pbx".into(),
             mode: ServiceMode::Trunk,
             region: None,
+            require_tls: false,
             created_at: 0,
         };
         let f = DeviceFields { name: "PBX".into(), auth_id: "pbx1".into(), ..Default::default() };

@@ -28,6 +28,8 @@ pub(crate) struct ServiceView {
     /// `direct` (one endpoint registers) or `trunk` (a PBX).
     pub mode: String,
     pub region: Option<String>,
+    /// Every device of the service is accepted and reached over TLS only.
+    pub require_tls: bool,
     pub created_at: i64,
 }
 
@@ -39,6 +41,7 @@ impl From<Service> for ServiceView {
             name: s.name,
             mode: s.mode.as_str().to_owned(),
             region: s.region,
+            require_tls: s.require_tls,
             created_at: s.created_at,
         }
     }

@@ -276,7 +276,7 @@ impl Engine {
         now: u64,
     ) -> Option<Arc<CachedDevice>> {
         let dev = self.device_checked(key, msg, ess, peer, method, now)?;
-        if dev.device.require_tls && !peer.proto.is_secure() {
+        if dev.requires_tls() && !peer.proto.is_secure() {
             tracing::info!(device = %dev.device.name, method, source = %peer.addr, "request over an insecure transport refused");
             self.call_reply(key, msg, 403, crate::dispatch::TLS_REQUIRED, Vec::new(), now);
             return None;
@@ -547,7 +547,7 @@ impl Engine {
             // A PBX trusted by address that does not register is reached at that address.
             if !held_here
                 && !relayed
-                && !dev.device.require_tls
+                && !dev.requires_tls()
                 && let Some(addr) = trusted_addr(&dev.device)
             {
                 online = true;
@@ -639,7 +639,7 @@ impl Engine {
         for b in &bindings {
             let Ok(addr) = b.source.parse::<SocketAddr>() else { continue };
             let proto = Proto::parse(&b.transport);
-            if dev.device.require_tls && !proto.is_secure() {
+            if dev.requires_tls() && !proto.is_secure() {
                 // Bound before the device was set to TLS only: not rung in clear.
                 continue;
             }

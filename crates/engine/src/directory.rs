@@ -15,9 +15,16 @@ pub struct CachedDevice {
     pub device: Device,
     pub mode: ServiceMode,
     pub customer_id: i64,
+    /// Its service requires TLS of every device.
+    pub service_tls: bool,
 }
 
 impl CachedDevice {
+    /// Accepted and reached over TLS (or secure WebSocket) only: set on the device or on its service.
+    pub fn requires_tls(&self) -> bool {
+        self.device.require_tls || self.service_tls
+    }
+
     /// Direct Mode devices hold one binding (a new one replaces it); trunks hold up to their own limit.
     pub fn max_contacts(&self) -> usize {
         match self.mode {

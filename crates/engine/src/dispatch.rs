@@ -314,7 +314,7 @@ impl Engine {
         match change {
             Change::Upsert(d) => {
                 tracing::debug!(auth_id = %d.device.auth_id, "device updated");
-                if d.device.require_tls {
+                if d.requires_tls() {
                     let secure = |b: &Binding| Proto::parse(&b.transport).is_secure();
                     self.registrar.retain_bindings(d.device.id, now, secure);
                 }
@@ -489,7 +489,7 @@ impl Engine {
         let device = match outcome {
             AuthOutcome::Authenticated(d, algorithm) => {
                 self.note_auth(&d, algorithm, msg, peer.addr, now);
-                if d.device.require_tls && !peer.proto.is_secure() {
+                if d.requires_tls() && !peer.proto.is_secure() {
                     // Told only once the credentials are right: a stranger learns nothing of the device.
                     tracing::info!(device = %d.device.name, source = %peer.addr, "REGISTER over an insecure transport refused");
                     return self.reply(key, msg, 403, TLS_REQUIRED, Vec::new(), now);

@@ -72,7 +72,7 @@ fn device(id: i64, auth_id: &str, trusted: Option<&str>) -> CachedDevice {
         updated_at: 0,
     };
     let mode = if trusted.is_some() { ServiceMode::Trunk } else { ServiceMode::Direct };
-    CachedDevice { device, mode, customer_id: id }
+    CachedDevice { device, mode, customer_id: id, service_tls: false }
 }
 
 fn gateway(id: i64, address: &str) -> (Gateway, Option<SocketAddr>) {

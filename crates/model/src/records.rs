@@ -49,6 +49,8 @@ pub struct Service {
     pub name: String,
     pub mode: ServiceMode,
     pub region: Option<String>,
+    /// Every device of the service is accepted and reached over TLS only.
+    pub require_tls: bool,
     pub created_at: Millis,
 }
 
@@ -58,6 +60,7 @@ pub struct NewService {
     pub name: String,
     pub mode: ServiceMode,
     pub region: Option<String>,
+    pub require_tls: bool,
 }
 
 /// Digest HA1 values, hex, one per algorithm: H(auth_id ":" realm ":" password).

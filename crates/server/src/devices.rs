@@ -16,14 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 pub use switchboard_engine::directory::{CachedDevice, CachedNumber, Change, DeviceCache, NumberCache};
 
-/// Reads every device and its service's mode.
+/// Reads every device and what it takes from its service (mode, customer, TLS only).
 pub async fn load_devices(store: &dyn Store) -> Result<DeviceCache, switchboard_storage::StoreError> {
-    let services: HashMap<i64, (ServiceMode, i64)> =
-        store.list_services(None).await?.into_iter().map(|s| (s.id, (s.mode, s.customer_id))).collect();
+    let services: HashMap<i64, (ServiceMode, i64, bool)> =
+        store.list_services(None).await?.into_iter().map(|s| (s.id, (s.mode, s.customer_id, s.require_tls))).collect();
     let mut cache = DeviceCache::default();
     for device in store.list_devices(None).await? {
-        let (mode, customer_id) = services.get(&device.service_id).copied().unwrap_or((ServiceMode::Direct, 0));
-        cache.upsert(CachedDevice { device, mode, customer_id });
+        let (mode, customer_id, service_tls) =
+            services.get(&device.service_id).copied().unwrap_or((ServiceMode::Direct, 0, false));
+        cache.upsert(CachedDevice { device, mode, customer_id, service_tls });
     }
     Ok(cache)
 }
@@ -148,9 +149,11 @@ pub async fn follow_changes(
 
 async fn load_one(store: &dyn Store, id: i64) -> Result<Option<CachedDevice>, switchboard_storage::StoreError> {
     let Some(device) = store.device(id).await? else { return Ok(None) };
-    let (mode, customer_id) =
-        store.service(device.service_id).await?.map_or((ServiceMode::Direct, 0), |s| (s.mode, s.customer_id));
-    Ok(Some(CachedDevice { device, mode, customer_id }))
+    let (mode, customer_id, service_tls) = store
+        .service(device.service_id)
+        .await?
+        .map_or((ServiceMode::Direct, 0, false), |s| (s.mode, s.customer_id, s.require_tls));
+    Ok(Some(CachedDevice { device, mode, customer_id, service_tls }))
 }
 
 async fn load_number(store: &dyn Store, id: i64) -> Result<Option<CachedNumber>, switchboard_storage::StoreError> {

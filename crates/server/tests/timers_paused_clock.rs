@@ -62,6 +62,9 @@ impl Store for MemStore {
     ) -> Result<Service, StoreError> {
         refused()
     }
+    async fn set_service_require_tls(&self, _: i64, _: bool) -> Result<Service, StoreError> {
+        refused()
+    }
     async fn service_by_name(&self, _: &str) -> Result<Option<Service>, StoreError> {
         Ok(None)
     }
@@ -372,6 +375,7 @@ fn store_with_device() -> Arc<dyn Store> {
             name: "acme".into(),
             mode: ServiceMode::Direct,
             region: None,
+            require_tls: false,
             created_at: 0,
         }],
         devices: vec![Device {

@@ -13,7 +13,8 @@ use crate::{
 };
 
 const INSERT_SERVICE: &str = concat!(
-    "INSERT INTO services (customer_id, name, mode, region, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING ",
+    "INSERT INTO services (customer_id, name, mode, region, created_at, require_tls) VALUES ($1, $2, $3, $4, $5, $6) \
+     RETURNING ",
     service_columns!()
 );
 
@@ -110,6 +111,7 @@ impl SqlStore {
                 .bind(new.mode.as_str())
                 .bind(&new.region)
                 .bind(now)
+                .bind(new.require_tls)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -133,6 +135,27 @@ impl SqlStore {
             .bind(id)
             .bind(mode.as_str())
             .bind(region)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let service = row
+                .ok_or_else(|| StoreError::NotFound { entity: "service", key: id.to_string() })
+                .and_then(Service::try_from)?;
+            log_change!(tx, Entity::Service, service.id, now);
+            tx.commit().await?;
+            Ok(service)
+        })
+    }
+
+    pub(crate) async fn set_service_require_tls(&self, id: i64, require_tls: bool) -> Result<Service> {
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_logged().await?;
+            let row: Option<ServiceRow> = sqlx::query_as(concat!(
+                "UPDATE services SET require_tls = $2 WHERE id = $1 RETURNING ",
+                service_columns!()
+            ))
+            .bind(id)
+            .bind(require_tls)
             .fetch_optional(&mut *tx)
             .await?;
             let service = row

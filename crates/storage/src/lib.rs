@@ -67,6 +67,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn service(&self, id: i64) -> Result<Option<Service>>;
     /// Sets the service's operating mode and region.
     async fn update_service(&self, id: i64, mode: ServiceMode, region: Option<&str>) -> Result<Service>;
+    /// Sets whether every device of the service must use TLS; logged, so running daemons apply it.
+    async fn set_service_require_tls(&self, id: i64, require_tls: bool) -> Result<Service>;
     /// All services, or those of one customer.
     async fn list_services(&self, customer_id: Option<i64>) -> Result<Vec<Service>>;
 

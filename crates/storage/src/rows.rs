@@ -38,7 +38,7 @@ pub(crate) use binding_columns;
 /// Column list matching [`ServiceRow`].
 macro_rules! service_columns {
     () => {
-        "id, customer_id, name, mode, region, created_at"
+        "id, customer_id, name, mode, region, require_tls, created_at"
     };
 }
 pub(crate) use service_columns;
@@ -122,6 +122,7 @@ pub(crate) struct ServiceRow {
     name: String,
     mode: String,
     region: Option<String>,
+    require_tls: bool,
     created_at: i64,
 }
 
@@ -135,6 +136,7 @@ impl TryFrom<ServiceRow> for Service {
             name: r.name,
             mode,
             region: r.region,
+            require_tls: r.require_tls,
             created_at: r.created_at,
         })
     }

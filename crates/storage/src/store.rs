@@ -32,6 +32,9 @@ impl Store for SqlStore {
     async fn update_service(&self, id: i64, mode: ServiceMode, region: Option<&str>) -> Result<Service> {
         SqlStore::update_service(self, id, mode, region).await
     }
+    async fn set_service_require_tls(&self, id: i64, require_tls: bool) -> Result<Service> {
+        SqlStore::set_service_require_tls(self, id, require_tls).await
+    }
     async fn service_by_name(&self, name: &str) -> Result<Option<Service>> {
         SqlStore::service_by_name(self, name).await
     }

@@ -258,6 +258,7 @@ async fn service_fixture(store: &dyn Store, name: &str) -> i64 {
             name: name.to_owned(),
             mode: ServiceMode::Trunk,
             region: Some("uk".to_owned()),
+            require_tls: false,
         })
         .await
         .unwrap();
@@ -319,6 +320,7 @@ async fn services_create_list_lookup(ctx: Ctx) {
         name: name.to_owned(),
         mode,
         region: region.map(str::to_owned),
+        require_tls: false,
     };
     let a1 = s.create_service(&new(acme.id, "acme-hq", ServiceMode::Trunk, Some("uk"))).await.unwrap();
     let a2 = s.create_service(&new(acme.id, "acme-desk", ServiceMode::Direct, None)).await.unwrap();
@@ -332,16 +334,26 @@ async fn services_create_list_lookup(ctx: Ctx) {
     assert_eq!(s.list_services(Some(globex.id + 1000)).await.unwrap(), vec![]);
     assert_eq!(s.service(g1.id).await.unwrap(), Some(g1));
     assert_eq!(s.service(-1).await.unwrap(), None);
-    assert_eq!(s.service_by_name("acme-hq").await.unwrap(), Some(a1));
+    assert_eq!(s.service_by_name("acme-hq").await.unwrap(), Some(a1.clone()));
     assert_eq!(s.service_by_name("nope").await.unwrap(), None);
+    // TLS only for a whole service: set, read back, lifted.
+    let secure = s.set_service_require_tls(a1.id, true).await.unwrap();
+    assert!(secure.require_tls && s.service(a1.id).await.unwrap().unwrap().require_tls);
+    assert!(!s.set_service_require_tls(a1.id, false).await.unwrap().require_tls);
+    assert!(s.set_service_require_tls(-1, true).await.is_err(), "no such service");
 }
 
 async fn service_name_conflict(ctx: Ctx) {
     let s = &*ctx.store;
     let acme = s.create_customer("acme").await.unwrap();
     let globex = s.create_customer("globex").await.unwrap();
-    let new =
-        |customer_id| NewService { customer_id, name: "main".to_owned(), mode: ServiceMode::Direct, region: None };
+    let new = |customer_id| NewService {
+        customer_id,
+        name: "main".to_owned(),
+        mode: ServiceMode::Direct,
+        region: None,
+        require_tls: false,
+    };
     s.create_service(&new(acme.id)).await.unwrap();
     // Service names are unique across the platform, not per customer.
     assert_conflict(s.create_service(&new(globex.id)).await, "service", "name", "main");
@@ -349,7 +361,13 @@ async fn service_name_conflict(ctx: Ctx) {
 
 async fn service_of_missing_customer_not_found(ctx: Ctx) {
     let s = &*ctx.store;
-    let new = NewService { customer_id: 4242, name: "orphan".to_owned(), mode: ServiceMode::Direct, region: None };
+    let new = NewService {
+        customer_id: 4242,
+        name: "orphan".to_owned(),
+        mode: ServiceMode::Direct,
+        region: None,
+        require_tls: false,
+    };
     assert_not_found(s.create_service(&new).await, "customer", "4242");
     assert!(s.list_services(None).await.unwrap().is_empty());
 }
@@ -766,6 +784,7 @@ async fn change_log_grows_and_pages(ctx: Ctx) {
             name: "hq".into(),
             mode: ServiceMode::Direct,
             region: None,
+            require_tls: false,
         })
         .await
         .unwrap();

@@ -172,6 +172,19 @@ pub enum ServiceCmd {
         mode: String,
         #[arg(long)]
         region: Option<String>,
+        /// Accept and reach every device of the service over TLS only.
+        #[arg(long)]
+        require_tls: bool,
+    },
+    /// Change a service (by name): whether its devices must use TLS.
+    Edit {
+        name: String,
+        /// Accept and reach every device of the service over TLS only.
+        #[arg(long, conflicts_with = "allow_any_transport")]
+        require_tls: bool,
+        /// Accept its devices over UDP and TCP again (a device's own --require-tls still holds).
+        #[arg(long)]
+        allow_any_transport: bool,
     },
     /// List services.
     List {

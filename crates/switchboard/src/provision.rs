@@ -28,7 +28,7 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
                 table(&["ID", "NAME"], list.iter().map(|c| vec![c.id.to_string(), c.name.clone()]).collect());
             }
         }
-        Command::Service(ServiceCmd::Add { customer, name, mode, region }) => {
+        Command::Service(ServiceCmd::Add { customer, name, mode, region, require_tls }) => {
             let mode = check_mode("--mode", &mode)?;
             let name = check_name("--name", &name)?;
             let region = region.map(|r| check_name("--region", &r)).transpose()?;
@@ -37,10 +37,21 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
                 .await?
                 .with_context(|| format!("--customer: no customer named {customer:?}"))?;
             let s = store
-                .create_service(&NewService { customer_id: cust.id, name, mode, region })
+                .create_service(&NewService { customer_id: cust.id, name, mode, region, require_tls })
                 .await
                 .map_err(friendly)?;
             println!("service {} added ({} mode, id {})", s.name, s.mode.as_str(), s.id);
+        }
+        Command::Service(ServiceCmd::Edit { name, require_tls, allow_any_transport }) => {
+            let s = store.service_by_name(&name).await?.with_context(|| format!("no service named {name:?}"))?;
+            let tls = match (require_tls, allow_any_transport) {
+                (true, _) => true,
+                (_, true) => false,
+                _ => bail!("nothing to change: give --require-tls or --allow-any-transport"),
+            };
+            let s = store.set_service_require_tls(s.id, tls).await.map_err(friendly)?;
+            let how = if s.require_tls { "TLS only" } else { "any transport" };
+            println!("service {} updated: its devices are accepted over {how}", s.name);
         }
         Command::Service(ServiceCmd::List { customer, json }) => {
             let cid = match customer {
@@ -65,10 +76,11 @@ pub async fn execute(cmd: Command, store: &dyn Store, config: &Config) -> anyhow
                             s.name.clone(),
                             s.mode.as_str().into(),
                             s.region.clone().unwrap_or_default(),
+                            if s.require_tls { "TLS only" } else { "any" }.into(),
                         ]
                     })
                     .collect();
-                table(&["ID", "NAME", "MODE", "REGION"], rows);
+                table(&["ID", "NAME", "MODE", "REGION", "TRANSPORTS"], rows);
             }
         }
         Command::Device(d) => device(d, store, config).await?,

@@ -13,22 +13,6 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
-/// The Python that has Playwright: `SWITCHBOARD_E2E_PYTHON`, else the one on PATH.
-fn python() -> Option<String> {
-    let python = std::env::var("SWITCHBOARD_E2E_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok =
-        Command::new(&python).args(["-c", "import playwright, aiosmtpd"]).output().is_ok_and(|o| o.status.success());
-    if !ok {
-        let install = "./scripts/test installs them: pip install playwright aiosmtpd into ~/.cache/switchboard-e2e";
-        if switchboard_testkit::in_ci() {
-            panic!("Python Playwright and aiosmtpd are required in CI ({install})");
-        }
-        eprintln!("SKIPPED: no Python with playwright and aiosmtpd ({install}); the browser tests do not run here");
-        return None;
-    }
-    Some(python)
-}
-
 #[test]
 fn the_portal_works_in_chromium() {
     if !switchboard_testkit::require_program("chromium", "chromium chromium-driver")
@@ -36,7 +20,7 @@ fn the_portal_works_in_chromium() {
     {
         return;
     }
-    let Some(python) = python() else { return };
+    let Some(python) = switchboard_testkit::e2e_python() else { return };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let shots = root.join("artifacts/portal");
     let out = Command::new(python)

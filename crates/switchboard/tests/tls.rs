@@ -213,6 +213,13 @@ fn a_tls_only_device_is_refused_over_udp_and_tcp() {
     d.cli_ok(&["device", "edit", "2001", "--allow-any-transport"]);
     let back = d.register_until("2001", "pass-2001", |s| s == 200);
     assert_eq!(back, 200);
+    // The same for a whole service.
+    d.cli_ok(&["service", "edit", "acme", "--require-tls"]);
+    assert!(d.cli_ok(&["service", "list"]).contains("TLS only"));
+    assert_eq!(d.register_until("2001", "pass-2001", |s| s == 403), 403);
+    register(&mut phone);
+    d.cli_ok(&["service", "edit", "acme", "--allow-any-transport"]);
+    assert_eq!(d.register_until("2001", "pass-2001", |s| s == 200), 200);
 }
 
 /// SIP over secure WebSocket (RFC 7118): the upgrade must ask for `sip` (echoed; otherwise 400); a phone registers
@@ -237,4 +244,35 @@ fn a_websocket_phone_registers_and_is_called_over_its_connection() {
     assert!(via.starts_with(&format!("SIP/2.0/WSS {}", d.wss)), "{via}");
     let _ = phone.recv_request(Duration::from_millis(300)); // the ACK
     assert!(hang_up(&mut placed, &mut phone), "the hang-up went through");
+}
+
+/// A real browser's WebSocket (Chromium, through Playwright): it asks for `sip`, gets it, registers with a
+/// SHA-256 digest computed in the page, and the binding says wss.
+#[test]
+fn chromium_registers_over_secure_websocket() {
+    if !switchboard_testkit::require_program("chromium", "chromium chromium-driver") {
+        return;
+    }
+    let Some(python) = switchboard_testkit::e2e_python() else { return };
+    let Some((d, _certs, _cert)) = world("") else { return };
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/websocket.py");
+    let out = Command::new(python)
+        .arg(script)
+        .env("WSS_URL", format!("wss://{}/", d.wss))
+        .env("SIP_USER", "2001")
+        .env("SIP_PASSWORD", "pass-2001")
+        .env("SIP_DOMAIN", "switchboard.local")
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let log = d.log();
+    let handshakes: Vec<&str> = log.lines().filter(|l| l.contains("handshake")).collect();
+    assert!(out.status.success(), "{said}\ndaemon: {handshakes:?}");
+    let result: serde_json::Value =
+        serde_json::from_str(said.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("{said}"))).unwrap();
+    assert_eq!(result["protocol"], "sip", "{result}");
+    assert_eq!(result["first"], "SIP/2.0 401 Unauthorized", "{result}");
+    assert_eq!(result["second"], "SIP/2.0 200 OK", "{result}");
+    let r = d.registrations();
+    assert!(r.iter().any(|b| b["transport"] == "wss" && b["user_agent"] == "Chromium WebSocket"), "{r:?}");
 }

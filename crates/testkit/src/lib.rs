@@ -58,6 +58,25 @@ pub fn require_program(name: &str, package: &str) -> bool {
     require_tool(name, &format!("apt-get install {package}"))
 }
 
+/// The Python that has Playwright and aiosmtpd (the browser tests): `SWITCHBOARD_E2E_PYTHON`, else the one on
+/// PATH. None (after a loud skip line) when it has not; a panic in CI.
+pub fn e2e_python() -> Option<String> {
+    let python = std::env::var("SWITCHBOARD_E2E_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import playwright, aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let install = "./scripts/test installs them: pip install playwright aiosmtpd into ~/.cache/switchboard-e2e";
+        if in_ci() {
+            panic!("Python Playwright and aiosmtpd are required in CI ({install})");
+        }
+        eprintln!("SKIPPED: no Python with playwright and aiosmtpd ({install}); the browser tests do not run here");
+        return None;
+    }
+    Some(python)
+}
+
 /// Whether `name` is on PATH; when it is not, a loud skip line saying how to get it (`install`), or a panic in CI.
 /// `./scripts/test` installs every tool the tests use when it can.
 pub fn require_tool(name: &str, install: &str) -> bool {

@@ -99,6 +99,9 @@ pub(crate) struct NewServiceBody {
     pub mode: String,
     #[serde(default)]
     pub region: Option<String>,
+    /// Accept and reach every device of the service over TLS only (default false).
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 /// Adds a service to a customer (operators only).
@@ -119,6 +122,7 @@ async fn create_service(
         name: check_name("name", &b.name)?,
         mode: check_mode("mode", &b.mode)?,
         region: b.region.as_deref().map(|r| check_name("region", r)).transpose()?,
+        require_tls: b.require_tls,
     };
     if s.store.customer(new.customer_id).await?.is_none() {
         return Err(ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "customer_id", "no such customer"));
