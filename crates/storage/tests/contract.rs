@@ -1640,7 +1640,8 @@ async fn outbox_queue_claim_settle(ctx: Ctx) {
     let a = s.enqueue_email(&full).await.unwrap().unwrap();
     assert_eq!((a.status, a.attempts, a.voicemail_id), (OutboxStatus::Queued, 0, Some(7)));
     let b = s.enqueue_email(&email("b@example.com")).await.unwrap().unwrap();
-    let now = a.next_attempt_at + 10;
+    // Both are due (b was queued a little later: on a loaded machine, more than a few milliseconds).
+    let now = a.next_attempt_at.max(b.next_attempt_at) + 10;
     let claimed = s.claim_emails("n1", now, 60_000, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [a.id, b.id], "oldest first");
     assert_eq!(claimed[0].attachment.as_deref(), Some("61299990001/1.wav"));

@@ -276,3 +276,26 @@ fn chromium_registers_over_secure_websocket() {
     let r = d.registrations();
     assert!(r.iter().any(|b| b["transport"] == "wss" && b["user_agent"] == "Chromium WebSocket"), "{r:?}");
 }
+
+/// A phone using `sips:` URIs (RFC 5630) over TLS: its address-of-record and Contact are `sips:`, it registers,
+/// and it is called at its `sips:` contact over its own connection.
+#[test]
+fn a_phone_with_sips_uris_registers_and_is_called_there() {
+    let Some((d, _certs, cert)) = world("") else { return };
+    let mut phone = SipClient::tls(d.tls, &cert, NAME);
+    let text = format!(
+        "REGISTER sips:{NAME} SIP/2.0\r\nVia: SIP/2.0/TLS {l};branch=z9hG4bKsips1;rport\r\n\
+         From: <sips:2001@{NAME}>;tag=s1\r\nTo: <sips:2001@{NAME}>\r\nCall-ID: sips-1@test\r\nCSeq: 1 REGISTER\r\n\
+         Contact: <sips:2001@{l}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        l = phone.local()
+    );
+    let reg = switchboard_sip_core::parse_datagram(text.as_bytes(), &Default::default()).unwrap();
+    let ok = phone.request_with_auth(reg, "2001", "pass-2001", Some("SHA-256"));
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    let media = ("127.0.0.2:40020".parse().unwrap(), "127.0.0.1:40022".parse().unwrap());
+    let mut placed = place(d.sip, NUMBER, "sips1", &mut phone, "2001", media, WAIT);
+    let uri = placed.ring.request_uri().unwrap_or_default().to_owned();
+    assert_eq!(uri, format!("sips:2001@{}", phone.local()));
+    let _ = phone.recv_request(Duration::from_millis(300)); // the ACK
+    assert!(hang_up(&mut placed, &mut phone));
+}
