@@ -14,19 +14,25 @@ use crate::{Flow, FlowId, Peer, Proto, Transport};
 /// Messages queued for one connection before further ones are dropped.
 const WRITE_QUEUE: usize = 256;
 
-pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener) {
+/// The next connection on `listener`; `None` once the transport shuts down. An accept error (out of file
+/// descriptors, say) is logged and waited out briefly rather than spun on.
+pub(crate) async fn accept(t: &Transport, listener: &TcpListener, what: &str) -> Option<(TcpStream, SocketAddr)> {
     loop {
-        let (stream, addr) = tokio::select! {
-            _ = t.shutdown.cancelled() => return,
+        tokio::select! {
+            _ = t.shutdown.cancelled() => return None,
             r = listener.accept() => match r {
-                Ok(x) => x,
+                Ok(x) => return Some(x),
                 Err(e) => {
-                    tracing::warn!(error = %e, "tcp accept failed");
+                    tracing::warn!(error = %e, what, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
                 }
             },
-        };
+        }
+    }
+}
+
+pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener) {
+    while let Some((stream, addr)) = accept(&t, &listener, "tcp").await {
         if t.flows.len() >= t.config.max_connections {
             tracing::warn!(%addr, "connection limit reached; refusing");
             continue;

@@ -128,18 +128,7 @@ impl TlsState {
 /// within the same time bound and handshake slot.
 pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener, proto: Proto) {
     let Some(tls) = t.tls.as_ref() else { return };
-    loop {
-        let (stream, addr) = tokio::select! {
-            _ = t.shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "tls accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, addr)) = crate::tcp::accept(&t, &listener, proto.as_str()).await {
         if t.flows.len() >= t.config.max_connections {
             tracing::warn!(%addr, "connection limit reached; refusing");
             tls.refused.fetch_add(1, Ordering::Relaxed);

@@ -59,6 +59,16 @@ impl Carrier {
         Carrier { client, sip, number: number.to_owned(), call: call.to_owned() }
     }
 
+    /// Waits for the INVITE's final response (provisional responses skipped), whatever it is.
+    pub fn final_response(&mut self, wait: Duration) -> Message {
+        loop {
+            let r = self.client.recv_response(wait).unwrap_or_else(|| panic!("no final answer to {}", self.number));
+            if r.status().is_some_and(|s| s >= 200) {
+                return r;
+            }
+        }
+    }
+
     /// Waits for the 200 to the INVITE (provisional responses skipped) and acknowledges it.
     pub fn answered(&mut self, wait: Duration) -> Message {
         let ok = loop {
