@@ -66,6 +66,7 @@ fn reason_text(reason: Option<OfflineReason>) -> &'static str {
     match reason {
         Some(OfflineReason::NoKeepalive) => "it stopped answering keepalives (or its connection closed)",
         Some(OfflineReason::Unregistered) => "its registration expired or it unregistered",
+        Some(OfflineReason::NodeStopped) => "the switch node it was registered with stopped",
         None => "it was offline when the switch started",
     }
 }
@@ -120,7 +121,8 @@ impl Engine {
     fn all_offline(&self, number_id: i64) -> bool {
         let Some(n) = self.numbers.by_id(number_id) else { return false };
         let devices = self.devices.ringing(&n.number);
-        !devices.is_empty() && devices.iter().all(|&d| !self.registrar.is_online(d))
+        // Online here, or bound on another live node of the cluster.
+        !devices.is_empty() && devices.iter().all(|&d| !self.registrar.is_online(d) && !self.cluster.bound_live(d))
     }
 
     fn number_down(&mut self, number_id: i64, at: u64, reason: Option<OfflineReason>, device_id: i64) {

@@ -14,7 +14,7 @@
 //! - **Records once:** the node the call landed on writes its CDR and active-call row; the relaying leg writes
 //!   neither.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -60,6 +60,8 @@ pub(crate) struct Cluster {
     nodes: HashMap<Arc<str>, SocketAddr>,
     peers: HashMap<SocketAddr, Arc<str>>,
     located: HashMap<i64, Vec<Remote>>,
+    /// Devices this node reported offline because their node stopped; watched until bound again somewhere.
+    marked: HashSet<i64>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -88,7 +90,14 @@ impl Cluster {
     /// `secret` empty: relaying is off.
     pub(crate) fn new(secret: &str, node: &str) -> Cluster {
         let mac = (!secret.is_empty()).then(|| Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()).flatten();
-        Cluster { mac, node: node.to_owned(), nodes: HashMap::new(), peers: HashMap::new(), located: HashMap::new() }
+        Cluster {
+            mac,
+            node: node.to_owned(),
+            nodes: HashMap::new(),
+            peers: HashMap::new(),
+            located: HashMap::new(),
+            marked: HashSet::new(),
+        }
     }
 
     pub(crate) fn enabled(&self) -> bool {
@@ -105,9 +114,10 @@ impl Cluster {
         self.located.len()
     }
 
-    /// Takes in a view; returns every binding it names as `(device, key, updated_at)`, so the caller can drop
-    /// local copies of bindings that have moved.
-    pub(crate) fn update(&mut self, view: ClusterView, now: u64) -> Vec<(i64, String, u64)> {
+    /// Takes in a view. Returns every binding it names as `(device, key, updated_at)`, so the caller can drop
+    /// local copies of bindings that have moved, and the nodes that were up in the last view and are not now.
+    pub(crate) fn update(&mut self, view: ClusterView, now: u64) -> (Vec<(i64, String, u64)>, Vec<Arc<str>>) {
+        let before: Vec<Arc<str>> = self.nodes.keys().cloned().collect();
         self.nodes.clear();
         self.peers.clear();
         for (name, addr) in view.nodes {
@@ -133,7 +143,45 @@ impl Cluster {
             list.retain(|r| r.expires_at > now);
             !list.is_empty()
         });
-        seen
+        let stopped = before.into_iter().filter(|n| !self.nodes.contains_key(n)).collect();
+        (seen, stopped)
+    }
+
+    /// Whether this node speaks for the cluster: its name is the first among the live nodes. One node writes
+    /// what any could (the state of a stopped node's devices), so alerts go out once.
+    pub(crate) fn leads(&self) -> bool {
+        self.nodes.keys().all(|n| self.node.as_str() < &**n)
+    }
+
+    /// Whether `device_id` has an unexpired binding on a live node (as of the last view).
+    pub(crate) fn bound_live(&self, device_id: i64) -> bool {
+        self.located.get(&device_id).is_some_and(|list| list.iter().any(|r| self.nodes.contains_key(&r.node)))
+    }
+
+    /// Devices with a binding on one of the `stopped` nodes and none on a live one.
+    pub(crate) fn stranded(&self, stopped: &[Arc<str>]) -> Vec<i64> {
+        let mut out: Vec<i64> = self
+            .located
+            .iter()
+            .filter(|(id, list)| list.iter().any(|r| stopped.contains(&r.node)) && !self.bound_live(**id))
+            .map(|(id, _)| *id)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Remembers that this node reported `device_id` offline for its stopped node.
+    pub(crate) fn mark(&mut self, device_id: i64) {
+        self.marked.insert(device_id);
+    }
+
+    /// Devices reported offline earlier that are bound on a live node again; forgotten as they are returned.
+    pub(crate) fn back(&mut self) -> Vec<i64> {
+        let back: Vec<i64> = self.marked.iter().copied().filter(|&id| self.bound_live(id)).collect();
+        for id in &back {
+            self.marked.remove(id);
+        }
+        back
     }
 
     /// The live nodes holding a binding of `device_id` whose key is not in `local` (a binding this node holds
@@ -251,16 +299,20 @@ mod tests {
             ],
             full: true,
         };
-        let seen = syd.update(view, 0);
+        let (seen, stopped) = syd.update(view, 0);
         assert_eq!(seen.len(), 3);
+        assert!(stopped.is_empty());
         assert_eq!(syd.nodes_holding(1, &[], 0), vec![("mel".into(), mel)], "one relay per node");
         assert_eq!(syd.nodes_holding(2, &[], 0), vec![], "a node that is not up is not relayed to");
         let both = [key_of("sip:a@198.51.100.1:5060"), key_of("sip:b@198.51.100.1:5062")];
         let local: Vec<&str> = both.iter().map(String::as_str).collect();
         assert_eq!(syd.nodes_holding(1, &local, 0), vec![], "held here too: rung here");
         assert_eq!(syd.nodes_holding(1, &[], 60_000), vec![], "expired");
-        // The next view drops the node: its bindings are stale.
-        syd.update(ClusterView::default(), 1);
+        // The next view drops the node: its bindings are stale, and its devices stranded.
+        let (_, stopped) = syd.update(ClusterView::default(), 1);
+        assert_eq!(stopped, vec![Arc::<str>::from("mel")]);
+        assert_eq!(syd.stranded(&stopped), vec![1]);
+        assert!(syd.leads(), "alone");
         assert_eq!(syd.nodes_holding(1, &[], 1), vec![]);
         assert_eq!(syd.remote_devices(), 2, "kept until they expire or a full read drops them");
         syd.update(ClusterView { full: true, ..Default::default() }, 1);

@@ -301,12 +301,32 @@ impl Engine {
     /// What the server read of the other nodes: the live ones, and where their devices are bound. A binding this
     /// node holds that has since been made on another node (the device moved) is dropped here, quietly: its row
     /// and the device's liveness are the other node's now.
+    ///
+    /// When a node stops, the first live node by name reports its stranded devices offline (state and alerts),
+    /// and watches them until they are bound again somewhere.
     pub fn on_cluster(&mut self, view: crate::cluster::ClusterView, now: u64) {
-        for (device_id, key, updated_at) in self.cluster.update(view, now) {
+        let (seen, stopped) = self.cluster.update(view, now);
+        for (device_id, key, updated_at) in seen {
             if self.registrar.forget(device_id, &key, updated_at) {
                 tracing::info!(device = device_id, "binding re-registered on another node; dropped here");
             }
         }
+        if !stopped.is_empty() {
+            tracing::warn!(nodes = ?stopped, "nodes stopped (heartbeat lapsed): their bindings are stale");
+            if self.cluster.leads() {
+                for device_id in self.cluster.stranded(&stopped) {
+                    if self.registrar.bindings(device_id).is_empty() {
+                        self.cluster.mark(device_id);
+                        self.device_state(device_id, false, now, Some(OfflineReason::NodeStopped));
+                    }
+                }
+            }
+        }
+        for device_id in self.cluster.back() {
+            // Its new node wrote its state; the alert watch here ends.
+            self.alert_on_device(device_id, true, now, None);
+        }
+        self.flush(now);
     }
 
     /// A device, number or the gateway list changed in the store.

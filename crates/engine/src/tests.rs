@@ -954,3 +954,63 @@ fn a_tls_only_device_is_refused_over_udp_once_authenticated() {
     assert!(r.engine.registrar.bindings(1).is_empty());
     assert!(!r.persisted.iter().any(|p| matches!(p, Persist::Binding(_))), "{:?}", r.persisted);
 }
+
+/// Node n2 holding alice's registration stops. The first live node by name (n1 here) reports her offline, with
+/// the reason, and her number's offline alert goes out after the grace; a node that is not first says nothing.
+#[test]
+fn the_first_live_node_reports_the_devices_of_a_stopped_node_offline() {
+    let mut r = rig();
+    cluster_view(&mut r, &[(1, &format!("sip:alice@{ALICE}"), T0)]);
+    r.persisted.clear();
+    r.engine.on_cluster(crate::cluster::ClusterView { full: false, ..Default::default() }, r.now);
+    r.collect();
+    let down = r.events.iter().find(|e| e.device_id == 1 && !e.online).expect("reported offline");
+    assert_eq!(down.reason, Some(switchboard_registrar::OfflineReason::NodeStopped));
+    assert!(r.persisted.iter().any(|p| matches!(p, Persist::State(s) if s.device_id == 1 && !s.online)));
+    r.advance(120_000);
+    assert_eq!(kinds(&r.emails), ["offline"]);
+    assert!(r.emails[0].body.contains("node it was registered with stopped"), "{}", r.emails[0].body);
+
+    // Another cluster where "a0" (first by name) is up beside the stopped n2: n1 leaves it to a0.
+    let mut r = rig();
+    let view = |nodes: Vec<(String, SocketAddr)>| crate::cluster::ClusterView {
+        nodes,
+        bindings: vec![switchboard_model::records::Located {
+            device_id: 1,
+            contact: format!("sip:alice@{ALICE}"),
+            node: "n2".into(),
+            updated_at: T0 as i64,
+            expires_at: (T0 + 3_600_000) as i64,
+        }],
+        full: true,
+    };
+    r.engine.on_cluster(view(vec![("a0".into(), addr(SPARE_CARRIER)), ("n2".into(), addr(NODE2))]), r.now);
+    r.engine.on_cluster(view(vec![("a0".into(), addr(SPARE_CARRIER))]), r.now);
+    r.collect();
+    assert!(r.events.is_empty(), "{:?}", r.events);
+}
+
+/// Reported offline for its stopped node, the device registers with another live node within the grace: the
+/// outage ends there, and no email goes out.
+#[test]
+fn a_stranded_device_bound_again_elsewhere_is_not_alerted() {
+    let mut r = rig();
+    cluster_view(&mut r, &[(1, &format!("sip:alice@{ALICE}"), T0)]);
+    r.engine.on_cluster(crate::cluster::ClusterView { full: false, ..Default::default() }, r.now);
+    r.advance(30_000);
+    let now = r.now;
+    let again = crate::cluster::ClusterView {
+        nodes: vec![("n3".into(), addr(SPARE_CARRIER))],
+        bindings: vec![switchboard_model::records::Located {
+            device_id: 1,
+            contact: "sip:alice@198.51.100.8:5062".into(),
+            node: "n3".into(),
+            updated_at: now as i64,
+            expires_at: (now + 3_600_000) as i64,
+        }],
+        full: false,
+    };
+    r.engine.on_cluster(again, now);
+    r.advance(600_000);
+    assert!(r.emails.is_empty(), "{:?}", kinds(&r.emails));
+}

@@ -58,6 +58,8 @@ pub enum OfflineReason {
     Unregistered,
     /// Its bindings stopped answering keepalives.
     NoKeepalive,
+    /// The node holding its registration stopped (its heartbeat lapsed), and no other node holds one.
+    NodeStopped,
 }
 
 /// What the caller must carry out.

@@ -142,6 +142,10 @@ fn a_call_reaches_a_device_on_another_node_and_after_failover_on_this_one() {
     let stale = wait_until(Duration::from_secs(8), || node(&nodes(&mel), "syd")["up"] == false);
     let stale_after = stopped.elapsed();
     assert!(stale, "{:?}", nodes(&mel));
+    // Melbourne, the only live node, reports the stranded phone offline.
+    let reported = wait_until(WAIT, || mel.registrations().iter().all(|r| r["online"] == false));
+    assert!(reported, "{:?}", mel.registrations());
+    assert!(mel.log().contains("nodes stopped"), "{}", mel.log());
     std::thread::sleep(Duration::from_millis(600));
     let answer = Carrier::invite(mel.sip, NUMBER, "offline1", "127.0.0.2:9".parse().unwrap()).final_response(WAIT);
     assert_eq!(answer.status(), Some(480), "{answer:?}");
@@ -172,6 +176,7 @@ fn a_call_reaches_a_device_on_another_node_and_after_failover_on_this_one() {
     let on_mel: Vec<&Value> = regs.iter().filter(|r| r["node"] == "mel").collect();
     assert_eq!(on_mel.len(), 1, "{regs:?}");
     assert_eq!(on_mel[0]["source"], phone.local().to_string(), "{regs:?}");
+    assert_eq!(on_mel[0]["online"], true, "online again: {regs:?}");
     // Sydney's own row stays (a clean stop keeps bindings for the restart), shown with its node stale.
     assert_eq!(node(&nodes(&mel), "syd")["bindings"], 1);
     // Sydney comes back: it takes none of Melbourne's bindings, and calls still reach the phone through Melbourne.
