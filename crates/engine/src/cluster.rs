@@ -45,6 +45,15 @@ struct Remote {
     expires_at: u64,
 }
 
+/// What a new view changed.
+#[derive(Debug, Default)]
+pub(crate) struct Updated {
+    /// Every binding the view names, as `(device, key, updated_at)`: local copies of moved ones are dropped.
+    pub seen: Vec<(i64, String, u64)>,
+    /// Nodes up in the last view and not in this one.
+    pub stopped: Vec<Arc<str>>,
+}
+
 /// A relayed INVITE that passed the checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Relayed {
@@ -114,9 +123,8 @@ impl Cluster {
         self.located.len()
     }
 
-    /// Takes in a view. Returns every binding it names as `(device, key, updated_at)`, so the caller can drop
-    /// local copies of bindings that have moved, and the nodes that were up in the last view and are not now.
-    pub(crate) fn update(&mut self, view: ClusterView, now: u64) -> (Vec<(i64, String, u64)>, Vec<Arc<str>>) {
+    /// Takes in a view.
+    pub(crate) fn update(&mut self, view: ClusterView, now: u64) -> Updated {
         let before: Vec<Arc<str>> = self.nodes.keys().cloned().collect();
         self.nodes.clear();
         self.peers.clear();
@@ -144,7 +152,7 @@ impl Cluster {
             !list.is_empty()
         });
         let stopped = before.into_iter().filter(|n| !self.nodes.contains_key(n)).collect();
-        (seen, stopped)
+        Updated { seen, stopped }
     }
 
     /// Whether this node speaks for the cluster: its name is the first among the live nodes. One node writes
@@ -299,7 +307,7 @@ mod tests {
             ],
             full: true,
         };
-        let (seen, stopped) = syd.update(view, 0);
+        let Updated { seen, stopped } = syd.update(view, 0);
         assert_eq!(seen.len(), 3);
         assert!(stopped.is_empty());
         assert_eq!(syd.nodes_holding(1, &[], 0), vec![("mel".into(), mel)], "one relay per node");
@@ -309,7 +317,7 @@ mod tests {
         assert_eq!(syd.nodes_holding(1, &local, 0), vec![], "held here too: rung here");
         assert_eq!(syd.nodes_holding(1, &[], 60_000), vec![], "expired");
         // The next view drops the node: its bindings are stale, and its devices stranded.
-        let (_, stopped) = syd.update(ClusterView::default(), 1);
+        let stopped = syd.update(ClusterView::default(), 1).stopped;
         assert_eq!(stopped, vec![Arc::<str>::from("mel")]);
         assert_eq!(syd.stranded(&stopped), vec![1]);
         assert!(syd.leads(), "alone");

@@ -305,7 +305,7 @@ impl Engine {
     /// When a node stops, the first live node by name reports its stranded devices offline (state and alerts),
     /// and watches them until they are bound again somewhere.
     pub fn on_cluster(&mut self, view: crate::cluster::ClusterView, now: u64) {
-        let (seen, stopped) = self.cluster.update(view, now);
+        let crate::cluster::Updated { seen, stopped } = self.cluster.update(view, now);
         for (device_id, key, updated_at) in seen {
             if self.registrar.forget(device_id, &key, updated_at) {
                 tracing::info!(device = device_id, "binding re-registered on another node; dropped here");
