@@ -323,8 +323,9 @@ impl Engine {
             }
         }
         for device_id in self.cluster.back() {
-            // Its new node wrote its state; the alert watch here ends.
-            self.alert_on_device(device_id, true, now, None);
+            // Bound on a live node again: a new one, or its own node back after its heartbeat lapsed (a slow
+            // database). The state written here as offline is made right, and the alert watch ends.
+            self.device_state(device_id, true, now, None);
         }
         self.flush(now);
     }

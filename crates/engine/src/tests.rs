@@ -1010,7 +1010,10 @@ fn a_stranded_device_bound_again_elsewhere_is_not_alerted() {
         }],
         full: false,
     };
+    r.persisted.clear();
     r.engine.on_cluster(again, now);
+    r.collect();
+    assert!(r.persisted.iter().any(|p| matches!(p, Persist::State(s) if s.device_id == 1 && s.online)), "made right");
     r.advance(600_000);
     assert!(r.emails.is_empty(), "{:?}", kinds(&r.emails));
 }
