@@ -23,7 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon (SIP on UDP and TCP) until SIGINT or SIGTERM.
+    /// Run the daemon (SIP on UDP and TCP; TLS and secure WebSocket when [tls] names a certificate) until SIGINT
+    /// or SIGTERM; SIGHUP reads the TLS certificate again.
     Run {
         /// Log format: text or json (overrides log.format).
         #[arg(long)]
