@@ -165,6 +165,12 @@ impl Store for MemStore {
     async fn device_states(&self) -> Result<Vec<DeviceState>, StoreError> {
         Ok(self.states.lock().unwrap().clone())
     }
+    async fn service_device_states(&self, _: i64) -> Result<Vec<DeviceState>, StoreError> {
+        Ok(self.states.lock().unwrap().clone())
+    }
+    async fn device_state(&self, id: i64) -> Result<Option<DeviceState>, StoreError> {
+        Ok(self.states.lock().unwrap().iter().find(|s| s.device_id == id).cloned())
+    }
     async fn set_device_auths(&self, _: &[switchboard_storage::DeviceAuth]) -> Result<(), StoreError> {
         Ok(())
     }

@@ -117,6 +117,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // device liveness
     async fn set_device_state(&self, state: &DeviceState) -> Result<()>;
     async fn device_states(&self) -> Result<Vec<DeviceState>>;
+    /// The stored states of one service's devices (a page of devices reads only those).
+    async fn service_device_states(&self, service_id: i64) -> Result<Vec<DeviceState>>;
+    /// One device's stored state.
+    async fn device_state(&self, device_id: i64) -> Result<Option<DeviceState>>;
     /// Records each device's last successful authentication (the daemon writes it when it changes).
     async fn set_device_auths(&self, auths: &[DeviceAuth]) -> Result<()>;
     /// Every device's last successful authentication.

@@ -273,6 +273,24 @@ impl SqlStore {
         })
     }
 
+    pub(crate) async fn device_states_of(
+        &self,
+        service_id: Option<i64>,
+        device_id: Option<i64>,
+    ) -> Result<Vec<DeviceState>> {
+        with_pool!(self, pool => {
+            let rows: Vec<DeviceStateRow> = sqlx::query_as(
+                "SELECT s.device_id, s.online, s.since FROM device_states s JOIN devices d ON d.id = s.device_id \
+                 WHERE ($1 IS NULL OR d.service_id = $1) AND ($2 IS NULL OR s.device_id = $2) ORDER BY s.device_id",
+            )
+            .bind(service_id)
+            .bind(device_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(DeviceState::from).collect())
+        })
+    }
+
     pub(crate) async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
         with_pool!(self, pool => {
             let rows: Vec<ChangeRow> = sqlx::query_as(

@@ -125,6 +125,12 @@ impl Store for SqlStore {
     async fn device_states(&self) -> Result<Vec<DeviceState>> {
         SqlStore::device_states(self).await
     }
+    async fn service_device_states(&self, service_id: i64) -> Result<Vec<DeviceState>> {
+        SqlStore::device_states_of(self, Some(service_id), None).await
+    }
+    async fn device_state(&self, device_id: i64) -> Result<Option<DeviceState>> {
+        Ok(SqlStore::device_states_of(self, None, Some(device_id)).await?.into_iter().next())
+    }
     async fn set_device_auths(&self, auths: &[DeviceAuth]) -> Result<()> {
         SqlStore::set_device_auths(self, auths).await
     }

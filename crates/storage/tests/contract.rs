@@ -703,6 +703,18 @@ async fn device_states_upsert(ctx: Ctx) {
             DeviceState { device_id: e, online: true, since: 10 },
         ]
     );
+    // By service and by device: another service's device stays out.
+    let other = service_fixture(s, "two").await;
+    let f = s.create_device(&new_device(other, "hall", "carol")).await.unwrap().id;
+    s.set_device_state(&DeviceState { device_id: f, online: true, since: 40 }).await.unwrap();
+    let mine: Vec<i64> = s.service_device_states(svc).await.unwrap().iter().map(|st| st.device_id).collect();
+    assert_eq!(mine, vec![d, e]);
+    assert_eq!(
+        s.service_device_states(other).await.unwrap(),
+        vec![DeviceState { device_id: f, online: true, since: 40 }]
+    );
+    assert_eq!(s.device_state(d).await.unwrap(), Some(DeviceState { device_id: d, online: false, since: 30 }));
+    assert_eq!(s.device_state(-1).await.unwrap(), None);
 }
 
 async fn device_digest_create_update_clear(ctx: Ctx) {

@@ -140,7 +140,7 @@ pub(crate) async fn with_status(
 ) -> Result<Vec<(Device, Option<DeviceState>, Vec<Binding>)>, switchboard_storage::StoreError> {
     let (devices, states, bindings) = tokio::try_join!(
         store.list_devices(Some(service_id)),
-        store.device_states(),
+        store.service_device_states(service_id),
         store.bindings_for_service(service_id)
     )?;
     let mut states: std::collections::HashMap<i64, DeviceState> =
@@ -160,8 +160,6 @@ pub(crate) async fn with_status(
 
 /// A device with its current state and bindings.
 async fn view(store: &dyn Store, device: Device) -> Result<DeviceView, ApiError> {
-    let states = store.device_states().await?;
-    let state = states.iter().find(|st| st.device_id == device.id);
-    let bindings = store.bindings_for_device(device.id).await?;
-    Ok(DeviceView::new(device, state, bindings))
+    let (state, bindings) = tokio::try_join!(store.device_state(device.id), store.bindings_for_device(device.id))?;
+    Ok(DeviceView::new(device, state.as_ref(), bindings))
 }
