@@ -677,8 +677,7 @@ impl Engine {
             return Vec::new();
         }
         let id = dev.device.id;
-        let keys: Vec<String> = self.registrar.bindings(id).iter().map(|b| b.key.clone()).collect();
-        let local: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let local: Vec<&str> = self.registrar.bindings(id).iter().map(|b| b.key.as_str()).collect();
         let nodes = self.cluster.nodes_holding(id, &local, now);
         nodes
             .into_iter()
@@ -712,9 +711,7 @@ impl Engine {
         if self.node_full() {
             return self.refuse_node_full(key, &msg, now);
         }
-        let display =
-            ess.from.display.as_deref().map(|d| format!("\"{}\" ", d.replace(['"', '\\'], ""))).unwrap_or_default();
-        let from = format!("{display}<{}>", ess.from.uri);
+        let from = name_addr(ess.from.display.as_deref(), &ess.from.uri);
         let to = format!("<sip:{}@{}>", relay.number, self.settings.domain);
         let ring = self.local_targets(&dev, &relay.number, &to, &from);
         if ring.is_empty() {
@@ -1238,9 +1235,14 @@ fn presented(display: Option<&str>, user: &str, withheld: bool, domain: &str) ->
         return "\"Anonymous\" <sip:anonymous@anonymous.invalid>".into();
     }
     let safe: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || "+-.*#".contains(*c)).collect();
+    name_addr(display, &format!("sip:{safe}@{domain}"))
+}
+
+/// A From value for `uri` with a display name, stripped of what could break out of its quotes.
+fn name_addr(display: Option<&str>, uri: &str) -> String {
     match display.map(|d| d.replace(['"', '\\'], "")) {
-        Some(d) if !d.is_empty() => format!("\"{d}\" <sip:{safe}@{domain}>"),
-        _ => format!("<sip:{safe}@{domain}>"),
+        Some(d) if !d.is_empty() => format!("\"{d}\" <{uri}>"),
+        _ => format!("<{uri}>"),
     }
 }
 

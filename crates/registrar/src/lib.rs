@@ -185,33 +185,35 @@ impl Registrar {
     /// Removes the bindings of `device_id` that `keep` refuses, reporting each removal and the device offline if
     /// none is left (a device set to TLS only loses its bindings over UDP and TCP).
     pub fn retain_bindings(&mut self, device_id: i64, now: Millis, keep: impl Fn(&Binding) -> bool) {
-        let Some(dev) = self.devices.get_mut(&device_id) else { return };
-        let (kept, gone): (Vec<Binding>, Vec<Binding>) =
-            std::mem::take(&mut dev.bindings).into_iter().partition(|b| keep(b));
-        dev.bindings = kept;
+        let gone = self.take_bindings(device_id, |b| !keep(b));
         if gone.is_empty() {
             return;
         }
         for b in gone {
-            self.drop_deadlines(device_id, &b);
             self.outputs.push(Output::Remove { device_id, contact: b.contact });
         }
         self.update_online(device_id, now, OfflineReason::Unregistered);
+    }
+
+    /// Takes the bindings of `device_id` that `take` picks out, with their deadlines, and reports nothing.
+    fn take_bindings(&mut self, device_id: i64, take: impl Fn(&Binding) -> bool) -> Vec<Binding> {
+        let Some(dev) = self.devices.get_mut(&device_id) else { return Vec::new() };
+        let (gone, kept): (Vec<Binding>, Vec<Binding>) =
+            std::mem::take(&mut dev.bindings).into_iter().partition(|b| take(b));
+        dev.bindings = kept;
+        for b in &gone {
+            self.drop_deadlines(device_id, b);
+        }
+        gone
     }
 
     /// Drops a binding that moved to another node (the device registered there since, with the same contact), if
     /// it is older than `newer_than`. Nothing is reported: the row is the other node's now, and so is the device's
     /// liveness. Returns whether a binding was dropped.
     pub fn forget(&mut self, device_id: i64, key: &str, newer_than: Millis) -> bool {
-        let Some(dev) = self.devices.get_mut(&device_id) else { return false };
-        let (gone, kept): (Vec<Binding>, Vec<Binding>) =
-            std::mem::take(&mut dev.bindings).into_iter().partition(|b| b.key == key && b.updated_at < newer_than);
-        dev.bindings = kept;
-        if dev.bindings.is_empty() {
+        let gone = self.take_bindings(device_id, |b| b.key == key && b.updated_at < newer_than);
+        if self.devices.get(&device_id).is_some_and(|d| d.bindings.is_empty()) {
             self.devices.remove(&device_id);
-        }
-        for b in &gone {
-            self.drop_deadlines(device_id, b);
         }
         !gone.is_empty()
     }

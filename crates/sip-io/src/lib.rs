@@ -232,6 +232,12 @@ impl Transport {
         }
     }
 
+    /// Forgets a stream flow that ended (unless `addr` has since been taken by a newer flow).
+    fn drop_flow(&self, id: FlowId, addr: SocketAddr) {
+        self.flows.remove(&id);
+        self.flow_by_addr.remove_if(&addr, |_, v| *v == id);
+    }
+
     /// The open stream flow from `addr`, if any.
     pub fn flow_for(&self, addr: SocketAddr) -> Option<FlowId> {
         self.flow_by_addr.get(&addr).map(|f| *f).filter(|f| self.flows.contains_key(f))

@@ -156,7 +156,6 @@ pub(crate) async fn run_flow<S>(
             }
         }
     }
-    t.flows.remove(&id);
-    t.flow_by_addr.remove_if(&addr, |_, v| *v == id);
+    t.drop_flow(id, addr);
     let _ = wr.shutdown().await;
 }

@@ -159,17 +159,12 @@ pub(crate) async fn accept_loop(t: Arc<Transport>, listener: TcpListener, proto:
             drop(permit);
             let stream = match done {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
+                failed => {
                     if let Some(tls) = t2.tls.as_ref() {
                         tls.failed.fetch_add(1, Ordering::Relaxed);
                     }
-                    return tracing::debug!(%addr, error = %e, proto = proto.as_str(), "handshake failed");
-                }
-                Err(_) => {
-                    if let Some(tls) = t2.tls.as_ref() {
-                        tls.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return tracing::debug!(%addr, proto = proto.as_str(), "handshake timed out");
+                    let why = failed.map_or_else(|_| "timed out".to_owned(), |r| r.err().unwrap_or_default());
+                    return tracing::debug!(%addr, error = %why, proto = proto.as_str(), "handshake failed");
                 }
             };
             let (id, rx) = crate::tcp::register_flow(&t2, addr);

@@ -93,8 +93,7 @@ pub(crate) async fn run_flow(
             }
         }
     }
-    t.flows.remove(&id);
-    t.flow_by_addr.remove_if(&addr, |_, v| *v == id);
+    t.drop_flow(id, addr);
     let _ = sink.close().await;
 }
 

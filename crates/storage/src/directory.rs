@@ -125,36 +125,33 @@ impl SqlStore {
     }
 
     pub(crate) async fn update_service(&self, id: i64, mode: ServiceMode, region: Option<&str>) -> Result<Service> {
-        let now = now_ms();
-        with_pool!(self, pool => {
-            let mut tx = pool.begin_logged().await?;
-            let row: Option<ServiceRow> = sqlx::query_as(concat!(
-                "UPDATE services SET mode = $2, region = $3 WHERE id = $1 RETURNING ",
-                service_columns!()
-            ))
-            .bind(id)
-            .bind(mode.as_str())
-            .bind(region)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let service = row
-                .ok_or_else(|| StoreError::NotFound { entity: "service", key: id.to_string() })
-                .and_then(Service::try_from)?;
-            log_change!(tx, Entity::Service, service.id, now);
-            tx.commit().await?;
-            Ok(service)
-        })
+        self.change_service(id, Some(mode), Some(region), None).await
     }
 
     pub(crate) async fn set_service_require_tls(&self, id: i64, require_tls: bool) -> Result<Service> {
+        self.change_service(id, None, None, Some(require_tls)).await
+    }
+
+    /// Changes what is given (`None` keeps it; `region: Some(None)` clears it), logged for the daemons.
+    async fn change_service(
+        &self,
+        id: i64,
+        mode: Option<ServiceMode>,
+        region: Option<Option<&str>>,
+        require_tls: Option<bool>,
+    ) -> Result<Service> {
         let now = now_ms();
         with_pool!(self, pool => {
             let mut tx = pool.begin_logged().await?;
             let row: Option<ServiceRow> = sqlx::query_as(concat!(
-                "UPDATE services SET require_tls = $2 WHERE id = $1 RETURNING ",
+                "UPDATE services SET mode = COALESCE($2, mode), region = CASE WHEN $3 THEN $4 ELSE region END, \
+                 require_tls = COALESCE($5, require_tls) WHERE id = $1 RETURNING ",
                 service_columns!()
             ))
             .bind(id)
+            .bind(mode.map(ServiceMode::as_str))
+            .bind(region.is_some())
+            .bind(region.flatten())
             .bind(require_tls)
             .fetch_optional(&mut *tx)
             .await?;

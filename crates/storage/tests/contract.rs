@@ -1961,6 +1961,12 @@ async fn portal_logins_sessions_and_links(ctx: Ctx) {
     assert_eq!(s.service(svc).await.unwrap(), Some(changed));
     assert!(s.changes_since(0, 1000).await.unwrap().iter().any(|c| c.entity == Entity::Service && c.entity_id == svc));
     assert_not_found(s.update_service(svc + 100, ServiceMode::Trunk, None).await, "service", &(svc + 100).to_string());
+    // A region cleared; whether TLS is required is left as it is by a mode or region change, and the other way.
+    s.set_service_require_tls(svc, true).await.unwrap();
+    let cleared = s.update_service(svc, ServiceMode::Trunk, None).await.unwrap();
+    assert_eq!((cleared.mode, cleared.region.as_deref(), cleared.require_tls), (ServiceMode::Trunk, None, true));
+    let lifted = s.set_service_require_tls(svc, false).await.unwrap();
+    assert_eq!((lifted.mode, lifted.region.as_deref(), lifted.require_tls), (ServiceMode::Trunk, None, false));
     let linked = s.link_login(login.id, Some(acme.id)).await.unwrap();
     assert_eq!(linked.customer_id, Some(acme.id));
     assert_not_found(s.link_login(login.id + 100, None).await, "login", &(login.id + 100).to_string());

@@ -13,9 +13,34 @@ type WsStream = tokio_tungstenite::tungstenite::WebSocket<TlsStream>;
 
 enum Conn {
     Udp(UdpSocket),
-    Tcp(TcpStream, StreamFramer),
-    Tls(Box<TlsStream>, StreamFramer),
+    /// TCP or TLS: a byte stream cut into messages by the framer.
+    Stream(Box<dyn ByteStream>, StreamFramer),
     Wss(Box<WsStream>),
+}
+
+/// A connection carrying SIP as a byte stream.
+trait ByteStream: Read + Write + Send {
+    /// The transport's name in Via.
+    fn transport(&self) -> &'static str;
+    fn set_read_timeout(&self, d: Duration) -> std::io::Result<()>;
+}
+
+impl ByteStream for TcpStream {
+    fn transport(&self) -> &'static str {
+        "TCP"
+    }
+    fn set_read_timeout(&self, d: Duration) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, Some(d))
+    }
+}
+
+impl ByteStream for TlsStream {
+    fn transport(&self) -> &'static str {
+        "TLS"
+    }
+    fn set_read_timeout(&self, d: Duration) -> std::io::Result<()> {
+        self.sock.set_read_timeout(Some(d))
+    }
 }
 
 /// A TLS connection to `server` trusting only the PEM certificate at `ca`, asking for `server_name`; the
@@ -86,7 +111,7 @@ impl SipClient {
     pub fn tcp(server: SocketAddr) -> Self {
         let s = TcpStream::connect(server).expect("connect tcp");
         let local = s.local_addr().expect("local addr");
-        Self::new(Conn::Tcp(s, StreamFramer::new(Limits::default())), server, local)
+        Self::new(Conn::Stream(Box::new(s), StreamFramer::new(Limits::default())), server, local)
     }
 
     /// A TLS client trusting only the PEM certificate at `ca` (a test's self-signed one), asking for
@@ -94,7 +119,7 @@ impl SipClient {
     pub fn tls(server: SocketAddr, ca: &std::path::Path, server_name: &str) -> Self {
         let stream = Box::new(tls_stream(server, ca, server_name));
         let local = stream.sock.local_addr().expect("local addr");
-        Self::new(Conn::Tls(stream, StreamFramer::new(Limits::default())), server, local)
+        Self::new(Conn::Stream(stream, StreamFramer::new(Limits::default())), server, local)
     }
 
     /// A secure WebSocket client (RFC 7118) asking for `protocol` (`Some("sip")`, as a SIP client must), over
@@ -125,14 +150,6 @@ impl SipClient {
         }
     }
 
-    /// The certificate the server presented (DER), over TLS.
-    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
-        match &self.conn {
-            Conn::Tls(s, _) => s.conn.peer_certificates()?.first().map(|c| c.to_vec()),
-            _ => None,
-        }
-    }
-
     fn new(conn: Conn, server: SocketAddr, local: SocketAddr) -> Self {
         SipClient {
             conn,
@@ -152,19 +169,18 @@ impl SipClient {
     }
 
     fn transport(&self) -> &'static str {
-        match self.conn {
+        match &self.conn {
             Conn::Udp(_) => "UDP",
-            Conn::Tcp(..) => "TCP",
-            Conn::Tls(..) => "TLS",
+            Conn::Stream(s, _) => s.transport(),
             Conn::Wss(..) => "WSS",
         }
     }
 
     /// The default Contact URI for this client.
     pub fn contact(&self, user: &str) -> String {
-        match self.conn {
-            Conn::Tls(..) => format!("sip:{user}@{};transport=tls", self.local),
-            Conn::Wss(..) => format!("sip:{user}@{};transport=ws", self.local),
+        match self.transport() {
+            "TLS" => format!("sip:{user}@{};transport=tls", self.local),
+            "WSS" => format!("sip:{user}@{};transport=ws", self.local),
             _ => format!("sip:{user}@{}", self.local),
         }
     }
@@ -201,10 +217,9 @@ impl SipClient {
             Conn::Udp(s) => {
                 s.send_to(bytes, self.server).expect("udp send");
             }
-            Conn::Tcp(s, _) => s.write_all(bytes).expect("tcp send"),
-            Conn::Tls(s, _) => {
-                s.write_all(bytes).expect("tls send");
-                s.flush().expect("tls flush");
+            Conn::Stream(s, _) => {
+                s.write_all(bytes).expect("stream send");
+                s.flush().expect("stream flush");
             }
             Conn::Wss(ws) => {
                 let text = String::from_utf8(bytes.to_vec()).expect("SIP as text");
@@ -270,14 +285,14 @@ impl SipClient {
                         return Some(m);
                     }
                 }
-                Conn::Tcp(s, framer) => {
+                Conn::Stream(s, framer) => {
                     if let Some(f) = framer.next_frame() {
                         if let Ok(switchboard_sip_core::Frame::Message(m)) = f {
                             return Some(m);
                         }
                         continue;
                     }
-                    s.set_read_timeout(Some(left)).ok()?;
+                    s.set_read_timeout(left).ok()?;
                     match s.read(&mut buf) {
                         Ok(0) | Err(_) => return None,
                         Ok(n) => framer.push(&buf[..n]),
@@ -293,19 +308,6 @@ impl SipClient {
                         }
                         Ok(_) => {}
                         Err(_) => return None,
-                    }
-                }
-                Conn::Tls(s, framer) => {
-                    if let Some(f) = framer.next_frame() {
-                        if let Ok(switchboard_sip_core::Frame::Message(m)) = f {
-                            return Some(m);
-                        }
-                        continue;
-                    }
-                    s.sock.set_read_timeout(Some(left)).ok()?;
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return None,
-                        Ok(n) => framer.push(&buf[..n]),
                     }
                 }
             }
